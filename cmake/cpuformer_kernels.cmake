@@ -1,0 +1,14 @@
+# cpuformer_add_isa_kernels(<target> <isa> <flags>)
+# Compiles every csrc/kernels/*.cc once for one ISA. The ISA name becomes the C++ namespace
+# (cpuformer::kernels::<isa>), so inline helpers built with AVX flags never merge with generic
+# ones at link time.
+function(cpuformer_add_isa_kernels target isa flags)
+  file(GLOB kernel_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/csrc/kernels/*.cc)
+  add_library(${target} OBJECT ${kernel_sources})
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc)
+  string(TOUPPER ${isa} isa_upper)
+  target_compile_definitions(${target} PRIVATE
+    CPUFORMER_KERNEL_ISA=${isa} CPUFORMER_KERNEL_ISA_${isa_upper}=1)
+  target_compile_options(${target} PRIVATE -O3 -fno-math-errno -ffp-contract=fast ${flags})
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endfunction()

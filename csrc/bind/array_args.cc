@@ -1,0 +1,88 @@
+// array_args.cc — argument checks shared by every binding.
+#include "bind/array_args.h"
+
+#include <sstream>
+
+namespace cpuformer::bind {
+
+std::string shape_str(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+static std::string type_name(const py::handle& obj) { return py::str(py::type::of(obj).attr("__name__")); }
+
+FloatArray float_input(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must have dtype float32, got " +
+                         std::string(py::str(arr.dtype())) + " (convert with .astype(np.float32))");
+  return FloatArray::ensure(arr);  // no-op when already C-contiguous, otherwise one copy
+}
+
+FloatArray float_input(const py::handle& obj, const char* name, int min_rank, int max_rank, int64_t last_dim,
+                       const char* expected) {
+  FloatArray arr = float_input(obj, name);
+  if (arr.ndim() < min_rank || arr.ndim() > max_rank || (last_dim >= 0 && arr.shape(arr.ndim() - 1) != last_dim))
+    throw py::value_error(std::string(name) + " must have shape " + expected + ", got " + shape_str(arr));
+  return arr;
+}
+
+FloatArray float_output(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must have dtype float32, got " + std::string(py::str(arr.dtype())));
+  if (!(arr.flags() & py::array::c_style) || !arr.writeable())
+    throw py::value_error(std::string(name) + " must be a writable C-contiguous array");
+  bool same = static_cast<size_t>(arr.ndim()) == shape.size();
+  for (size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(static_cast<py::ssize_t>(i)) == shape[i];
+  if (!same) {
+    std::ostringstream want;
+    want << "(";
+    for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
+    want << (shape.size() == 1 ? ",)" : ")");
+    throw py::value_error(std::string(name) + " must have shape " + want.str() + ", got " + shape_str(arr));
+  }
+  return py::reinterpret_borrow<FloatArray>(arr);
+}
+
+Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, const char* what) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of integers, got " + type_name(obj));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(std::string(name) + " must have an integer dtype, got " + std::string(py::str(arr.dtype())));
+  Int64Array ids = Int64Array::ensure(arr.attr("astype")(py::dtype::of<int64_t>(), py::arg("copy") = false));
+  const int64_t* p = ids.data();
+  for (py::ssize_t i = 0; i < ids.size(); ++i) {
+    if (p[i] < 0 || p[i] >= limit) {
+      std::ostringstream s;
+      s << name << " contains " << p[i] << " at flat index " << i << ", out of range for " << what << " (expected 0 <= id < "
+        << limit << ")";
+      throw py::value_error(s.str());
+    }
+  }
+  return ids;
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  auto lo_a = reinterpret_cast<uintptr_t>(a.data()), lo_b = reinterpret_cast<uintptr_t>(b.data());
+  auto hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());
+  return a.nbytes() > 0 && b.nbytes() > 0 && lo_a < hi_b && lo_b < hi_a;
+}
+
+int64_t leading_rows(const py::array& a) {
+  int64_t rows = 1;
+  for (py::ssize_t i = 0; i + 1 < a.ndim(); ++i) rows *= a.shape(i);
+  return rows;
+}
+
+}  // namespace cpuformer::bind

@@ -1,0 +1,150 @@
+// bind_linear.cc — PackedLinear (weights packed once, fused bias/activation/residual) and one-shot linear().
+#include <memory>
+#include <optional>
+
+#include "bind/array_args.h"
+#include "bind/bindings.h"
+#include "cpu/dispatch.h"
+#include "ops/elementwise.h"
+#include "ops/gemm.h"
+#include "ops/packed_matrix.h"
+
+namespace cpuformer::bind {
+namespace {
+
+struct PackedLinear {
+  std::shared_ptr<const PackedMatrix> packed;
+  kernels::Activation activation;
+  std::string activation_name;
+};
+
+WeightLayout parse_layout(const std::string& layout) {
+  if (layout == "out_in") return WeightLayout::out_in;
+  if (layout == "in_out") return WeightLayout::in_out;
+  throw py::value_error("layout must be 'out_in' (nn.Linear, [out, in]) or 'in_out' (Conv1D, [in, out]); got '" +
+                        layout + "'");
+}
+
+PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& bias_obj, const std::string& activation,
+                                const std::string& layout_name) {
+  const WeightLayout layout = parse_layout(layout_name);
+  FloatArray weight = float_input(weight_obj, "weight", 2, 2, -1, "(out_features, in_features)");
+  const int64_t n = layout == WeightLayout::out_in ? weight.shape(0) : weight.shape(1);
+  const int64_t k = layout == WeightLayout::out_in ? weight.shape(1) : weight.shape(0);
+  if (n == 0) throw py::value_error("weight has 0 output features, got shape " + shape_str(weight));
+  std::optional<FloatArray> bias;
+  if (!bias_obj.is_none()) {
+    bias = float_input(bias_obj, "bias");
+    if (bias->ndim() != 1 || bias->shape(0) != n)
+      throw py::value_error("bias must have shape (" + std::to_string(n) + ",) to match weight " + shape_str(weight) +
+                            ", got " + shape_str(*bias));
+  }
+  PackedLinear lin;
+  lin.activation = parse_activation(activation);
+  lin.activation_name = activation;
+  const float* w = weight.data();
+  const float* b = bias ? bias->data() : nullptr;
+  const kernels::KernelTable& kt = kernels_for_active_isa();
+  {
+    py::gil_scoped_release release;
+    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt);
+  }
+  return lin;
+}
+
+py::array run_linear(const PackedMatrix& pm, kernels::Activation act, const py::handle& x_obj,
+                     const py::handle& residual_obj, const py::handle& out_obj) {
+  const std::string expected = "(..., " + std::to_string(pm.k()) + ")";
+  FloatArray x = float_input(x_obj, "x", 1, 32, pm.k(), expected.c_str());
+  std::vector<py::ssize_t> out_shape(x.shape(), x.shape() + x.ndim());
+  out_shape.back() = pm.n();
+  const int64_t m = leading_rows(x);
+
+  std::optional<FloatArray> residual;
+  if (!residual_obj.is_none()) {
+    residual = float_input(residual_obj, "residual");
+    bool same = residual->ndim() == x.ndim();
+    for (py::ssize_t i = 0; same && i < x.ndim(); ++i) same = residual->shape(i) == out_shape[i];
+    if (!same) {
+      py::array probe = py::array_t<float>(out_shape);
+      throw py::value_error("residual must have the output's shape " + shape_str(probe) + ", got " +
+                            shape_str(*residual));
+    }
+  }
+  FloatArray out = out_obj.is_none() ? FloatArray(out_shape) : float_output(out_obj, "out", out_shape);
+  if (overlaps(out, x)) throw py::value_error("out must not share memory with x");
+  // Partial sums land in out before the last K block reads the residual, so they may not alias either.
+  if (residual && overlaps(out, *residual)) throw py::value_error("out must not share memory with residual");
+
+  const float* xp = x.data();
+  const float* rp = residual ? residual->data() : nullptr;
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    gemm_packed(xp, m, pm.k(), pm, op, pm.n(), act, rp, pm.n());
+  }
+  return std::move(out);
+}
+
+}  // namespace
+
+void bind_linear(py::module_& m) {
+  py::class_<PackedLinear>(m, "PackedLinear", R"doc(
+A linear layer y = act(x @ W.T + b) + residual whose weight is packed once into SIMD panels.
+
+weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
+as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
+activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.)doc")
+      .def(py::init(&make_packed_linear), py::arg("weight"), py::arg("bias") = py::none(),
+           py::arg("activation") = "none", py::arg("layout") = "out_in")
+      .def(
+          "__call__",
+          [](const PackedLinear& self, const py::handle& x, const py::handle& residual, const py::handle& out,
+             const py::handle& activation) {
+            kernels::Activation act =
+                activation.is_none() ? self.activation : parse_activation(activation.cast<std::string>());
+            return run_linear(*self.packed, act, x, residual, out);
+          },
+          py::arg("x"), py::kw_only(), py::arg("residual") = py::none(), py::arg("out") = py::none(),
+          py::arg("activation") = py::none(),
+          "x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after "
+          "the activation. out: optional preallocated C-contiguous result. Releases the GIL.")
+      .def_property_readonly("in_features", [](const PackedLinear& s) { return s.packed->k(); })
+      .def_property_readonly("out_features", [](const PackedLinear& s) { return s.packed->n(); })
+      .def_property_readonly("activation", [](const PackedLinear& s) { return s.activation_name; })
+      .def_property_readonly("isa", [](const PackedLinear& s) { return std::string(s.packed->kernels().isa_name); })
+      .def_property_readonly("has_bias", [](const PackedLinear& s) { return s.packed->has_bias(); })
+      .def_property_readonly(
+          "weight",
+          [](const PackedLinear& s) {
+            FloatArray w({s.packed->n(), s.packed->k()});
+            s.packed->unpack_out_in(w.mutable_data());
+            return w;
+          },
+          "The weight unpacked to [out_features, in_features] (a copy).")
+      .def_property_readonly("bias", [](const PackedLinear& s) -> py::object {
+        if (!s.packed->has_bias()) return py::none();
+        FloatArray b({s.packed->n()});
+        s.packed->unpack_bias(b.mutable_data());
+        return std::move(b);
+      })
+      .def("__repr__", [](const PackedLinear& s) {
+        return "PackedLinear(in_features=" + std::to_string(s.packed->k()) + ", out_features=" +
+               std::to_string(s.packed->n()) + ", bias=" + (s.packed->has_bias() ? "True" : "False") +
+               ", activation='" + s.activation_name + "', isa='" + s.packed->kernels().isa_name + "')";
+      });
+
+  m.def(
+      "linear",
+      [](const py::handle& x, const py::handle& weight, const py::handle& bias, const std::string& activation,
+         const py::handle& residual) {
+        PackedLinear lin = make_packed_linear(weight, bias, activation, "out_in");
+        return run_linear(*lin.packed, lin.activation, x, residual, py::none());
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
+      py::arg("residual") = py::none(),
+      "One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for "
+      "repeated calls.");
+}
+
+}  // namespace cpuformer::bind

@@ -1,0 +1,22 @@
+// gemm_kernels.h — register-blocked GEMM micro-kernel and its tile shape for the ISA being compiled.
+#pragma once
+#include "kernels/kernel_table.h"
+#include "kernels/simd.h"
+
+namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
+
+// Tile of C held in registers: MR rows x NR columns, NR = two vectors. AVX2: 6x16 uses 12 of 16 ymm for
+// accumulators; AVX-512: 12x32 uses 24 of 32 zmm; generic: 4x8.
+#if defined(CPUFORMER_KERNEL_ISA_AVX512)
+inline constexpr int kGemmMR = 12;
+#elif defined(CPUFORMER_KERNEL_ISA_AVX2)
+inline constexpr int kGemmMR = 6;
+#else
+inline constexpr int kGemmMR = 4;
+#endif
+inline constexpr int kGemmNR = 2 * Vec::width;
+
+void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t lda, const float* b_panel, float* c,
+                  int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+
+}  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -1,0 +1,78 @@
+// gemm.cc — the BLIS loops around the micro-kernel. B is packed at load time, so per call we only tile:
+// a task is an (MC rows) x (NC columns) block of C; inside it, K is blocked by KC so the A block stays in L2
+// while each NR-wide B micro-panel (KC x NR) stays in L1 across the MC/MR micro-tiles that reuse it.
+#include "ops/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "ops/threading.h"
+
+namespace cpuformer {
+namespace {
+
+constexpr int64_t kKC = 256;          // K block: KC x NR floats of B = 16 KiB (AVX2) in L1
+constexpr int64_t kMCRows = 72;       // about MC rows of A (rounded to MR): MC x KC x 4 B ~ 72 KiB in L2
+constexpr int64_t kPanelsPerTask = 16;
+
+struct Tiling {
+  int64_t mc, panels_per_task, m_tasks, n_tasks;
+};
+
+Tiling choose_tiling(int64_t m, int64_t num_panels, int mr, int threads) {
+  Tiling t;
+  t.mc = std::max<int64_t>(mr, kMCRows / mr * mr);
+  t.m_tasks = (m + t.mc - 1) / t.mc;
+  t.panels_per_task = std::min<int64_t>(kPanelsPerTask, num_panels);
+  // Few row blocks (decode, small batches): split columns finer so every thread gets equal work.
+  const int64_t wanted_tasks = 4 * threads;
+  if (t.m_tasks * ((num_panels + t.panels_per_task - 1) / t.panels_per_task) < wanted_tasks) {
+    int64_t n_split = std::min<int64_t>(num_panels, (wanted_tasks + t.m_tasks - 1) / t.m_tasks);
+    t.panels_per_task = (num_panels + n_split - 1) / n_split;
+  }
+  t.n_tasks = (num_panels + t.panels_per_task - 1) / t.panels_per_task;
+  return t;
+}
+
+}  // namespace
+
+void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
+                 kernels::Activation activation, const float* residual, int64_t ldr) {
+  if (m == 0 || b.n() == 0) return;
+  const kernels::KernelTable& kt = b.kernels();
+  const int mr = kt.gemm_mr, nr = b.nr();
+  const int64_t k = b.k(), n = b.n(), num_panels = b.num_panels();
+  const int threads = threads_for_work(2.0 * m * n * std::max<int64_t>(k, 1));
+  const Tiling t = choose_tiling(m, num_panels, mr, threads);
+  const int64_t tasks = t.m_tasks * t.n_tasks;
+
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t task = 0; task < tasks; ++task) {
+    // Row blocks vary fastest so neighbouring tasks (often on one thread) share the same B columns.
+    const int64_t i0 = (task % t.m_tasks) * t.mc;
+    const int64_t p0 = (task / t.m_tasks) * t.panels_per_task;
+    const int64_t i_end = std::min(m, i0 + t.mc);
+    const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
+    // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
+    int64_t k0 = 0;
+    do {
+      const int64_t kc = std::min(kKC, k - k0);
+      const bool first = k0 == 0, last = k0 + kc == k;
+      for (int64_t p = p0; p < p_end; ++p) {
+        const float* bp = b.panel(p) + k0 * nr;
+        const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
+        kernels::GemmEpilogue ep{b.panel_bias(p), activation, nullptr, ldr};
+        for (int64_t i = i0; i < i_end; i += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, i_end - i));
+          ep.residual = residual ? residual + i * ldr + p * nr : nullptr;
+          kt.gemm_ukernel(rows, cols, kc, a + i * lda + k0, lda, bp, c + i * ldc + p * nr, ldc, !first,
+                          last ? &ep : nullptr);
+        }
+      }
+      k0 += kc;
+    } while (k0 < k);
+  }
+}
+
+}  // namespace cpuformer

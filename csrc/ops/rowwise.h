@@ -1,0 +1,23 @@
+// rowwise.h — runs a per-row kernel over `rows` rows of `cols` floats, in parallel when it pays.
+#pragma once
+#include <omp.h>
+
+#include <cstdint>
+
+#include "ops/threading.h"
+
+namespace cpuformer {
+
+// fn(row) is called once for each row in [0, rows); `flops_per_row` sizes the thread count.
+template <class Fn>
+void for_each_row(int64_t rows, double flops_per_row, Fn fn) {
+  const int threads = threads_for_work(flops_per_row * static_cast<double>(rows));
+  if (threads <= 1) {
+    for (int64_t r = 0; r < rows; ++r) fn(r);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) fn(r);
+}
+
+}  // namespace cpuformer

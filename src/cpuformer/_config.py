@@ -1,0 +1,36 @@
+"""show_config(): what this build runs on, in the spirit of scikit-learn's show_versions()."""
+from __future__ import annotations
+
+import platform
+import sys
+
+from . import _core
+
+
+def config() -> dict:
+    """The configuration as a dict: version, ISA chosen and available, OpenMP runtime, threads."""
+    info = {"version": _core.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    info.update(_core._config())
+    return info
+
+
+def show_config(file=None) -> None:
+    """Print version, CPU, ISA chosen and available, the CPUFORMER_ISA cap, OpenMP runtime and threads."""
+    info = config()
+    out = file or sys.stdout
+    lines = [
+        f"cpuformer {info['version']}",
+        f"  python:        {info['python']} ({info['platform']})",
+        f"  cpu:           {info['cpu'].strip() or 'unknown'}",
+        f"  isa:           {info['isa']} (gemm tile {info['gemm_tile']})",
+        f"  isa supported: {', '.join(info['isa_supported'])}",
+        f"  isa allowed:   up to {info['isa_max_allowed']}"
+        + (f" (CPUFORMER_ISA={info['CPUFORMER_ISA']})" if info["CPUFORMER_ISA"] else ""),
+        f"  openmp:        {info['openmp']}",
+        f"  threads:       {info['num_threads']}",
+    ]
+    if not info["CPUFORMER_ISA_valid"]:
+        lines.append(
+            f"  warning:       CPUFORMER_ISA={info['CPUFORMER_ISA']!r} is not one of generic, avx2, avx512; ignored"
+        )
+    print("\n".join(lines), file=out)

@@ -10,4 +10,8 @@ if [ ! -f "$root/build/dev/build.ninja" ]; then
     -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" -DSKBUILD_PROJECT_VERSION=0.1.0.dev0 >/dev/null
 fi
 cmake --build "$root/build/dev" -j2
-cp "$root"/build/dev/_core*.so "$root/src/cpuformer/"
+# Copy then rename: a test run still holding the old module keeps its inode instead of crashing.
+for so in "$root"/build/dev/_core*.so; do
+  cp "$so" "$root/src/cpuformer/.$(basename "$so").tmp"
+  mv -f "$root/src/cpuformer/.$(basename "$so").tmp" "$root/src/cpuformer/$(basename "$so")"
+done

@@ -13,7 +13,11 @@ std::string shape_str(const py::array& a) {
   return s.str();
 }
 
-static std::string type_name(const py::handle& obj) { return py::str(py::type::of(obj).attr("__name__")); }
+static std::string type_name(const py::handle& obj) {
+  py::handle type = py::type::of(obj);
+  std::string module = py::str(type.attr("__module__")), name = py::str(type.attr("__qualname__"));
+  return module == "builtins" ? name : module + "." + name;
+}
 
 FloatArray float_input(const py::handle& obj, const char* name) {
   if (!py::isinstance<py::array>(obj))

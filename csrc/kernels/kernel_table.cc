@@ -1,4 +1,5 @@
 // kernel_table.cc — fills this ISA's KernelTable; compiled once per ISA like every kernel file.
+// Entries are assigned by name so adding a kernel never depends on the order of the struct's fields.
 #include "kernels/kernel_table.h"
 
 #include "kernels/elementwise_kernels.h"
@@ -9,20 +10,24 @@ namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
 #define CPUFORMER_STRINGIFY_INNER(x) #x
 #define CPUFORMER_STRINGIFY(x) CPUFORMER_STRINGIFY_INNER(x)
 
+static KernelTable make_table() {
+  KernelTable t{};
+  t.isa_name = CPUFORMER_STRINGIFY(CPUFORMER_KERNEL_ISA);
+  t.gemm_mr = kGemmMR;
+  t.gemm_nr = kGemmNR;
+  t.gemm_ukernel = &gemm_ukernel;
+  t.activation = &activation;
+  t.layer_norm_row = &layer_norm_row;
+  t.softmax_row = &softmax_row;
+  t.add_inplace = &add_inplace;
+  t.scale_inplace = &scale_inplace;
+  t.dot = &dot;
+  t.axpy = &axpy;
+  return t;
+}
+
 const KernelTable& kernel_table() {
-  static const KernelTable table = {
-      CPUFORMER_STRINGIFY(CPUFORMER_KERNEL_ISA),
-      kGemmMR,
-      kGemmNR,
-      &gemm_ukernel,
-      &activation,
-      &layer_norm_row,
-      &softmax_row,
-      &add_inplace,
-      &scale_inplace,
-      &dot,
-      &axpy,
-  };
+  static const KernelTable table = make_table();
   return table;
 }
 

@@ -5,6 +5,6 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 """
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
-from . import ops
+from . import io, ops
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config", "ops"]

@@ -1,0 +1,92 @@
+"""gelu / activation / layer_norm / softmax against float64 numpy references, on every ISA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import reference as ref
+from cpuformer import ops
+
+SIZES = [1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 65, 384, 1000]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(isa, n, approximate):
+    x = np.linspace(-12, 12, n * 3, dtype=np.float32).reshape(3, n)
+    ref.assert_close(ops.gelu(x, approximate=approximate), ref.gelu(x, approximate), "gelu")
+
+
+def test_gelu_extremes(isa):
+    x = np.array([-1e4, -100, -30, -9, -5, -1e-3, 0, 1e-30, 1e-3, 5, 9, 30, 100, 1e4], np.float32)
+    for approximate in ["none", "tanh"]:
+        y = ops.gelu(x, approximate=approximate)
+        assert np.all(np.isfinite(y))
+        ref.assert_close(y, ref.gelu(x, approximate), "gelu")
+
+
+@pytest.mark.parametrize("name", ["none", "gelu", "gelu_tanh", "relu"])
+def test_activation(isa, name):
+    x = np.random.default_rng(0).standard_normal((5, 77)).astype(np.float32) * 4
+    ref.assert_close(ops.activation(x, name), ref.ACTIVATIONS[name](x), "gelu")
+
+
+@pytest.mark.parametrize("cols", SIZES)
+def test_layer_norm(isa, cols):
+    rng = np.random.default_rng(cols)
+    x = (rng.standard_normal((4, 3, cols)) * 3 + 5).astype(np.float32)  # offset mean checks the two-pass variance
+    w, b = rng.standard_normal(cols).astype(np.float32), rng.standard_normal(cols).astype(np.float32)
+    ref.assert_close(ops.layer_norm(x, w, b, eps=1e-12), ref.layer_norm(x, w, b, 1e-12), "layer_norm", scale=4)
+
+
+@pytest.mark.parametrize("cols", SIZES)
+def test_softmax(isa, cols):
+    x = (np.random.default_rng(cols).standard_normal((6, cols)) * 10).astype(np.float32)
+    y = ops.softmax(x)
+    ref.assert_close(y, ref.softmax(x), "softmax")
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_softmax_masked_rows(isa):
+    x = np.array([[-np.inf] * 5, [0.0, -np.inf, 1.0, -np.inf, 2.0]], np.float32)
+    y = ops.softmax(x)
+    np.testing.assert_array_equal(y[0], 0.0)
+    ref.assert_close(y[1], ref.softmax(np.array([0.0, -np.inf, 1.0, -np.inf, 2.0])), "softmax")
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                  elements=st.floats(-50, 50, width=32)))
+def test_hypothesis_rowwise_ops(x):
+    ref.assert_close(ops.gelu(x), ref.gelu(x), "gelu", scale=10)
+    if x.shape[-1] > 0:
+        ref.assert_close(ops.softmax(x), ref.softmax(x), "softmax", scale=10)
+        ones, zeros = np.ones(x.shape[-1], np.float32), np.zeros(x.shape[-1], np.float32)
+        ref.assert_close(ops.layer_norm(x, ones, zeros), ref.layer_norm(x, ones, zeros), "layer_norm", scale=100)
+
+
+class TestBadInput:
+    def test_layer_norm_params(self):
+        x = np.ones((2, 4), np.float32)
+        with pytest.raises(ValueError, match=r"weight must have shape \(4,\), got \(3,\)"):
+            ops.layer_norm(x, np.ones(3, np.float32), np.ones(4, np.float32))
+        with pytest.raises(TypeError, match=r"bias must have dtype float32, got float64"):
+            ops.layer_norm(x, np.ones(4, np.float32), np.ones(4))
+        with pytest.raises(ValueError, match=r"features >= 1"):
+            ops.layer_norm(np.ones((2, 0), np.float32), np.ones(0, np.float32), np.ones(0, np.float32))
+        with pytest.raises(ValueError, match=r"eps must be >= 0"):
+            ops.layer_norm(x, np.ones(4, np.float32), np.ones(4, np.float32), eps=-1.0)
+
+    def test_gelu_args(self):
+        with pytest.raises(ValueError, match=r"approximate must be 'none' \(exact erf\) or 'tanh', got 'fast'"):
+            ops.gelu(np.ones(3, np.float32), approximate="fast")
+        with pytest.raises(TypeError, match=r"x must have dtype float32, got int64"):
+            ops.gelu(np.ones(3, np.int64))
+
+    def test_softmax_scalar(self):
+        with pytest.raises(ValueError, match=r"at least one axis"):
+            ops.softmax(np.ones((), np.float32))
+        with pytest.raises(TypeError, match=r"got numpy.float32"):
+            ops.softmax(np.float32(1.0))

@@ -1,0 +1,60 @@
+"""show_config, threads and the CPUFORMER_ISA cap (checked in fresh interpreters: it is read at start-up)."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+import cpuformer
+from cpuformer import _core
+from conftest import available_isas
+
+
+def test_show_config_reports_everything():
+    buf = io.StringIO()
+    cpuformer.show_config(file=buf)
+    text = buf.getvalue()
+    for needle in [cpuformer.__version__, "isa:", "isa supported:", "openmp:", "threads:", _core._isa()]:
+        assert needle in text
+
+
+def test_thread_count_round_trip():
+    before = cpuformer.get_num_threads()
+    try:
+        cpuformer.set_num_threads(1)
+        assert cpuformer.get_num_threads() == 1
+    finally:
+        cpuformer.set_num_threads(before)
+    with pytest.raises(ValueError, match=r"n must be >= 1, got 0"):
+        cpuformer.set_num_threads(0)
+
+
+def _isa_in_subprocess(value: str) -> str:
+    env = dict(os.environ, CPUFORMER_ISA=value)
+    code = "from cpuformer import _core; print(_core._isa(), _core._config()['CPUFORMER_ISA_valid'])"
+    return subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("isa", available_isas())
+def test_env_caps_isa(isa):
+    assert _isa_in_subprocess(isa) == f"{isa} True"
+
+
+def test_env_above_cpu_is_capped_by_cpu():
+    assert _isa_in_subprocess("avx512").split()[0] == available_isas()[-1]
+
+
+def test_env_invalid_is_reported_not_fatal():
+    assert _isa_in_subprocess("sse9") == f"{available_isas()[-1]} False"
+
+
+def test_set_isa_hook_rejects_unknown_and_unavailable():
+    with pytest.raises(ValueError, match=r"isa must be 'generic', 'avx2' or 'avx512'; got 'neon'"):
+        _core._set_isa("neon")
+    if "avx512" not in available_isas():
+        with pytest.raises(ValueError, match=r"ISA 'avx512' is not available here"):
+            _core._set_isa("avx512")

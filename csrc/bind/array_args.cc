@@ -77,6 +77,45 @@ Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, con
   return ids;
 }
 
+StridedFloatArray strided_float_input(const py::handle& obj, const char* name, int rank, const char* expected) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must have dtype float32, got " +
+                         std::string(py::str(arr.dtype())) + " (convert with .astype(np.float32))");
+  if (arr.ndim() != rank) throw py::value_error(std::string(name) + " must have shape " + expected + ", got " + shape_str(arr));
+  bool in_place = true;
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
+    const py::ssize_t stride = arr.strides(i);
+    const bool last = i == arr.ndim() - 1;
+    if (arr.shape(i) > 1 && (last ? stride != sizeof(float) : stride < 0 || stride % sizeof(float) != 0)) in_place = false;
+  }
+  if (!in_place) arr = FloatArray::ensure(arr);
+  StridedFloatArray out{arr, static_cast<const float*>(arr.data()), {}, {}};
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
+    out.shape.push_back(arr.shape(i));
+    out.strides.push_back(arr.shape(i) > 1 ? arr.strides(i) / static_cast<py::ssize_t>(sizeof(float)) : 0);
+  }
+  return out;
+}
+
+bool spans_overlap(const py::array& a, const py::array& b) {
+  auto span = [](const py::array& x, uintptr_t* lo, uintptr_t* hi) {
+    *lo = *hi = reinterpret_cast<uintptr_t>(x.data());
+    for (py::ssize_t i = 0; i < x.ndim(); ++i) {
+      const py::ssize_t reach = (x.shape(i) - 1) * x.strides(i);
+      (reach < 0 ? *lo : *hi) += reach;
+    }
+    *hi += static_cast<uintptr_t>(x.itemsize());
+  };
+  if (a.size() == 0 || b.size() == 0) return false;
+  uintptr_t lo_a, hi_a, lo_b, hi_b;
+  span(a, &lo_a, &hi_a);
+  span(b, &lo_b, &hi_b);
+  return lo_a < hi_b && lo_b < hi_a;
+}
+
 bool overlaps(const py::array& a, const py::array& b) {
   auto lo_a = reinterpret_cast<uintptr_t>(a.data()), lo_b = reinterpret_cast<uintptr_t>(b.data());
   auto hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());

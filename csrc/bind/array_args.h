@@ -27,6 +27,19 @@ FloatArray float_output(const py::handle& obj, const char* name, const std::vect
 // Integer ids of any integer dtype as contiguous int64, every value checked to lie in [0, limit).
 Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, const char* what);
 
+// A float32 array whose last axis is contiguous while the other axes keep their strides, so row-strided views
+// (q = qkv[..., :hd] of a fused projection) are read in place. Copied once only when the last axis is strided
+// or a stride is negative or not a whole number of floats. TypeError for other dtypes, ValueError unless the
+// rank is `rank` (the message shows `expected`). strides are in floats.
+struct StridedFloatArray {
+  py::array array;  // keeps the data alive
+  const float* data;
+  std::vector<int64_t> shape, strides;
+};
+StridedFloatArray strided_float_input(const py::handle& obj, const char* name, int rank, const char* expected);
+// True when the memory spans (first to last element, following the strides) of two arrays overlap.
+bool spans_overlap(const py::array& a, const py::array& b);
+
 // True when the two arrays' byte ranges overlap (an output must not alias an input it still reads).
 bool overlaps(const py::array& a, const py::array& b);
 // Product of all axes but the last.

@@ -2,6 +2,7 @@
 // Entries are assigned by name so adding a kernel never depends on the order of the struct's fields.
 #include "kernels/kernel_table.h"
 
+#include "kernels/attention_kernels.h"
 #include "kernels/elementwise_kernels.h"
 #include "kernels/gemm_kernels.h"
 
@@ -23,6 +24,9 @@ static KernelTable make_table() {
   t.scale_inplace = &scale_inplace;
   t.dot = &dot;
   t.axpy = &axpy;
+  t.attention_tile = &attention_tile;
+  t.attention_workspace_floats = &attention_workspace_floats;
+  t.attention_merge = &attention_merge;
   return t;
 }
 

@@ -1,0 +1,309 @@
+// bind_attention.cc — multi_head_attention (padded, with masks), multi_head_attention_varlen (packed) and
+// KVCache. q/k/v may be row-strided views (e.g. slices of a fused QKV projection): read in place.
+#include <cmath>
+#include <optional>
+#include <sstream>
+
+#include "bind/array_args.h"
+#include "bind/bindings.h"
+#include "ops/attention.h"
+#include "ops/kv_cache.h"
+
+namespace cpuformer::bind {
+namespace {
+
+using MaskArray = py::array_t<uint8_t, py::array::c_style>;
+
+std::string shape_of(std::initializer_list<int64_t> dims) {
+  std::ostringstream s;
+  s << "(";
+  size_t i = 0;
+  for (int64_t d : dims) s << (i++ ? ", " : "") << d;
+  s << (dims.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+std::string shape_of(const StridedFloatArray& a) {
+  std::ostringstream s;
+  s << "(";
+  for (size_t i = 0; i < a.shape.size(); ++i) s << (i ? ", " : "") << a.shape[i];
+  s << (a.shape.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+int64_t head_dim_of(int64_t hidden, int64_t num_heads, const char* name) {
+  if (num_heads < 1) throw py::value_error("num_heads must be >= 1, got " + std::to_string(num_heads));
+  if (hidden == 0 || hidden % num_heads != 0)
+    throw py::value_error(std::string(name) + "'s last axis must be num_heads * head_dim with head_dim >= 1: " +
+                          std::to_string(hidden) + " is not a positive multiple of num_heads=" + std::to_string(num_heads));
+  return hidden / num_heads;
+}
+
+float scale_of(const py::handle& scale, int64_t head_dim) {
+  if (scale.is_none()) return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const double s = scale.cast<double>();
+  if (!std::isfinite(s)) throw py::value_error("scale must be a finite number, got " + std::to_string(s));
+  return static_cast<float>(s);
+}
+
+// 0/1 padding mask of any bool/int/float dtype -> contiguous uint8 of shape (rows, cols).
+std::optional<MaskArray> mask_input(const py::handle& obj, const char* name, int64_t rows, int64_t cols) {
+  if (obj.is_none()) return std::nullopt;
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of 0/1 values, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  const char kind = arr.dtype().kind();
+  if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f')
+    throw py::type_error(std::string(name) + " must have a bool, integer or float dtype, got " +
+                         std::string(py::str(arr.dtype())));
+  if (arr.ndim() != 2 || arr.shape(0) != rows || arr.shape(1) != cols)
+    throw py::value_error(std::string(name) + " must have shape " + shape_of({rows, cols}) + ", got " + shape_str(arr));
+  auto values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
+  MaskArray mask({rows, cols});
+  const double* src = values.data();
+  uint8_t* dst = mask.mutable_data();
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (src[i] != 0.0 && src[i] != 1.0) {
+      std::ostringstream s;
+      s << name << " must contain only 0 and 1 (1 = attend, 0 = padding), got " << src[i] << " at [" << i / cols
+        << ", " << i % cols << "]";
+      throw py::value_error(s.str());
+    }
+    dst[i] = src[i] != 0.0;
+  }
+  return mask;
+}
+
+FloatArray output_for(const py::handle& out_obj, const std::vector<py::ssize_t>& shape,
+                      std::initializer_list<const StridedFloatArray*> inputs) {
+  FloatArray out = out_obj.is_none() ? FloatArray(shape) : float_output(out_obj, "out", shape);
+  for (const StridedFloatArray* in : inputs)
+    if (spans_overlap(out, in->array)) throw py::value_error("out must not share memory with q, k or v");
+  return out;
+}
+
+// [batch, rows, heads * dim] (or [rows, heads * dim] with batch_rank 0) -> HeadRows.
+HeadRows<const float> head_rows(const StridedFloatArray& a, int64_t dim) {
+  if (a.shape.size() == 3) return {a.data, a.strides[0], a.strides[1], dim};
+  return {a.data, 0, a.strides[0], dim};
+}
+
+HeadRows<float> head_rows(FloatArray& out, int64_t dim) {
+  const int64_t hidden = out.shape(out.ndim() - 1);
+  if (out.ndim() == 3) return {out.mutable_data(), out.shape(1) * hidden, hidden, dim};
+  return {out.mutable_data(), 0, hidden, dim};
+}
+
+py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj, int64_t num_heads,
+                     const py::handle& mask_obj, bool causal, const py::handle& scale_obj, const py::handle& out_obj) {
+  const StridedFloatArray q = strided_float_input(q_obj, "q", 3, "(batch, q_len, num_heads * head_dim)");
+  const StridedFloatArray k = strided_float_input(k_obj, "k", 3, "(batch, k_len, num_heads * head_dim)");
+  const StridedFloatArray v = strided_float_input(v_obj, "v", 3, "(batch, k_len, num_heads * head_dim)");
+  const int64_t batch = q.shape[0], tq = q.shape[1], hidden = q.shape[2];
+  const int64_t dim = head_dim_of(hidden, num_heads, "q");
+  const int64_t tk = k.shape[1];
+  if (k.shape[0] != batch || k.shape[2] != hidden)
+    throw py::value_error("k must have shape (" + std::to_string(batch) + ", k_len, " + std::to_string(hidden) +
+                          ") to match q " + shape_of(q) + ", got " + shape_of(k));
+  if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_of(k) + ", got " + shape_of(v));
+  const std::optional<MaskArray> mask = mask_input(mask_obj, "attention_mask", batch, tk);
+  const float scale = scale_of(scale_obj, dim);
+  FloatArray out = output_for(out_obj, {batch, tq, hidden}, {&q, &k, &v});
+
+  AttentionProblem p;
+  p.batch = batch;
+  p.heads = num_heads;
+  p.head_dim = dim;
+  p.q = head_rows(q, dim);
+  p.k = head_rows(k, dim);
+  p.v = head_rows(v, dim);
+  p.out = head_rows(out, dim);
+  p.q_begin.assign(batch, 0);
+  p.q_len.assign(batch, tq);
+  p.k_begin.assign(batch, 0);
+  p.k_len.assign(batch, tk);
+  p.key_mask = mask ? mask->data() : nullptr;
+  p.mask_batch_stride = tk;
+  p.causal = causal;
+  p.scale = scale;
+  {
+    py::gil_scoped_release release;
+    multi_head_attention(p);
+  }
+  return std::move(out);
+}
+
+// cu_seqlens [B + 1]: 0 = cu[0] <= cu[1] <= ... <= cu[B] = total.
+std::vector<int64_t> cu_seqlens_input(const py::handle& obj, int64_t total) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error("cu_seqlens must be a numpy.ndarray of int32 or int64, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("cu_seqlens must have an integer dtype (int32 or int64), got " + std::string(py::str(arr.dtype())));
+  if (arr.ndim() != 1 || arr.shape(0) < 1)
+    throw py::value_error("cu_seqlens must have shape (batch + 1,) with batch >= 0, got " + shape_str(arr));
+  auto values = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  std::vector<int64_t> cu(values.data(), values.data() + values.size());
+  if (cu.front() != 0) throw py::value_error("cu_seqlens must start at 0, got " + std::to_string(cu.front()));
+  for (size_t i = 1; i < cu.size(); ++i)
+    if (cu[i] < cu[i - 1])
+      throw py::value_error("cu_seqlens must be non-decreasing, got " + std::to_string(cu[i - 1]) + " then " +
+                            std::to_string(cu[i]) + " at index " + std::to_string(i));
+  if (cu.back() != total)
+    throw py::value_error("cu_seqlens must end at the number of packed tokens " + std::to_string(total) + ", got " +
+                          std::to_string(cu.back()));
+  return cu;
+}
+
+py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj,
+                     const py::handle& cu_obj, int64_t num_heads, bool causal, const py::handle& scale_obj,
+                     const py::handle& out_obj) {
+  const StridedFloatArray q = strided_float_input(q_obj, "q", 2, "(total_tokens, num_heads * head_dim)");
+  const StridedFloatArray k = strided_float_input(k_obj, "k", 2, "(total_tokens, num_heads * head_dim)");
+  const StridedFloatArray v = strided_float_input(v_obj, "v", 2, "(total_tokens, num_heads * head_dim)");
+  const int64_t total = q.shape[0], hidden = q.shape[1];
+  const int64_t dim = head_dim_of(hidden, num_heads, "q");
+  if (k.shape != q.shape) throw py::value_error("k must have the shape of q " + shape_of(q) + ", got " + shape_of(k));
+  if (v.shape != q.shape) throw py::value_error("v must have the shape of q " + shape_of(q) + ", got " + shape_of(v));
+  const std::vector<int64_t> cu = cu_seqlens_input(cu_obj, total);
+  const float scale = scale_of(scale_obj, dim);
+  FloatArray out = output_for(out_obj, {total, hidden}, {&q, &k, &v});
+
+  AttentionProblem p;
+  p.batch = static_cast<int64_t>(cu.size()) - 1;
+  p.heads = num_heads;
+  p.head_dim = dim;
+  p.q = head_rows(q, dim);
+  p.k = head_rows(k, dim);
+  p.v = head_rows(v, dim);
+  p.out = head_rows(out, dim);
+  for (int64_t b = 0; b < p.batch; ++b) {
+    p.q_begin.push_back(cu[b]);
+    p.q_len.push_back(cu[b + 1] - cu[b]);
+  }
+  p.k_begin = p.q_begin;
+  p.k_len = p.q_len;
+  p.causal = causal;
+  p.scale = scale;
+  {
+    py::gil_scoped_release release;
+    multi_head_attention(p);
+  }
+  return std::move(out);
+}
+
+// k/v for KVCache.append: [batch, tokens, heads * dim] of this cache.
+StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, const char* name) {
+  const std::string want = "(" + std::to_string(c.batch()) + ", tokens, " + std::to_string(c.num_heads() * c.head_dim()) + ")";
+  StridedFloatArray a = strided_float_input(obj, name, 3, want.c_str());
+  if (a.shape[0] != c.batch() || a.shape[2] != c.num_heads() * c.head_dim())
+    throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_of(a));
+  return a;
+}
+
+py::array cache_attend(const KVCache& c, int64_t layer, const py::handle& q_obj, const py::handle& mask_obj,
+                       bool causal, const py::handle& scale_obj, const py::handle& out_obj) {
+  const StridedFloatArray q = cache_rows_input(c, q_obj, "q");
+  const int64_t tq = q.shape[1];
+  const int64_t cached = c.longest(layer);
+  const std::optional<MaskArray> mask = mask_input(mask_obj, "attention_mask", c.batch(), cached);
+  const float scale = scale_of(scale_obj, c.head_dim());
+  FloatArray out = output_for(out_obj, {c.batch(), tq, c.num_heads() * c.head_dim()}, {&q});
+  const HeadRows<const float> qr = head_rows(q, c.head_dim());
+  const HeadRows<float> outr = head_rows(out, c.head_dim());
+  const uint8_t* mp = mask ? mask->data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    c.attend(layer, qr, tq, mp, cached, causal, scale, outr);
+  }
+  return std::move(out);
+}
+
+py::array cache_copy(const KVCache& c, int64_t layer, bool values) {
+  const int64_t len = c.longest(layer);
+  FloatArray out({c.batch(), len, c.num_heads() * c.head_dim()});
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    c.copy_out(layer, values, op, len);
+  }
+  return std::move(out);
+}
+
+}  // namespace
+
+void bind_attention(py::module_& m) {
+  m.def("multi_head_attention", &run_padded, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("num_heads"),
+        py::arg("attention_mask") = py::none(), py::arg("causal") = false, py::arg("scale") = py::none(),
+        py::kw_only(), py::arg("out") = py::none(), R"doc(
+Fused multi-head attention softmax(scale q k^T + mask) v with an online softmax (no [B, H, Tq, Tk] scores).
+
+q: float32 [B, Tq, H*D]; k, v: [B, Tk, H*D] (head h = columns h*D:(h+1)*D, as in Hugging Face). Row-strided
+views such as qkv[..., :H*D] of a fused projection are read in place (the last axis must be contiguous).
+attention_mask: [B, Tk] of 0/1 (bool, int or float; 1 = attend, 0 = padding).
+causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned with the last key).
+scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].)doc");
+  m.def("multi_head_attention_varlen", &run_varlen, py::arg("q"), py::arg("k"), py::arg("v"),
+        py::arg("cu_seqlens"), py::arg("num_heads"), py::arg("causal") = false, py::arg("scale") = py::none(),
+        py::kw_only(), py::arg("out") = py::none(), R"doc(
+Attention over packed sequences of mixed lengths (no padding work).
+
+q, k, v: float32 [total_tokens, H*D] (row-strided views allowed); cu_seqlens: int [B + 1], starting at 0,
+non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
+itself. Returns [total_tokens, H*D].)doc");
+
+  py::class_<KVCache>(m, "KVCache", R"doc(
+Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_heads, max_len, head_dim]
+so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.)doc")
+      .def(py::init<int64_t, int64_t, int64_t, int64_t, int64_t>(), py::arg("num_layers"), py::arg("batch"),
+           py::arg("num_heads"), py::arg("head_dim"), py::arg("max_len"))
+      .def(
+          "append",
+          [](KVCache& c, int64_t layer, const py::handle& k_obj, const py::handle& v_obj) {
+            const StridedFloatArray k = cache_rows_input(c, k_obj, "k");
+            const StridedFloatArray v = cache_rows_input(c, v_obj, "v");
+            if (v.shape != k.shape)
+              throw py::value_error("v must have the shape of k " + shape_of(k) + ", got " + shape_of(v));
+            const HeadRows<const float> kr = head_rows(k, c.head_dim()), vr = head_rows(v, c.head_dim());
+            py::gil_scoped_release release;
+            c.append(layer, kr, vr, k.shape[1]);
+          },
+          py::arg("layer"), py::arg("k"), py::arg("v"),
+          "k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's "
+          "current lengths, which then advance by T. ValueError if that would exceed max_len.")
+      .def("attend", &cache_attend, py::arg("layer"), py::arg("q"), py::arg("attention_mask") = py::none(),
+           py::arg("causal") = true, py::arg("scale") = py::none(), py::kw_only(), py::arg("out") = py::none(),
+           "q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached "
+           "keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns the last query with the "
+           "last cached key.")
+      .def(
+          "lengths",
+          [](const KVCache& c, int64_t layer) {
+            std::vector<int64_t> n = c.lengths(layer);
+            py::array_t<int64_t> out(static_cast<py::ssize_t>(n.size()));
+            std::copy(n.begin(), n.end(), out.mutable_data());
+            return out;
+          },
+          py::arg("layer") = 0, "Cached tokens per sequence of `layer` (int64 [batch]).")
+      .def("reset", &KVCache::reset, "Forget every cached token (storage is kept).")
+      .def("trim", &KVCache::trim, py::arg("length"), "Keep at most `length` tokens per sequence in every layer.")
+      .def("keys", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, false); }, py::arg("layer"),
+           "A copy of the layer's cached keys, [batch, cached_len, num_heads*head_dim].")
+      .def("values", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, true); }, py::arg("layer"),
+           "A copy of the layer's cached values, [batch, cached_len, num_heads*head_dim].")
+      .def_property_readonly("num_layers", &KVCache::num_layers)
+      .def_property_readonly("batch", &KVCache::batch)
+      .def_property_readonly("num_heads", &KVCache::num_heads)
+      .def_property_readonly("head_dim", &KVCache::head_dim)
+      .def_property_readonly("max_len", &KVCache::max_len)
+      .def("__repr__", [](const KVCache& c) {
+        return "KVCache(num_layers=" + std::to_string(c.num_layers()) + ", batch=" + std::to_string(c.batch()) +
+               ", num_heads=" + std::to_string(c.num_heads()) + ", head_dim=" + std::to_string(c.head_dim()) +
+               ", max_len=" + std::to_string(c.max_len()) + ")";
+      });
+}
+
+}  // namespace cpuformer::bind

@@ -1,0 +1,361 @@
+// attention_kernels.cc — q [nq, d] (ldq), k/v [nk, d] (ldk/ldv) -> out [nq, d] (ldo) for one (sequence, head).
+// Two paths over the same online softmax:
+//  * blocked (nq > kRowPathMaxQueries): scores of a key block are computed key-major, S^T[bk, nq] =
+//    K_block · (scale Q)^T, with the GEMM micro-kernel reading K rows in place and Q packed once per call as
+//    B panels; the softmax then runs down the columns (one vector = W queries), and O += P V reads V rows in
+//    place.
+//  * rows (decode, nq tiny): each query does dot products against 4 keys at a time and axpys V rows.
+#include "kernels/attention_kernels.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "kernels/elementwise_kernels.h"
+#include "kernels/gemm_kernels.h"
+#include "kernels/vec_math.h"
+
+namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
+namespace {
+
+constexpr int kW = Vec::width;
+constexpr int kNR = kGemmNR;  // two vectors
+constexpr int kMR = kGemmMR;
+constexpr int64_t kBK = kAttentionKeyBlock;
+constexpr int64_t kRowPathMaxQueries = 2;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Running maxima are floored here before being subtracted, so a query that has only seen masked keys
+// (max -inf) computes e^(-inf - floor) = 0 instead of e^(-inf + inf) = NaN.
+constexpr float kMaxFloor = -1e30f;
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// e^x, with exact zeros below -87 (masked scores are -inf; vec_exp alone stops at ~1e-38).
+inline Vec exp_or_zero(Vec x) { return Vec::select_negative(x + Vec::broadcast(87.0f), Vec::zero(), vec_exp(x)); }
+
+inline bool any_key_visible(const uint8_t* mask, int64_t n) {
+  if (!mask) return true;
+  for (int64_t j = 0; j < n; ++j)
+    if (mask[j]) return true;
+  return false;
+}
+
+// Writes one finished query row: normalised, or (partial mode) unnormalised with its softmax state.
+inline void finish_row(const AttentionTile& t, int64_t i, const float* acc, float m, float l) {
+  float* y = t.out + i * t.ldo;
+  if (t.row_max) {
+    std::copy(acc, acc + t.d, y);
+    t.row_max[i] = m;
+    t.row_sum[i] = l;
+    return;
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a query that saw no key gets zeros
+  const Vec vinv = Vec::broadcast(inv);
+  int64_t c = 0;
+  for (; c + kW <= t.d; c += kW) (Vec::load(acc + c) * vinv).store(y + c);
+  if (c < t.d) (Vec::load_partial(acc + c, t.d - c) * vinv).store_partial(y + c, t.d - c);
+}
+
+// ---- rows path --------------------------------------------------------------------------------------------
+
+// s[0..4) = q . k_r for the 4 key rows at k, k + ldk, ...: four independent FMA chains over d.
+inline void dot4(const float* q, const float* k, int64_t ldk, int64_t d, float* s) {
+  Vec a0 = Vec::zero(), a1 = Vec::zero(), a2 = Vec::zero(), a3 = Vec::zero();
+  const float *k0 = k, *k1 = k + ldk, *k2 = k + 2 * ldk, *k3 = k + 3 * ldk;
+  int64_t c = 0;
+  for (; c + kW <= d; c += kW) {
+    const Vec qv = Vec::load(q + c);
+    a0 = fma(qv, Vec::load(k0 + c), a0);
+    a1 = fma(qv, Vec::load(k1 + c), a1);
+    a2 = fma(qv, Vec::load(k2 + c), a2);
+    a3 = fma(qv, Vec::load(k3 + c), a3);
+  }
+  if (c < d) {
+    const int64_t r = d - c;
+    const Vec qv = Vec::load_partial(q + c, r);
+    a0 = fma(qv, Vec::load_partial(k0 + c, r), a0);
+    a1 = fma(qv, Vec::load_partial(k1 + c, r), a1);
+    a2 = fma(qv, Vec::load_partial(k2 + c, r), a2);
+    a3 = fma(qv, Vec::load_partial(k3 + c, r), a3);
+  }
+  s[0] = a0.reduce_add();
+  s[1] = a1.reduce_add();
+  s[2] = a2.reduce_add();
+  s[3] = a3.reduce_add();
+}
+
+// acc[dp] += sum_j p[j] * v_j over n value rows (ldv apart); four rows per pass over acc. acc is padded to
+// whole vectors (the padding stays zero because V is read with partial loads).
+inline void accumulate_values(float* acc, const float* p, const float* v, int64_t ldv, int64_t n, int64_t d) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const Vec p0 = Vec::broadcast(p[j]), p1 = Vec::broadcast(p[j + 1]);
+    const Vec p2 = Vec::broadcast(p[j + 2]), p3 = Vec::broadcast(p[j + 3]);
+    const float *v0 = v + j * ldv, *v1 = v0 + ldv, *v2 = v1 + ldv, *v3 = v2 + ldv;
+    int64_t c = 0;
+    for (; c + kW <= d; c += kW) {
+      Vec a = Vec::load(acc + c);
+      a = fma(p0, Vec::load(v0 + c), a);
+      a = fma(p1, Vec::load(v1 + c), a);
+      a = fma(p2, Vec::load(v2 + c), a);
+      a = fma(p3, Vec::load(v3 + c), a);
+      a.store(acc + c);
+    }
+    if (c < d) {
+      const int64_t r = d - c;
+      Vec a = Vec::load(acc + c);
+      a = fma(p0, Vec::load_partial(v0 + c, r), a);
+      a = fma(p1, Vec::load_partial(v1 + c, r), a);
+      a = fma(p2, Vec::load_partial(v2 + c, r), a);
+      a = fma(p3, Vec::load_partial(v3 + c, r), a);
+      a.store(acc + c);
+    }
+  }
+  for (; j < n; ++j) {
+    const Vec pj = Vec::broadcast(p[j]);
+    const float* vj = v + j * ldv;
+    int64_t c = 0;
+    for (; c + kW <= d; c += kW) fma(pj, Vec::load(vj + c), Vec::load(acc + c)).store(acc + c);
+    if (c < d) fma(pj, Vec::load_partial(vj + c, d - c), Vec::load(acc + c)).store(acc + c);
+  }
+}
+
+// s[n] = e^(s - m) in place (masked -inf -> 0); returns the sum.
+inline float exp_shifted_sum(float* s, int64_t n, float m) {
+  const Vec vm = Vec::broadcast(m);
+  Vec sum = Vec::zero();
+  int64_t j = 0;
+  for (; j + kW <= n; j += kW) {
+    const Vec e = exp_or_zero(Vec::load(s + j) - vm);
+    e.store(s + j);
+    sum = sum + e;
+  }
+  float total = sum.reduce_add();
+  if (j < n) {
+    exp_or_zero(Vec::load_partial(s + j, n - j) - vm).store_partial(s + j, n - j);
+    for (; j < n; ++j) total += s[j];
+  }
+  return total;
+}
+
+void attend_rows(const AttentionTile& t) {
+  const int64_t d = t.d, dp = round_up(d, kW);
+  float* qs = t.workspace;  // [dp] scaled query
+  float* acc = qs + dp;     // [dp] unnormalised output
+  float* s = acc + dp;      // [kBK] scores, then probabilities
+  for (int64_t i = 0; i < t.nq; ++i) {
+    const float* q = t.q + i * t.ldq;
+    for (int64_t c = 0; c < dp; ++c) qs[c] = c < d ? q[c] * t.scale : 0.0f;
+    std::fill(acc, acc + dp, 0.0f);
+    float m = kNegInf, l = 0.0f;
+    const int64_t limit = t.causal ? std::clamp<int64_t>(i + t.causal_offset + 1, 0, t.nk) : t.nk;
+    for (int64_t j0 = 0; j0 < limit; j0 += kBK) {
+      const int64_t bk = std::min(kBK, limit - j0);
+      const uint8_t* mask = t.key_mask ? t.key_mask + j0 : nullptr;
+      if (!any_key_visible(mask, bk)) continue;
+      const float* kb = t.k + j0 * t.ldk;
+      int64_t j = 0;
+      for (; j + 4 <= bk; j += 4) dot4(qs, kb + j * t.ldk, t.ldk, d, s + j);
+      for (; j < bk; ++j) s[j] = dot(qs, kb + j * t.ldk, d);
+      float block_max = kNegInf;
+      for (j = 0; j < bk; ++j) {
+        if (mask && !mask[j]) s[j] = kNegInf;
+        block_max = std::max(block_max, s[j]);
+      }
+      const float m_new = std::max(m, block_max);
+      const float alpha = m == kNegInf ? 0.0f : std::exp(m - m_new);
+      const float block_sum = exp_shifted_sum(s, bk, m_new);
+      if (alpha != 1.0f) scale_inplace(acc, alpha, dp);
+      l = l * alpha + block_sum;
+      m = m_new;
+      accumulate_values(acc, s, t.v + j0 * t.ldv, t.ldv, bk, d);
+    }
+    finish_row(t, i, acc, m, l);
+  }
+}
+
+// ---- blocked path -----------------------------------------------------------------------------------------
+
+// o[M rows (ldo), NR cols] += P^T[k, M rows] (key-major, ldp) * V[k, cols] (ldv). `cols` < NR reads V with
+// partial loads (the tail of the last head may end the array); o is padded to NR columns.
+template <int M, bool kPartial>
+void pv_ukernel(int cols, int64_t k, const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
+                int64_t ldo) {
+  static_assert(kNR == 2 * kW, "two vectors per row");
+  Vec acc[M][2];
+  for (int i = 0; i < M; ++i) {
+    acc[i][0] = Vec::load(o + i * ldo);
+    acc[i][1] = Vec::load(o + i * ldo + kW);
+  }
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* vr = v + kk * ldv;
+    Vec b0, b1;
+    if (kPartial) {
+      b0 = cols >= kW ? Vec::load(vr) : Vec::load_partial(vr, cols);
+      b1 = cols > kW ? Vec::load_partial(vr + kW, cols - kW) : Vec::zero();
+    } else {
+      b0 = Vec::load(vr);
+      b1 = Vec::load(vr + kW);
+    }
+    const float* pr = p + kk * ldp;
+    for (int i = 0; i < M; ++i) {
+      const Vec a = Vec::broadcast(pr[i]);
+      acc[i][0] = fma(a, b0, acc[i][0]);
+      acc[i][1] = fma(a, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < M; ++i) {
+    acc[i][0].store(o + i * ldo);
+    acc[i][1].store(o + i * ldo + kW);
+  }
+}
+
+using PvFn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
+
+template <bool kPartial, int... Ms>
+constexpr auto make_pv_table(std::integer_sequence<int, Ms...>) {
+  return std::array<PvFn, sizeof...(Ms)>{&pv_ukernel<Ms + 1, kPartial>...};
+}
+constexpr auto kPvFull = make_pv_table<false>(std::make_integer_sequence<int, kMR>{});
+constexpr auto kPvPartial = make_pv_table<true>(std::make_integer_sequence<int, kMR>{});
+
+struct BlockedWorkspace {
+  float* qt;     // [nqp / NR][d][NR]: scaled queries packed as GEMM B panels
+  float* st;     // [kBK][nqp]: scores of one key block, then probabilities (key-major)
+  float* o;      // [nq][dp]: unnormalised outputs
+  float* m;      // [nqp] running max
+  float* l;      // [nqp] running sum
+  float* alpha;  // [nqp] rescale of the previous blocks
+};
+
+int64_t blocked_workspace_floats(int64_t nq, int64_t d) {
+  const int64_t nqp = round_up(nq, kNR), dp = round_up(d, kNR);
+  return nqp * d + kBK * nqp + nq * dp + 3 * nqp;
+}
+
+BlockedWorkspace carve(float* ws, int64_t nq, int64_t d) {
+  const int64_t nqp = round_up(nq, kNR), dp = round_up(d, kNR);
+  BlockedWorkspace w;
+  w.qt = ws;
+  w.st = w.qt + nqp * d;
+  w.o = w.st + kBK * nqp;
+  w.m = w.o + nq * dp;
+  w.l = w.m + nqp;
+  w.alpha = w.l + nqp;
+  return w;
+}
+
+// Online softmax down the columns of st[bk][nqp]: one vector holds W queries.
+void softmax_block_columns(const BlockedWorkspace& w, int64_t bk, int64_t nqp) {
+  const Vec floor = Vec::broadcast(kMaxFloor);
+  for (int64_t c = 0; c < nqp; c += kW) {
+    const Vec m_old = Vec::load(w.m + c);
+    Vec mx = m_old;
+    for (int64_t j = 0; j < bk; ++j) mx = max(mx, Vec::load(w.st + j * nqp + c));
+    const Vec m_safe = max(mx, floor);
+    const Vec alpha = exp_or_zero(m_old - m_safe);
+    Vec sum = Vec::zero();
+    for (int64_t j = 0; j < bk; ++j) {
+      float* sp = w.st + j * nqp + c;
+      const Vec e = exp_or_zero(Vec::load(sp) - m_safe);
+      e.store(sp);
+      sum = sum + e;
+    }
+    fma(Vec::load(w.l + c), alpha, sum).store(w.l + c);
+    alpha.store(w.alpha + c);
+    mx.store(w.m + c);
+  }
+}
+
+void attend_blocked(const AttentionTile& t) {
+  const int64_t nq = t.nq, d = t.d, nqp = round_up(nq, kNR), dp = round_up(d, kNR), panels = nqp / kNR;
+  const BlockedWorkspace w = carve(t.workspace, nq, d);
+  for (int64_t i = 0; i < nqp; ++i) {
+    float* dst = w.qt + (i / kNR) * d * kNR + i % kNR;
+    const float* q = t.q + i * t.ldq;
+    for (int64_t c = 0; c < d; ++c) dst[c * kNR] = i < nq ? q[c] * t.scale : 0.0f;
+  }
+  std::fill(w.o, w.o + nq * dp, 0.0f);
+  std::fill(w.m, w.m + nqp, kNegInf);
+  std::fill(w.l, w.l + nqp, 0.0f);
+
+  // Keys after the last query's causal limit are never visible.
+  const int64_t nk_end = t.causal ? std::clamp<int64_t>(nq + t.causal_offset, 0, t.nk) : t.nk;
+  for (int64_t j0 = 0; j0 < nk_end; j0 += kBK) {
+    const int64_t bk = std::min(kBK, nk_end - j0);
+    const uint8_t* mask = t.key_mask ? t.key_mask + j0 : nullptr;
+    if (!any_key_visible(mask, bk)) continue;  // e.g. a block of padding
+
+    // S^T[bk, nqp] = K[j0 : j0 + bk] (rows read in place) * Qt panels.
+    for (int64_t r = 0; r < bk; r += kMR) {
+      const int rows = static_cast<int>(std::min<int64_t>(kMR, bk - r));
+      const float* kr = t.k + (j0 + r) * t.ldk;
+      for (int64_t p = 0; p < panels; ++p)
+        gemm_ukernel(rows, kNR, d, kr, t.ldk, w.qt + p * d * kNR, w.st + r * nqp + p * kNR, nqp, false, nullptr);
+    }
+    // Masked keys: the whole row; causal: the queries before (key - offset) cannot see this key yet.
+    for (int64_t j = 0; j < bk; ++j) {
+      float* row = w.st + j * nqp;
+      if (mask && !mask[j]) {
+        std::fill(row, row + nqp, kNegInf);
+      } else if (t.causal) {
+        const int64_t first_query = j0 + j - t.causal_offset;
+        if (first_query > 0) std::fill(row, row + std::min(first_query, nqp), kNegInf);
+      }
+    }
+    softmax_block_columns(w, bk, nqp);
+    for (int64_t i = 0; i < nq; ++i)
+      if (w.alpha[i] != 1.0f) scale_inplace(w.o + i * dp, w.alpha[i], dp);
+
+    // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st.
+    const float* vb = t.v + j0 * t.ldv;
+    for (int64_t i = 0; i < nq; i += kMR) {
+      const int rows = static_cast<int>(std::min<int64_t>(kMR, nq - i));
+      for (int64_t c = 0; c < d; c += kNR) {
+        const int cols = static_cast<int>(std::min<int64_t>(kNR, d - c));
+        const PvFn fn = cols == kNR ? kPvFull[rows - 1] : kPvPartial[rows - 1];
+        fn(cols, bk, w.st + i, nqp, vb + c, t.ldv, w.o + i * dp + c, dp);
+      }
+    }
+  }
+  for (int64_t i = 0; i < nq; ++i) finish_row(t, i, w.o + i * dp, w.m[i], w.l[i]);
+}
+
+}  // namespace
+
+void attention_tile(const AttentionTile& tile) {
+  if (tile.nq <= 0) return;
+  if (tile.nq <= kRowPathMaxQueries)
+    attend_rows(tile);
+  else
+    attend_blocked(tile);
+}
+
+int64_t attention_workspace_floats(int64_t nq, int64_t d) {
+  if (nq <= kRowPathMaxQueries) return 2 * round_up(d, kW) + kBK;
+  return blocked_workspace_floats(nq, d);
+}
+
+void attention_merge(const float* parts, const float* row_max, const float* row_sum, int64_t splits, int64_t nq,
+                     int64_t d, float* out, int64_t ldo) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* y = out + i * ldo;
+    float m = kNegInf;
+    for (int64_t s = 0; s < splits; ++s) m = std::max(m, row_max[s * nq + i]);
+    std::fill(y, y + d, 0.0f);
+    if (m == kNegInf) continue;  // no split saw a key: zeros
+    float denom = 0.0f;
+    for (int64_t s = 0; s < splits; ++s) {
+      const float ms = row_max[s * nq + i];
+      if (ms == kNegInf) continue;
+      const float weight = std::exp(ms - m);
+      denom += weight * row_sum[s * nq + i];
+      axpy(y, weight, parts + (s * nq + i) * d, d);
+    }
+    scale_inplace(y, 1.0f / denom, d);
+  }
+}
+
+}  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -1,0 +1,32 @@
+// attention.h — multi-head scaled-dot-product attention over per-sequence row ranges: one driver shared by
+// the padded, varlen and KV-cache entry points. Validates nothing (the bindings and KVCache do).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace cpuformer {
+
+// Row r of head h in sequence b starts at base + b * batch_stride + (begin[b] + r) * row_stride + h * head_stride;
+// its head_dim floats are contiguous. Strided views of a fused QKV projection fit without a copy.
+template <class T>
+struct HeadRows {
+  T* base = nullptr;
+  int64_t batch_stride = 0, row_stride = 0, head_stride = 0;
+};
+
+struct AttentionProblem {
+  int64_t batch = 0, heads = 0, head_dim = 0;
+  HeadRows<const float> q, k, v;
+  HeadRows<float> out;                                  // addressed with q_begin like q
+  std::vector<int64_t> q_begin, q_len, k_begin, k_len;  // per sequence, each of size batch
+  const uint8_t* key_mask = nullptr;  // key j of sequence b may be seen iff key_mask[b * mask_batch_stride + j]
+  int64_t mask_batch_stride = 0;
+  bool causal = false;  // query i of sequence b sees key j only when j <= i + k_len[b] - q_len[b]
+  float scale = 1.0f;
+};
+
+// Tiles every (sequence, head) into query blocks and runs them on OpenMP threads; when there are too few
+// blocks to keep every thread busy (decode), long key ranges are split and merged.
+void multi_head_attention(const AttentionProblem& problem);
+
+}  // namespace cpuformer

@@ -1,0 +1,55 @@
+// kv_cache.h — preallocated keys/values for incremental decoding, laid out [layer, batch, head, max_len, dim]
+// so one head's keys are contiguous rows for the decode dot products. Appends copy only the new rows.
+#pragma once
+#include <cstdint>
+#include <shared_mutex>
+#include <vector>
+
+#include "ops/aligned_buffer.h"
+#include "ops/attention.h"
+
+namespace cpuformer {
+
+class KVCache {
+ public:
+  // Throws std::invalid_argument for non-positive sizes.
+  KVCache(int64_t num_layers, int64_t batch, int64_t num_heads, int64_t head_dim, int64_t max_len);
+
+  // k, v: `tokens` rows per sequence, heads * head_dim floats each (row b, t at base + b * batch_stride +
+  // t * row_stride), written at each sequence's current length of `layer`, which then advances by `tokens`.
+  // Throws std::invalid_argument when a sequence would pass max_len.
+  void append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens);
+
+  // out = attention of q ([batch, tq] rows, head h at column h * head_dim) over the cached keys of `layer`.
+  // mask: [batch, mask_len] flags or null; mask_len must equal the longest cached sequence.
+  void attend(int64_t layer, HeadRows<const float> q, int64_t tq, const uint8_t* mask, int64_t mask_len,
+              bool causal, float scale, HeadRows<float> out) const;
+
+  std::vector<int64_t> lengths(int64_t layer) const;
+  int64_t longest(int64_t layer) const;
+  void reset();
+  // Keeps at most `length` tokens of every sequence in every layer.
+  void trim(int64_t length);
+  // Copies the cached keys (or values) of `layer` into out [batch, len, heads * head_dim]; len must be
+  // longest(layer). Rows past a shorter sequence's length are zero.
+  void copy_out(int64_t layer, bool values, float* out, int64_t len) const;
+
+  int64_t num_layers() const { return layers_; }
+  int64_t batch() const { return batch_; }
+  int64_t num_heads() const { return heads_; }
+  int64_t head_dim() const { return dim_; }
+  int64_t max_len() const { return max_len_; }
+
+ private:
+  void check_layer(int64_t layer) const;
+  int64_t longest_locked(int64_t layer) const;
+  // First float of (layer, b, h, row 0).
+  int64_t offset(int64_t layer, int64_t b, int64_t h) const { return ((layer * batch_ + b) * heads_ + h) * max_len_ * dim_; }
+
+  int64_t layers_, batch_, heads_, dim_, max_len_;
+  AlignedBuffer keys_, values_;
+  std::vector<int64_t> lengths_;  // [layer, batch]
+  mutable std::shared_mutex mutex_;  // appends/reset/trim exclusive, attend/copies shared
+};
+
+}  // namespace cpuformer

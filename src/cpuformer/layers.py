@@ -1,0 +1,211 @@
+"""Architecture-neutral building blocks that models assemble: linears packed from a WeightStore, layer norm,
+embedding tables, the packed (padding-free) token batch, and a self-attention block on a fused QKV projection.
+
+Activations run packed: every sequence of a batch is laid end to end in one [total_tokens, hidden] matrix, so
+GEMMs never touch padding and attention gets the sequence boundaries as `cu_seqlens`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import ops
+from .io import WeightStore
+
+__all__ = [
+    "Embedding",
+    "LayerNorm",
+    "PackedBatch",
+    "SelfAttention",
+    "Workspace",
+    "fused_activation",
+    "take_fused_linear",
+    "take_linear",
+]
+
+# Hugging Face `hidden_act` names -> the activation fused into the GEMM store. gelu_new, gelu_fast and
+# gelu_pytorch_tanh are all the tanh approximation, written differently.
+_HF_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+}
+
+
+def fused_activation(hidden_act: str) -> str:
+    """The PackedLinear activation for a Hugging Face `hidden_act`; ValueError for one we do not fuse."""
+    if not isinstance(hidden_act, str) or hidden_act not in _HF_ACTIVATIONS:
+        raise ValueError(
+            f"hidden_act {hidden_act!r} is not supported; supported: {', '.join(sorted(_HF_ACTIVATIONS))}"
+        )
+    return _HF_ACTIVATIONS[hidden_act]
+
+
+def take_linear(
+    store: WeightStore,
+    prefix: str,
+    in_features: int,
+    out_features: int,
+    *,
+    bias: bool = True,
+    activation: str = "none",
+    layout: str = "out_in",
+) -> ops.PackedLinear:
+    """`prefix.weight` ([out, in], or [in, out] with layout="in_out") and `prefix.bias`, packed once."""
+    shape = (out_features, in_features) if layout == "out_in" else (in_features, out_features)
+    weight = store.take(f"{prefix}.weight", shape)
+    b = store.take(f"{prefix}.bias", (out_features,)) if bias else None
+    return ops.PackedLinear(weight, b, activation=activation, layout=layout)
+
+
+def take_fused_linear(
+    store: WeightStore,
+    prefixes: Sequence[str],
+    in_features: int,
+    out_features: int,
+    *,
+    activation: str = "none",
+) -> ops.PackedLinear:
+    """Several [out, in] linears on the same input (Q, K, V) stacked into one PackedLinear whose output is
+    their outputs side by side: one GEMM instead of three, and x is read once."""
+    weights = [store.take(f"{p}.weight", (out_features, in_features)) for p in prefixes]
+    biases = [store.take(f"{p}.bias", (out_features,)) for p in prefixes]
+    # The only copy of these weights before packing; the mmap views stay untouched.
+    return ops.PackedLinear(np.concatenate(weights), np.concatenate(biases), activation=activation)
+
+
+class LayerNorm:
+    """Layer norm over the last axis with the checkpoint's `prefix.weight` / `prefix.bias`."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, eps: float):
+        self.weight, self.bias, self.eps = weight, bias, float(eps)
+
+    @classmethod
+    def from_store(cls, store: WeightStore, prefix: str, dim: int, eps: float) -> "LayerNorm":
+        return cls(store.take(f"{prefix}.weight", (dim,)), store.take(f"{prefix}.bias", (dim,)), eps)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ops.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class Embedding:
+    """A [num_embeddings, dim] lookup table, kept as the checkpoint's (mmap-backed) array."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table
+
+    @classmethod
+    def from_store(cls, store: WeightStore, name: str, num: int, dim: int) -> "Embedding":
+        return cls(store.take(name, (num, dim)))
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.table.shape[0]
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return ops.embedding(ids, self.table)
+
+
+@dataclass
+class PackedBatch:
+    """Where the real tokens of a padded [B, T] batch go in the packed [total_tokens, ...] layout.
+
+    rows, cols: the (batch, column) of each real token, in order; cu_seqlens [B + 1] (int64): sequence b
+    occupies packed rows cu_seqlens[b]:cu_seqlens[b + 1]."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    cu_seqlens: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_mask(cls, attention_mask: np.ndarray) -> "PackedBatch":
+        mask = np.asarray(attention_mask, dtype=bool)
+        rows, cols = np.nonzero(mask)  # row-major: each sequence's tokens stay contiguous and in order
+        cu = np.zeros(mask.shape[0] + 1, np.int64)
+        np.cumsum(mask.sum(axis=1), out=cu[1:])
+        return cls(rows, cols, cu, (mask.shape[0], mask.shape[1]))
+
+    @classmethod
+    def from_lengths(cls, lengths: Sequence[int]) -> "PackedBatch":
+        lengths = np.asarray(lengths, np.int64)
+        cu = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=cu[1:])
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        cols = np.arange(cu[-1], dtype=np.int64) - cu[rows]
+        return cls(rows, cols, cu, (len(lengths), int(lengths.max(initial=0))))
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.cu_seqlens[-1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.cu_seqlens)
+
+    def gather(self, padded: np.ndarray) -> np.ndarray:
+        """[B, T, ...] -> [total_tokens, ...] (the real tokens only)."""
+        return padded[self.rows, self.cols]
+
+    def scatter(self, packed: np.ndarray) -> np.ndarray:
+        """[total_tokens, ...] -> [B, T, ...], zeros where there was padding."""
+        out = np.zeros(self.shape + packed.shape[1:], packed.dtype)
+        out[self.rows, self.cols] = packed
+        return out
+
+    def first_tokens(self, packed: np.ndarray) -> np.ndarray:
+        """The first real token of each sequence: [B, ...] (the [CLS] position for right-padded input)."""
+        return packed[self.cu_seqlens[:-1]]
+
+
+class SelfAttention:
+    """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([3 * hidden, hidden]).
+
+    Attention reads Q, K and V as row-strided column slices of the fused output, so nothing is copied
+    between the projection and the attention kernel."""
+
+    def __init__(self, qkv: ops.PackedLinear, out: ops.PackedLinear, num_heads: int, scale: float | None = None):
+        if qkv.out_features % 3 or (qkv.out_features // 3) % num_heads:
+            raise ValueError(
+                f"fused QKV has {qkv.out_features} outputs; expected 3 * hidden with hidden divisible by "
+                f"num_heads={num_heads}"
+            )
+        self.qkv, self.out, self.num_heads, self.scale = qkv, out, num_heads, scale
+        self.hidden = qkv.out_features // 3
+
+    def __call__(
+        self,
+        x: np.ndarray,
+        cu_seqlens: np.ndarray,
+        *,
+        residual: np.ndarray | None = None,
+        causal: bool = False,
+        workspace: "Workspace | None" = None,
+    ) -> np.ndarray:
+        """x: packed [total_tokens, in] -> [total_tokens, out_features of `out`]."""
+        ws = workspace or Workspace()
+        n, h = x.shape[0], self.hidden
+        qkv = self.qkv(x, out=ws.get("qkv", (n, 3 * h)))
+        context = ops.multi_head_attention_varlen(
+            qkv[:, :h], qkv[:, h:2 * h], qkv[:, 2 * h:], cu_seqlens, self.num_heads, causal=causal, scale=self.scale,
+            out=ws.get("context", (n, h)),
+        )
+        return self.out(context, residual=residual, out=ws.get("attn_out", (n, self.out.out_features)))
+
+
+class Workspace:
+    """Named float32 scratch buffers reused by every layer of one forward pass (allocated once per shape,
+    so large activations do not page-fault afresh in each layer). Not shared between calls or threads."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, np.float32)
+        return buf

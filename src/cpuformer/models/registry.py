@@ -1,0 +1,57 @@
+"""Architectures register themselves by their config.json "architectures" name; AutoModel picks the class."""
+from __future__ import annotations
+
+import os
+from typing import Callable, TypeVar
+
+from ..io import read_config
+
+__all__ = ["AutoModel", "register_model", "registered_architectures"]
+
+_REGISTRY: dict[str, type] = {}
+T = TypeVar("T", bound=type)
+
+
+def register_model(*architectures: str) -> Callable[[T], T]:
+    """Class decorator: `@register_model("BertModel")` makes AutoModel load that architecture with the class.
+    The class must have a `from_pretrained(path)` classmethod."""
+    if not architectures:
+        raise ValueError("register_model needs at least one architecture name")
+
+    def register(cls: T) -> T:
+        for name in architectures:
+            if name in _REGISTRY and _REGISTRY[name] is not cls:
+                raise ValueError(f"architecture {name!r} is already registered to {_REGISTRY[name].__name__}")
+            _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def registered_architectures() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class AutoModel:
+    """`AutoModel.from_pretrained(path)` loads the class registered for config.json["architectures"][0]."""
+
+    @staticmethod
+    def model_class(path: str | os.PathLike) -> type:
+        config = read_config(path)
+        archs = config.get("architectures")
+        if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
+            raise ValueError(
+                f"config.json in {os.fspath(path)!r} has no 'architectures' list; load with the model class "
+                f"directly (e.g. BertModel.from_pretrained). Known: {', '.join(registered_architectures())}"
+            )
+        for name in archs:
+            if name in _REGISTRY:
+                return _REGISTRY[name]
+        raise ValueError(
+            f"architecture {archs[0]!r} is not supported by cpuformer; supported: "
+            f"{', '.join(registered_architectures())}"
+        )
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike):
+        return cls.model_class(path).from_pretrained(path)

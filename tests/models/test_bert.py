@@ -1,0 +1,330 @@
+"""BERT parity with transformers (reference made in a subprocess by make_bert_reference.py), packing, loading
+and input errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpuformer import ops
+from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
+from cpuformer.layers import PackedBatch, fused_activation
+from cpuformer.models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel, register_model
+
+HERE = Path(__file__).parent
+ATOL = 1e-4  # model outputs vs transformers (CONVENTIONS: 1e-4 absolute)
+
+
+def make_reference(root: Path, *cases: str) -> Path:
+    """Run make_bert_reference.py in its own process (torch never loads here)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, str(HERE / "make_bert_reference.py"), str(root), *cases],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"make_bert_reference.py failed:\n{proc.stderr[-4000:]}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ref(tmp_path_factory) -> Path:
+    return make_reference(tmp_path_factory.mktemp("bert_reference"), "base", "odd_mlm", "odd_cls")
+
+
+def load(folder: Path, name: str) -> np.ndarray:
+    return np.load(folder / f"{name}.npy")
+
+
+def inputs(folder: Path, prefix: str = ""):
+    return tuple(load(folder, prefix + n) for n in ("input_ids", "attention_mask", "token_type_ids"))
+
+
+@pytest.fixture(scope="session")
+def base_model(ref):
+    return BertModel.from_pretrained(ref / "base")
+
+
+@pytest.fixture(scope="session")
+def mlm_model(ref):
+    return BertForMaskedLM.from_pretrained(ref / "odd_mlm")
+
+
+@pytest.fixture(scope="session")
+def cls_model(ref):
+    return BertForSequenceClassification.from_pretrained(ref / "odd_cls")
+
+
+def max_diff_on_tokens(ours, theirs, mask):
+    real = mask.astype(bool)
+    return float(np.abs(ours[real] - theirs[real]).max())
+
+
+# --- parity ------------------------------------------------------------------------------------------------
+def test_bert_base_hidden_states_and_pooler_match_transformers(ref, base_model):
+    folder = ref / "base"
+    ids, mask, types = inputs(folder)
+    out = base_model(ids, mask, types)
+    assert out.last_hidden_state.shape == (3, 16, 768)
+    assert max_diff_on_tokens(out.last_hidden_state, load(folder, "last_hidden_state"), mask) <= ATOL
+    assert np.abs(out.pooler_output - load(folder, "pooler_output")).max() <= ATOL
+    assert not out.last_hidden_state[~mask.astype(bool)].any(), "padding positions are zeros"
+
+
+def test_qkv_is_one_fused_projection(base_model):
+    layer = base_model.encoder_layers[0]
+    assert layer.attention.qkv.out_features == 3 * 768 and layer.attention.qkv.in_features == 768
+    assert len(base_model.encoder_layers) == 12
+
+
+def test_masked_lm_logits_match_transformers_on_every_isa(ref, isa):
+    folder = ref / "odd_mlm"
+    model = BertForMaskedLM.from_pretrained(folder)  # packed for the active ISA
+    ids, mask, types = inputs(folder)
+    out = model(ids, mask, types)
+    assert max_diff_on_tokens(out.logits, load(folder, "logits"), mask) <= ATOL
+    assert max_diff_on_tokens(out.last_hidden_state, load(folder, "last_hidden_state"), mask) <= ATOL
+
+
+def test_fill_mask_matches_transformers_pipeline(ref, mlm_model):
+    from make_bert_reference import MLM_TEXTS
+
+    expected = json.loads((ref / "odd_mlm" / "fill_mask.json").read_text())
+    for text, want in zip(MLM_TEXTS, expected):
+        got = mlm_model.fill_mask(text, top_k=5)
+        flat_got = got if isinstance(got[0], dict) else [p for preds in got for p in preds]
+        flat_want = want if isinstance(want[0], dict) else [p for preds in want for p in preds]
+        assert [(p["token"], p["token_str"], p["sequence"]) for p in flat_got] == \
+               [(p["token"], p["token_str"], p["sequence"]) for p in flat_want]
+        np.testing.assert_allclose([p["score"] for p in flat_got], [p["score"] for p in flat_want], atol=1e-6)
+    batched, alone = mlm_model.fill_mask(MLM_TEXTS[:2], top_k=2)[1], mlm_model.fill_mask(MLM_TEXTS[1], top_k=2)
+    assert [p["token"] for p in batched] == [p["token"] for p in alone]
+    np.testing.assert_allclose([p["score"] for p in batched], [p["score"] for p in alone], atol=1e-6)
+
+
+def test_classification_logits_match_transformers(ref, cls_model):
+    folder = ref / "odd_cls"
+    assert np.abs(cls_model(*inputs(folder)).logits - load(folder, "logits")).max() <= ATOL
+    assert np.abs(cls_model(*inputs(folder, "pair_")).logits - load(folder, "pair_logits")).max() <= ATOL
+
+
+def test_predict_names_labels_with_softmax_scores(ref, cls_model):
+    from make_bert_reference import CLS_PAIRS, CLS_TEXTS
+
+    logits = load(ref / "odd_cls", "logits").astype(np.float64)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    names = ["negative", "neutral", "positive"]
+    got = cls_model.predict(CLS_TEXTS)
+    assert [g["label"] for g in got] == [names[i] for i in probs.argmax(axis=1)]
+    np.testing.assert_allclose([g["score"] for g in got], probs.max(axis=1), atol=1e-5)
+    one = cls_model.predict(CLS_TEXTS[0])
+    assert one["label"] == got[0]["label"] and abs(one["score"] - got[0]["score"]) < 1e-5
+    pair_logits = load(ref / "odd_cls", "pair_logits")
+    assert [g["label"] for g in cls_model.predict(CLS_TEXTS, CLS_PAIRS)] == [names[i] for i in
+                                                                             pair_logits.argmax(axis=1)]
+
+
+def test_tokenizer_matches_transformers(ref, mlm_model, cls_model):
+    from make_bert_reference import CLS_PAIRS, CLS_TEXTS, MLM_TEXTS
+
+    enc = mlm_model.tokenizer.encode_batch(MLM_TEXTS)
+    for got, want in zip((enc.input_ids, enc.attention_mask, enc.token_type_ids), inputs(ref / "odd_mlm")):
+        np.testing.assert_array_equal(got, want)
+    enc = cls_model.tokenizer.encode_batch(CLS_TEXTS, CLS_PAIRS)
+    for got, want in zip((enc.input_ids, enc.attention_mask, enc.token_type_ids), inputs(ref / "odd_cls", "pair_")):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_bare_encoder_loads_from_a_task_checkpoint(ref, mlm_model):
+    folder = ref / "odd_mlm"
+    encoder = BertModel.from_pretrained(folder)  # "bert." stripped, "cls.*" head skipped
+    assert encoder.pooler is None
+    ids, mask, types = inputs(folder)
+    np.testing.assert_array_equal(encoder(ids, mask, types).last_hidden_state,
+                                  mlm_model(ids, mask, types).last_hidden_state)
+    assert encoder(ids, mask, types).pooler_output is None
+
+
+def test_automodel_picks_the_registered_class(ref):
+    assert isinstance(AutoModel.from_pretrained(ref / "odd_cls"), BertForSequenceClassification)
+    assert isinstance(AutoModel.from_pretrained(ref / "base"), BertModel)
+
+
+# --- packing -------------------------------------------------------------------------------------------------
+def test_mixed_length_batch_equals_one_by_one(ref, base_model):
+    ids, mask, types = inputs(ref / "base")
+    batched = base_model(ids, mask, types)
+    for b in range(ids.shape[0]):
+        n = int(mask[b].sum())
+        alone = base_model(ids[b:b + 1, :n], None, types[b:b + 1, :n])
+        np.testing.assert_allclose(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], atol=1e-5)
+        np.testing.assert_allclose(batched.pooler_output[b], alone.pooler_output[0], atol=1e-5)
+
+
+def test_packed_batch_layout():
+    batch = PackedBatch.from_mask(np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]]))
+    np.testing.assert_array_equal(batch.cu_seqlens, [0, 3, 4, 6])
+    np.testing.assert_array_equal(batch.cols, [0, 1, 2, 0, 0, 1])
+    packed = np.arange(6, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(batch.scatter(packed)[..., 0], [[0, 1, 2], [3, 0, 0], [4, 5, 0]])
+    same = PackedBatch.from_lengths([3, 1, 2])
+    np.testing.assert_array_equal(same.cols, batch.cols)
+    np.testing.assert_array_equal(same.cu_seqlens, batch.cu_seqlens)
+
+
+def test_hidden_act_maps_to_fused_epilogue():
+    assert fused_activation("gelu") == "gelu"
+    assert fused_activation("gelu_new") == "gelu_tanh"
+    assert fused_activation("relu") == "relu"
+    with pytest.raises(ValueError, match="hidden_act 'swish' is not supported; supported: gelu"):
+        fused_activation("swish")
+
+
+# --- input errors ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_ids=np.array([[2, 999999]])), r"input_ids holds 999999, outside \[0, 30522\) \(vocab_size=30522\)"),
+        (dict(input_ids=np.array([[2, -1]])), r"input_ids holds -1, outside \[0, 30522\)"),
+        (dict(input_ids=np.ones((1, 65), np.int64)), "sequence length 65 exceeds max_position_embeddings=64"),
+        (dict(input_ids=np.zeros((0, 4), np.int64)), r"empty batch: input_ids has shape \(0, 4\)"),
+        (dict(input_ids=np.zeros((2, 0), np.int64)), r"empty batch: input_ids has shape \(2, 0\)"),
+        (dict(input_ids=np.ones((1, 4), np.float32)), "input_ids must be an integer array, got dtype float32"),
+        (dict(input_ids=np.ones(4, np.int64)), r"input_ids must have shape \(batch, seq_len\), got \(4,\); use ids\[None\]"),
+        (dict(input_ids=np.ones((1, 2, 4), np.int64)), r"input_ids must have shape \(batch, seq_len\), got \(1, 2, 4\)"),
+        (dict(input_ids=np.ones((2, 4), np.int64), attention_mask=np.ones((2, 3), np.int64)),
+         r"attention_mask must have the shape of input_ids \(2, 4\), got \(2, 3\)"),
+        (dict(input_ids=np.ones((1, 4), np.int64), attention_mask=np.array([[1, 2, 1, 0]])),
+         "attention_mask must hold only 0 \\(padding\\) and 1 \\(token\\)"),
+        (dict(input_ids=np.ones((2, 4), np.int64), attention_mask=np.array([[1, 1, 0, 0], [0, 0, 0, 0]])),
+         r"sequence 1 has no tokens \(its attention_mask row is all 0\)"),
+        (dict(input_ids=np.ones((1, 4), np.int64), token_type_ids=np.full((1, 4), 2)),
+         r"token_type_ids holds 2, outside \[0, 2\) \(type_vocab_size=2\)"),
+        (dict(input_ids=np.ones((1, 4), np.int64), token_type_ids=np.zeros((1, 4), np.float64)),
+         "token_type_ids must be an integer array, got dtype float64"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(mlm_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mlm_model(**kwargs)
+
+
+def test_boolean_attention_mask_is_accepted(mlm_model, ref):
+    ids, mask, types = inputs(ref / "odd_mlm")
+    np.testing.assert_array_equal(mlm_model(ids, mask.astype(bool), types).logits, mlm_model(ids, mask, types).logits)
+
+
+def test_fill_mask_errors(mlm_model):
+    with pytest.raises(ValueError, match=r"no mask token \(\[MASK\]\) found in text 1: 'no mask here'"):
+        mlm_model.fill_mask(["a [MASK] b", "no mask here"])
+    with pytest.raises(ValueError, match="top_k must be a positive int, got 0"):
+        mlm_model.fill_mask("a [MASK]", top_k=0)
+    with pytest.raises(ValueError, match="fill_mask needs at least one text"):
+        mlm_model.fill_mask([])
+
+
+def test_text_methods_need_a_tokenizer(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    (folder / "tokenizer.json").unlink()
+    model = BertForSequenceClassification.from_pretrained(folder)
+    with pytest.raises(ValueError, match="loaded without a tokenizer.json, so it cannot take text"):
+        model.predict("hello")
+
+
+# --- loading errors ----------------------------------------------------------------------------------------------
+def copy_checkpoint(src: Path, dst: Path) -> Path:
+    folder = dst / src.name
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+def rewrite_weights(folder: Path, edit) -> None:
+    tensors = {k: np.array(v) for k, v in load_safetensors(folder / "model.safetensors").items()}
+    edit(tensors)
+    save_safetensors(folder / "model.safetensors", tensors)
+
+
+def rewrite_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_missing_weight_is_named(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    rewrite_weights(folder, lambda t: t.pop("bert.encoder.layer.1.attention.self.key.weight"))
+    with pytest.raises(CheckpointError, match="weight 'encoder.layer.1.attention.self.key.weight' not found"):
+        BertForSequenceClassification.from_pretrained(folder)
+
+
+def test_unused_weight_is_named(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    rewrite_weights(folder, lambda t: t.update({"bert.encoder.layer.9.extra": np.zeros(3, np.float32)}))
+    with pytest.raises(CheckpointError, match="1 weights in checkpoint .* were not used by the model: "
+                                              "bert.encoder.layer.9.extra"):
+        BertForSequenceClassification.from_pretrained(folder)
+
+
+def test_misshapen_weight_is_named(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    rewrite_weights(folder, lambda t: t.update({"bert.encoder.layer.0.output.dense.weight": np.zeros((96, 100),
+                                                                                                    np.float32)}))
+    with pytest.raises(CheckpointError, match=r"'encoder.layer.0.output.dense.weight' \(checkpoint key "
+                                              r"'bert.encoder.layer.0.output.dense.weight'\): expected shape "
+                                              r"\(96, 200\), checkpoint has \(96, 100\)"):
+        BertForSequenceClassification.from_pretrained(folder)
+
+
+def test_pytorch_only_checkpoint_says_how_to_convert(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="has only PyTorch weights .*save_pretrained"):
+        AutoModel.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(hidden_act="swish"), "hidden_act 'swish' is not supported"),
+        (dict(position_embedding_type="relative_key"), "position_embedding_type 'relative_key' is not supported"),
+        (dict(num_attention_heads=5), "hidden_size 96 is not divisible by num_attention_heads 5"),
+        (dict(hidden_size=-1), "config hidden_size must be a positive int, got -1"),
+        (dict(architectures=["GPTNeoXForCausalLM"]), "architecture 'GPTNeoXForCausalLM' is not supported by "
+                                                     "cpuformer; supported: .*BertModel"),
+        (dict(architectures=None), "has no 'architectures' list"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(ref, tmp_path, changes, message):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    rewrite_config(folder, **changes)
+    with pytest.raises(ValueError, match=message):
+        AutoModel.from_pretrained(folder)
+
+
+def test_config_missing_keys_are_named(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    del config["intermediate_size"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="config.json lacks intermediate_size"):
+        BertModel.from_pretrained(folder)
+
+
+def test_register_model_refuses_a_second_owner():
+    with pytest.raises(ValueError, match="architecture 'BertModel' is already registered to BertModel"):
+        register_model("BertModel")(type("Other", (), {}))
+
+
+def test_attention_op_is_the_cpp_kernel():
+    # The model layer has no numpy attention fallback: it runs the C++ varlen kernel.
+    assert type(ops.multi_head_attention_varlen).__name__ == "builtin_function_or_method"
+
+
+def test_torch_never_loads_in_the_test_process(ref):
+    assert "torch" not in sys.modules

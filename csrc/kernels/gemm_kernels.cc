@@ -37,8 +37,8 @@ inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool a
 
 // M rows, U independent accumulator sets over k (U > 1 hides FMA latency when M is small, e.g. M = 1 decode).
 template <int M, int U>
-void ukernel_rows(int n, int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                  bool accumulate, const GemmEpilogue* ep) {
+void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b, float* c,
+                  int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
   Vec acc[U][M][kVecsPerRow];
   for (int u = 0; u < U; ++u)
     for (int i = 0; i < M; ++i)
@@ -51,7 +51,7 @@ void ukernel_rows(int n, int64_t k, const float* a, int64_t lda, const float* b,
       Vec bv[kVecsPerRow];
       for (int v = 0; v < kVecsPerRow; ++v) bv[v] = Vec::load(bp + v * kW);
       for (int i = 0; i < M; ++i) {
-        Vec ai = Vec::broadcast(a[i * lda + p + u]);
+        Vec ai = Vec::broadcast(a[i * rs_a + (p + u) * cs_a]);
         for (int v = 0; v < kVecsPerRow; ++v) acc[u][i][v] = fma(ai, bv[v], acc[u][i][v]);
       }
     }
@@ -59,7 +59,7 @@ void ukernel_rows(int n, int64_t k, const float* a, int64_t lda, const float* b,
   for (; p < k; ++p) {
     const float* bp = b + p * kGemmNR;
     for (int i = 0; i < M; ++i) {
-      Vec ai = Vec::broadcast(a[i * lda + p]);
+      Vec ai = Vec::broadcast(a[i * rs_a + p * cs_a]);
       for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = fma(ai, Vec::load(bp + v * kW), acc[0][i][v]);
     }
   }
@@ -91,7 +91,7 @@ void ukernel_rows(int n, int64_t k, const float* a, int64_t lda, const float* b,
     for (int j = 0; j < n; ++j) c[i * ldc + j] = tile[i * kGemmNR + j];
 }
 
-using RowsFn = void (*)(int, int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
+using RowsFn = void (*)(int, int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, bool,
                         const GemmEpilogue*);
 
 template <int M>
@@ -110,9 +110,9 @@ constexpr auto kRowsTable = make_rows_table(std::make_integer_sequence<int, kGem
 
 }  // namespace
 
-void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t lda, const float* b_panel, float* c,
-                  int64_t ldc, bool accumulate, const GemmEpilogue* epilogue) {
-  kRowsTable[m - 1](n, k, a, lda, b_panel, c, ldc, accumulate, epilogue);
+void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b_panel,
+                  float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue) {
+  kRowsTable[m - 1](n, k, a, rs_a, cs_a, b_panel, c, ldc, accumulate, epilogue);
 }
 
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

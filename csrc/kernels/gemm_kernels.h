@@ -16,7 +16,7 @@ inline constexpr int kGemmMR = 4;
 #endif
 inline constexpr int kGemmNR = 2 * Vec::width;
 
-void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t lda, const float* b_panel, float* c,
-                  int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b_panel,
+                  float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
 
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "ops/aligned_buffer.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -35,6 +36,30 @@ Tiling choose_tiling(int64_t m, int64_t num_panels, int mr, int threads) {
   return t;
 }
 
+// Copies the A block rows [0, rows) x cols [0, kc) (rows lda apart) into MR-row panels: panel g holds
+// rows g*MR.. as kc groups of MR floats, zero-filled past `rows`, so the micro-kernel reads A sequentially.
+void pack_a_block(const float* a, int64_t lda, int64_t rows, int64_t kc, int mr, float* dst) {
+  for (int64_t g = 0; g < rows; g += mr) {
+    float* panel = dst + g * kc;
+    const int64_t valid = std::min<int64_t>(mr, rows - g);
+    for (int64_t i = 0; i < mr; ++i) {
+      if (i < valid) {
+        const float* src = a + (g + i) * lda;
+        for (int64_t p = 0; p < kc; ++p) panel[p * mr + i] = src[p];
+      } else {
+        for (int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.0f;
+      }
+    }
+  }
+}
+
+// One packing buffer per thread, grown on demand and reused across calls (no allocation per GEMM).
+float* thread_a_buffer(size_t floats) {
+  static thread_local AlignedBuffer buffer;
+  if (buffer.size() < floats) buffer = AlignedBuffer(floats);
+  return buffer.data();
+}
+
 }  // namespace
 
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
@@ -46,6 +71,12 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   const int threads = threads_for_work(2.0 * m * n * std::max<int64_t>(k, 1));
   const Tiling t = choose_tiling(m, num_panels, mr, threads);
   const int64_t tasks = t.m_tasks * t.n_tasks;
+  // A single row block gains nothing from K blocking; streaming each B panel whole keeps the
+  // hardware prefetcher on one long sequential run (decode is bound by reading B).
+  const int64_t kc_block = m <= mr ? std::max<int64_t>(k, 1) : kKC;
+  // Packing A makes its reads sequential; it pays off once a block has several micro-rows that each sweep
+  // many B panels (small M is bound by streaming B instead, and the copy would only add work).
+  const bool pack_a = m >= 4 * mr;
 
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t task = 0; task < tasks; ++task) {
@@ -54,11 +85,13 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
     const int64_t p0 = (task / t.m_tasks) * t.panels_per_task;
     const int64_t i_end = std::min(m, i0 + t.mc);
     const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
+    float* a_panels = pack_a ? thread_a_buffer(static_cast<size_t>((t.mc + mr) * kc_block)) : nullptr;
     // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
     int64_t k0 = 0;
     do {
-      const int64_t kc = std::min(kKC, k - k0);
+      const int64_t kc = std::min(kc_block, k - k0);
       const bool first = k0 == 0, last = k0 + kc == k;
+      if (pack_a) pack_a_block(a + i0 * lda + k0, lda, i_end - i0, kc, mr, a_panels);
       for (int64_t p = p0; p < p_end; ++p) {
         const float* bp = b.panel(p) + k0 * nr;
         const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
@@ -66,8 +99,11 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
         for (int64_t i = i0; i < i_end; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i_end - i));
           ep.residual = residual ? residual + i * ldr + p * nr : nullptr;
-          kt.gemm_ukernel(rows, cols, kc, a + i * lda + k0, lda, bp, c + i * ldc + p * nr, ldc, !first,
-                          last ? &ep : nullptr);
+          float* cp = c + i * ldc + p * nr;
+          if (pack_a)
+            kt.gemm_ukernel(rows, cols, kc, a_panels + (i - i0) * kc, 1, mr, bp, cp, ldc, !first, last ? &ep : nullptr);
+          else
+            kt.gemm_ukernel(rows, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, !first, last ? &ep : nullptr);
         }
       }
       k0 += kc;

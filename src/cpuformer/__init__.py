@@ -6,5 +6,8 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
 from . import io, ops
+from .models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel
+from .sentence_encoder import SentenceEncoder
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config", "ops"]
+__all__ += ["AutoModel", "BertForMaskedLM", "BertForSequenceClassification", "BertModel", "SentenceEncoder"]

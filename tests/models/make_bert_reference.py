@@ -16,10 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 # torch is imported inside the case functions, so the tests can import the texts above without loading it.
 
@@ -173,7 +170,20 @@ def case_minilm(out: Path) -> None:
 CASES = {"base": case_base, "odd_mlm": case_odd_mlm, "odd_cls": case_odd_cls, "minilm": case_minilm}
 
 
+def make_reference(root: Path, *cases: str) -> Path:
+    """For the tests: run this script in its own process (torch never loads in the caller) and return root."""
+    import subprocess
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, __file__, str(root), *cases], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"make_bert_reference.py failed:\n{proc.stderr[-4000:]}")
+    return root
+
+
 def main(argv: list[str]) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
 
     root, names = Path(argv[0]), argv[1:]

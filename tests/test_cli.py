@@ -1,0 +1,90 @@
+"""The `cpuformer` command: embed (arguments, --file, --output, --normalize, --model) and info."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpuformer.cli import main
+from cpuformer.default_model import default_model_path
+from cpuformer.sentence_encoder import SentenceEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["A man is eating food.", "A cheetah chases its prey.", "Hello"]
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "cpuformer.cli", *args], capture_output=True, text=True,
+                          env=env, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def expected() -> np.ndarray:
+    return SentenceEncoder.from_pretrained().encode(TEXTS)
+
+
+def test_embed_arguments_print_json_lines(expected):
+    proc = run_cli("embed", *TEXTS)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS
+    np.testing.assert_allclose(np.array([r["embedding"] for r in rows]), expected, atol=1e-6)
+
+
+def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected):
+    source = tmp_path / "sentences.txt"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    out = tmp_path / "emb.npy"
+    proc = run_cli("embed", "--file", str(source), "--output", str(out), "--batch-size", "2",
+                   "--model", str(default_model_path()), "--normalize")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert "Batches: 2/2" in proc.stderr and f"wrote 3 x 384 embeddings to {out}" in proc.stderr
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+
+
+def test_embed_reads_stdin(expected):
+    proc = run_cli("embed", "--file", "-", "--no-progress", stdin="\n".join(TEXTS[:2]))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    got = np.array([json.loads(line)["embedding"] for line in proc.stdout.splitlines()])
+    np.testing.assert_allclose(got, expected[:2], atol=1e-6)
+
+
+def test_info_shows_config():
+    proc = run_cli("info")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cpuformer ") and "isa:" in proc.stdout and "threads:" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["embed"], "nothing to embed: pass sentences as arguments or --file PATH"),
+        (["embed", "a", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["embed", "a", "--output", "x.txt"], "--output must name a .npy file, got 'x.txt'"),
+        (["embed", "a", "--file", "f.txt"], "give sentences either as arguments or with --file, not both"),
+        (["embed", "--file", "/nonexistent/f.txt"], "No such file or directory"),
+        (["embed", "a", "--model", "/nonexistent"], "model folder '/nonexistent' does not exist"),
+    ],
+)
+def test_errors_are_one_line_messages(capsys, args, message):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cpuformer: error: ") and message in err and "Traceback" not in err
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_entry_point_is_declared():
+    assert 'cpuformer = "cpuformer.cli:main"' in (ROOT / "pyproject.toml").read_text()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cpuformer import ops
 from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
@@ -145,6 +147,19 @@ def test_mixed_length_batch_equals_one_by_one(ref, base_model):
         alone = base_model(ids[b:b + 1, :n], None, types[b:b + 1, :n])
         np.testing.assert_allclose(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], atol=1e-5)
         np.testing.assert_allclose(batched.pooler_output[b], alone.pooler_output[0], atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lengths=st.lists(st.integers(1, 20), min_size=1, max_size=5), seed=st.integers(0, 2**16))
+def test_any_mix_of_lengths_equals_one_by_one(mlm_model, lengths, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 30522, (len(lengths), max(lengths)))
+    mask = (np.arange(max(lengths)) < np.array(lengths)[:, None]).astype(np.int64)
+    batched = mlm_model.bert(ids, mask).last_hidden_state
+    for b, n in enumerate(lengths):
+        alone = mlm_model.bert(ids[b:b + 1, :n]).last_hidden_state[0]
+        np.testing.assert_allclose(batched[b, :n], alone, atol=1e-5)
+        assert not batched[b, n:].any()
 
 
 def test_packed_batch_layout():

@@ -80,3 +80,24 @@ def embedding_bag(ids, offsets, table, mode="mean"):
             rows = np.asarray(table, np.float64)[ids[start:end]]
             out[b] = rows.sum(axis=0) if mode == "sum" else rows.mean(axis=0)
     return out
+
+
+def attention(q, k, v, num_heads, attention_mask=None, causal=False, scale=None):
+    """Multi-head softmax(scale q k^T) v: q [B, Tq, H*D], k/v [B, Tk, H*D], head h = columns h*D:(h+1)*D.
+    attention_mask [B, Tk] of 0/1; causal lets query i see key j <= i + Tk - Tq. A query seeing no key gives 0."""
+    f64 = lambda a: np.asarray(a, np.float64)
+    (batch, tq, hidden), tk = q.shape, k.shape[1]
+    d = hidden // num_heads
+    split = lambda x, t: f64(x).reshape(batch, t, num_heads, d).transpose(0, 2, 1, 3)  # [B, H, T, D]
+    scores = split(q, tq) @ split(k, tk).transpose(0, 1, 3, 2) * (1.0 / math.sqrt(d) if scale is None else scale)
+    visible = np.ones((batch, 1, tq, tk), bool)
+    if attention_mask is not None:
+        visible &= np.asarray(attention_mask).astype(bool)[:, None, None, :]
+    if causal:
+        visible &= np.arange(tk)[None, :] <= np.arange(tq)[:, None] + tk - tq
+    scores = np.where(visible, scores, -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores - np.where(np.isfinite(row_max), row_max, 0.0))
+    total = weights.sum(axis=-1, keepdims=True)
+    probs = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    return (probs @ split(v, tk)).transpose(0, 2, 1, 3).reshape(batch, tq, hidden)

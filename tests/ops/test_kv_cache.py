@@ -1,0 +1,201 @@
+"""KVCache: incremental decoding equals full attention; storage, lengths, trimming and every error message."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import reference as ref
+from cpuformer import ops
+
+
+def _rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("dim", [33, 64, 80])
+def test_incremental_decode_equals_full_causal_attention(isa, dim):
+    rng = np.random.default_rng(dim)
+    layers, batch, heads, prompt, steps = 2, 2, 3, 70, 12
+    total = prompt + steps
+    hd = heads * dim
+    cache = ops.KVCache(layers, batch, heads, dim, max_len=total)
+    q, k, v = (_rand(rng, layers, batch, total, hd) for _ in range(3))
+    outputs = np.zeros((layers, batch, total, hd), np.float32)
+    for layer in range(layers):  # prefill
+        cache.append(layer, k[layer, :, :prompt], v[layer, :, :prompt])
+        outputs[layer, :, :prompt] = cache.attend(layer, q[layer, :, :prompt])
+    for t in range(prompt, total):  # one token at a time
+        for layer in range(layers):
+            cache.append(layer, k[layer, :, t:t + 1], v[layer, :, t:t + 1])
+            outputs[layer, :, t:t + 1] = cache.attend(layer, q[layer, :, t:t + 1])
+    for layer in range(layers):
+        full = ops.multi_head_attention(q[layer], k[layer], v[layer], heads, causal=True)
+        np.testing.assert_allclose(outputs[layer], full, rtol=1e-5, atol=1e-6)
+        ref.assert_close(outputs[layer], ref.attention(q[layer], k[layer], v[layer], heads, causal=True), "attention")
+    np.testing.assert_array_equal(cache.lengths(1), [total, total])
+
+
+def test_left_padded_batch_with_mask(isa):
+    rng = np.random.default_rng(1)
+    batch, heads, dim, prompt = 3, 2, 64, 9
+    pads = np.array([0, 4, 8])
+    cache = ops.KVCache(1, batch, heads, dim, max_len=32)
+    k, v, q = (_rand(rng, batch, prompt + 3, heads * dim) for _ in range(3))
+    mask = (np.arange(prompt + 3)[None, :] >= pads[:, None]).astype(np.int64)
+    cache.append(0, k[:, :prompt], v[:, :prompt])
+    out = cache.attend(0, q[:, :prompt], mask[:, :prompt])
+    ref.assert_close(out, ref.attention(q[:, :prompt], k[:, :prompt], v[:, :prompt], heads, mask[:, :prompt], True),
+                     "attention")
+    for t in range(prompt, prompt + 3):
+        cache.append(0, k[:, t:t + 1], v[:, t:t + 1])
+        step = cache.attend(0, q[:, t:t + 1], mask[:, :t + 1].astype(bool))
+        expected = ref.attention(q[:, t:t + 1], k[:, :t + 1], v[:, :t + 1], heads, mask[:, :t + 1], True)
+        ref.assert_close(step, expected, "attention")
+
+
+def test_long_decode_uses_key_splits(isa):
+    import cpuformer
+    rng = np.random.default_rng(2)
+    previous = cpuformer.get_num_threads()
+    cpuformer.set_num_threads(2)
+    try:
+        cache = ops.KVCache(1, 1, 1, 128, max_len=2048)
+        k, v, q = _rand(rng, 1, 2000, 128), _rand(rng, 1, 2000, 128), _rand(rng, 1, 1, 128)
+        cache.append(0, k, v)
+        ref.assert_close(cache.attend(0, q), ref.attention(q, k, v, 1, causal=True), "attention")
+    finally:
+        cpuformer.set_num_threads(previous)
+
+
+def test_fused_qkv_views_append_and_attend(isa):
+    rng = np.random.default_rng(3)
+    batch, heads, dim, t = 2, 4, 32, 10
+    hd = heads * dim
+    qkv = _rand(rng, batch, t, 3 * hd)
+    q, k, v = qkv[..., :hd], qkv[..., hd:2 * hd], qkv[..., 2 * hd:]
+    cache = ops.KVCache(1, batch, heads, dim, max_len=16)
+    cache.append(0, k, v)
+    np.testing.assert_array_equal(cache.keys(0), k)
+    np.testing.assert_array_equal(cache.values(0), v)
+    np.testing.assert_array_equal(cache.attend(0, q), ops.multi_head_attention(q, k, v, heads, causal=True))
+
+
+def test_not_causal_and_scale_and_out(isa):
+    rng = np.random.default_rng(4)
+    cache = ops.KVCache(1, 2, 2, 16, max_len=8)
+    k, v, q = _rand(rng, 2, 5, 32), _rand(rng, 2, 5, 32), _rand(rng, 2, 3, 32)
+    cache.append(0, k, v)
+    out = np.empty((2, 3, 32), np.float32)
+    assert cache.attend(0, q, causal=False, scale=0.2, out=out) is out
+    ref.assert_close(out, ref.attention(q, k, v, 2, scale=0.2), "attention")
+
+
+def test_lengths_reset_trim_and_copies():
+    rng = np.random.default_rng(5)
+    cache = ops.KVCache(2, 2, 2, 8, max_len=10)
+    assert (cache.num_layers, cache.batch, cache.num_heads, cache.head_dim, cache.max_len) == (2, 2, 2, 8, 10)
+    assert repr(cache) == "KVCache(num_layers=2, batch=2, num_heads=2, head_dim=8, max_len=10)"
+    k, v = _rand(rng, 2, 6, 16), _rand(rng, 2, 6, 16)
+    cache.append(0, k[:, :4], v[:, :4])
+    cache.append(0, k[:, 4:], v[:, 4:])
+    cache.append(1, k[:, :2], v[:, :2])
+    assert cache.lengths().dtype == np.int64
+    np.testing.assert_array_equal(cache.lengths(), [6, 6])
+    np.testing.assert_array_equal(cache.lengths(1), [2, 2])
+    np.testing.assert_array_equal(cache.keys(0), k)
+    np.testing.assert_array_equal(cache.values(1), v[:, :2])
+    cache.keys(0)[:] = 0  # a copy: the cache is untouched
+    np.testing.assert_array_equal(cache.keys(0), k)
+    cache.trim(3)
+    np.testing.assert_array_equal(cache.lengths(0), [3, 3])
+    np.testing.assert_array_equal(cache.lengths(1), [2, 2])
+    np.testing.assert_array_equal(cache.keys(0), k[:, :3])
+    cache.reset()
+    np.testing.assert_array_equal(cache.lengths(0), [0, 0])
+    assert cache.keys(1).shape == (2, 0, 16)
+    # Attending an empty cache: no key is visible, zeros.
+    assert not cache.attend(0, _rand(rng, 2, 1, 16)).any()
+
+
+def test_threads_attending_and_appending_concurrently():
+    rng = np.random.default_rng(6)
+    caches = [ops.KVCache(1, 1, 2, 32, max_len=400) for _ in range(4)]
+    ks = [_rand(rng, 1, 300, 64) for _ in caches]
+    q = _rand(rng, 1, 1, 64)
+    errors = []
+
+    def work(i):
+        try:
+            for start in range(0, 300, 30):
+                caches[i].append(0, ks[i][:, start:start + 30], ks[i][:, start:start + 30])
+                caches[0].attend(0, q)  # shared cache, read while others append to it
+        except Exception as e:  # noqa: BLE001 - surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for c, k in zip(caches, ks):
+        np.testing.assert_array_equal(c.keys(0), k)
+        ref.assert_close(c.attend(0, q), ref.attention(q, k, k, 2, causal=True), "attention")
+
+
+def _bad_cases():
+    cache = ops.KVCache(2, 2, 2, 4, max_len=5)
+    good = np.zeros((2, 3, 8), np.float32)
+    full = ops.KVCache(1, 1, 1, 4, max_len=3)
+    full.append(0, np.zeros((1, 3, 4), np.float32), np.zeros((1, 3, 4), np.float32))
+    one = np.zeros((1, 1, 4), np.float32)
+    return [
+        (lambda: ops.KVCache(0, 1, 1, 1, 1), ValueError, "KVCache: num_layers must be >= 1, got 0"),
+        (lambda: ops.KVCache(1, 1, 1, 0, 1), ValueError, "KVCache: head_dim must be >= 1, got 0"),
+        (lambda: ops.KVCache(1, 1, 1, 1, -3), ValueError, "KVCache: max_len must be >= 1, got -3"),
+        (lambda: ops.KVCache(1 << 20, 1 << 20, 1 << 20, 64, 64), ValueError, "is too large"),
+        (lambda: full.append(0, one, one), ValueError,
+         r"KVCache.append: 1 more tokens on layer 0 \(sequence 0 holds 3\) would exceed max_len=3"),
+        (lambda: cache.append(0, np.zeros((2, 6, 8), np.float32), np.zeros((2, 6, 8), np.float32)), ValueError,
+         "would exceed max_len=5"),
+        (lambda: cache.append(2, good, good), ValueError, r"layer must be in \[0, 2\), got 2"),
+        (lambda: cache.append(-1, good, good), ValueError, r"layer must be in \[0, 2\), got -1"),
+        (lambda: cache.attend(5, good), ValueError, r"layer must be in \[0, 2\), got 5"),
+        (lambda: cache.lengths(2), ValueError, r"layer must be in \[0, 2\), got 2"),
+        (lambda: cache.keys(7), ValueError, r"layer must be in \[0, 2\), got 7"),
+        (lambda: cache.append(0, np.zeros((2, 3, 6), np.float32), good), ValueError,
+         r"k must have shape \(2, tokens, 8\), got \(2, 3, 6\)"),
+        (lambda: cache.append(0, good, np.zeros((2, 2, 8), np.float32)), ValueError,
+         r"v must have the shape of k \(2, 3, 8\), got \(2, 2, 8\)"),
+        (lambda: cache.append(0, good.astype(np.float16), good), TypeError, "k must have dtype float32, got float16"),
+        (lambda: cache.attend(0, np.zeros((3, 1, 8), np.float32)), ValueError,
+         r"q must have shape \(2, tokens, 8\), got \(3, 1, 8\)"),
+        (lambda: cache.attend(0, good, np.ones((2, 4))), ValueError,
+         r"attention_mask must have shape \(2, 0\), got \(2, 4\)"),
+        (lambda: full.attend(0, one, np.array([[1, 0.5, 1]])), ValueError,
+         r"attention_mask must contain only 0 and 1 \(1 = attend, 0 = padding\), got 0.5 at \[0, 1\]"),
+        (lambda: cache.attend(0, good, out=np.zeros((2, 3, 9), np.float32)), ValueError,
+         r"out must have shape \(2, 3, 8\), got \(2, 3, 9\)"),
+        (lambda: cache.attend(0, good, out=good), ValueError, "out must not share memory with q, k or v"),
+        (lambda: cache.trim(-1), ValueError, r"KVCache.trim: length must be in \[0, max_len=5\], got -1"),
+        (lambda: cache.trim(6), ValueError, r"KVCache.trim: length must be in \[0, max_len=5\], got 6"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_cases())))
+def test_bad_inputs_name_the_problem(case):
+    call, exc, message = _bad_cases()[case]
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_failed_append_changes_nothing():
+    cache = ops.KVCache(1, 1, 1, 4, max_len=3)
+    x = np.ones((1, 2, 4), np.float32)
+    cache.append(0, x, x)
+    with pytest.raises(ValueError, match="would exceed max_len=3"):
+        cache.append(0, x, x)
+    np.testing.assert_array_equal(cache.lengths(0), [2])
+    np.testing.assert_array_equal(cache.keys(0), x)

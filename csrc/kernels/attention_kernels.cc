@@ -292,7 +292,7 @@ void attend_blocked(const AttentionTile& t) {
       const int rows = static_cast<int>(std::min<int64_t>(kMR, bk - r));
       const float* kr = t.k + (j0 + r) * t.ldk;
       for (int64_t p = 0; p < panels; ++p)
-        gemm_ukernel(rows, kNR, d, kr, t.ldk, w.qt + p * d * kNR, w.st + r * nqp + p * kNR, nqp, false, nullptr);
+        gemm_ukernel(rows, kNR, d, kr, t.ldk, 1, w.qt + p * d * kNR, w.st + r * nqp + p * kNR, nqp, false, nullptr);
     }
     // Masked keys: the whole row; causal: the queries before (key - offset) cannot see this key yet.
     for (int64_t j = 0; j < bk; ++j) {

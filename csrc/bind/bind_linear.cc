@@ -8,6 +8,7 @@
 #include "ops/elementwise.h"
 #include "ops/gemm.h"
 #include "ops/packed_matrix.h"
+#include "ops/top_k.h"
 
 namespace cpuformer::bind {
 namespace {
@@ -86,6 +87,41 @@ py::array run_linear(const PackedMatrix& pm, kernels::Activation act, const py::
   return std::move(out);
 }
 
+py::tuple run_top_k(const PackedMatrix& pm, const py::handle& q_obj, int64_t k, const py::handle& exclude_obj) {
+  const std::string expected = "(q, " + std::to_string(pm.k()) + ")";
+  FloatArray queries = float_input(q_obj, "queries", 2, 2, pm.k(), expected.c_str());
+  if (k < 0) throw py::value_error("k must be >= 0, got " + std::to_string(k));
+  const int64_t q = queries.shape(0), kk = std::min<int64_t>(k, pm.n());
+  std::optional<Int64Array> exclude;
+  int64_t n_exclude = 0;
+  if (!exclude_obj.is_none()) {
+    py::array raw = py::reinterpret_borrow<py::array>(exclude_obj);
+    if (!py::isinstance<py::array>(exclude_obj) || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
+      throw py::type_error("exclude must be a numpy integer array of shape (q, e)");
+    exclude = Int64Array::ensure(raw.attr("astype")(py::dtype::of<int64_t>(), py::arg("copy") = false));
+    if (exclude->ndim() != 2 || exclude->shape(0) != q)
+      throw py::value_error("exclude must have shape (" + std::to_string(q) + ", e), got " + shape_str(*exclude));
+    n_exclude = exclude->shape(1);
+  }
+  Int64Array indices({q, kk});
+  FloatArray scores({q, kk});
+  const float* qp = queries.data();
+  const int64_t* ep = exclude ? exclude->data() : nullptr;
+  int64_t* ip = indices.mutable_data();
+  float* sp = scores.mutable_data();
+  {
+    py::gil_scoped_release release;
+    top_k_dot(qp, q, pm.k(), pm, kk, ep, n_exclude, ip, sp);
+  }
+  return py::make_tuple(indices, scores);
+}
+
+constexpr const char* kTopKDoc =
+    "The k largest entries of each row of queries @ W.T (+ bias) without storing the full score matrix: "
+    "returns (indices int64 [q, min(k, out_features)], scores float32), best first, ties in ascending index. "
+    "exclude: optional int array [q, e] of columns never returned for that row (-1 = no entry). Rows with "
+    "fewer eligible columns (NaN and -inf never qualify) are padded with index -1 and score -inf.";
+
 }  // namespace
 
 void bind_linear(py::module_& m) {
@@ -109,6 +145,15 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
           py::arg("activation") = py::none(),
           "x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after "
           "the activation. out: optional preallocated C-contiguous result. Releases the GIL.")
+      .def(
+          "top_k",
+          [](const PackedLinear& self, const py::handle& queries, int64_t k, const py::handle& exclude) {
+            if (self.activation != kernels::Activation::none)
+              throw py::value_error("top_k scores x @ W.T + b; this PackedLinear has activation '" +
+                                    self.activation_name + "', build one with activation='none'");
+            return run_top_k(*self.packed, queries, k, exclude);
+          },
+          py::arg("queries"), py::arg("k"), py::arg("exclude") = py::none(), kTopKDoc)
       .def_property_readonly("in_features", [](const PackedLinear& s) { return s.packed->k(); })
       .def_property_readonly("out_features", [](const PackedLinear& s) { return s.packed->n(); })
       .def_property_readonly("activation", [](const PackedLinear& s) { return s.activation_name; })
@@ -134,6 +179,15 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
                ", activation='" + s.activation_name + "', isa='" + s.packed->kernels().isa_name + "')";
       });
 
+  m.def(
+      "top_k_dot",
+      [](const py::handle& queries, const py::handle& matrix, int64_t k, const py::handle& exclude) {
+        PackedLinear lin = make_packed_linear(matrix, py::none(), "none", "out_in");
+        return run_top_k(*lin.packed, queries, k, exclude);
+      },
+      py::arg("queries"), py::arg("matrix"), py::arg("k"), py::arg("exclude") = py::none(),
+      "top_k_dot(queries [q, d], matrix [n, d], k): PackedLinear(matrix).top_k(queries, k) for one call; keep a "
+      "PackedLinear to pack the matrix only once.");
   m.def(
       "linear",
       [](const py::handle& x, const py::handle& weight, const py::handle& bias, const std::string& activation,

@@ -24,6 +24,7 @@ static KernelTable make_table() {
   t.scale_inplace = &scale_inplace;
   t.dot = &dot;
   t.axpy = &axpy;
+  t.select_greater = &select_greater;
   t.attention_tile = &attention_tile;
   t.attention_workspace_floats = &attention_workspace_floats;
   t.attention_merge = &attention_merge;

@@ -22,6 +22,24 @@ using GemmUkernelFn = void (*)(int m, int n, int64_t k, const float* a, int64_t 
                                const float* b_panel, float* c, int64_t ldc, bool accumulate,
                                const GemmEpilogue* epilogue);
 
+// One query block of one (sequence, head) against its keys, for attention_tile (attention_kernels.h).
+// Row i of q/k/v/out starts at ptr + i * ld (last axis of d floats contiguous), so strided views of a fused
+// QKV projection and the KV cache are read in place.
+struct AttentionTile {
+  const float* q; int64_t ldq;  // [nq, d]
+  const float* k; int64_t ldk;  // [nk, d]
+  const float* v; int64_t ldv;  // [nk, d]
+  float* out; int64_t ldo;      // [nq, d]
+  int64_t nq, nk, d;
+  float scale;
+  const uint8_t* key_mask;  // [nk], nonzero = may attend; null = every key
+  bool causal;              // if set, query i sees key j only when j <= i + causal_offset
+  int64_t causal_offset;
+  float* row_max;  // null: out is normalised. Else out gets the unnormalised sum and row_max/row_sum [nq]
+  float* row_sum;  // the softmax state, so key splits can be merged by attention_merge
+  float* workspace;  // attention_workspace_floats(nq, d) floats, 64-byte aligned
+};
+
 struct KernelTable {
   const char* isa_name;
   int gemm_mr;  // rows of C per micro-kernel call
@@ -41,6 +59,15 @@ struct KernelTable {
   float (*dot)(const float* a, const float* b, int64_t n);
   // y[n] += s * x[n]
   void (*axpy)(float* y, float s, const float* x, int64_t n);
+  // Writes the ascending indices i with x[i] > threshold (NaN never passes); returns how many.
+  int64_t (*select_greater)(const float* x, int64_t n, float threshold, int64_t* indices);
+  // Fused attention with online softmax over key blocks; never forms the [nq, nk] score matrix.
+  void (*attention_tile)(const AttentionTile& tile);
+  int64_t (*attention_workspace_floats)(int64_t nq, int64_t d);
+  // out[nq, d] (ldo) = merge of `splits` partial attention_tile results: parts [splits, nq, d],
+  // row_max / row_sum [splits, nq].
+  void (*attention_merge)(const float* parts, const float* row_max, const float* row_sum, int64_t splits,
+                          int64_t nq, int64_t d, float* out, int64_t ldo);
 };
 
 // One filled table per ISA, each defined in kernel_table.cc compiled for that ISA.

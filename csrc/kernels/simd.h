@@ -37,6 +37,8 @@ struct Vec {
     __mmask16 m = _mm512_cmp_ps_mask(x.v, _mm512_setzero_ps(), _CMP_LT_OQ);
     return {_mm512_mask_blend_ps(m, otherwise.v, if_negative.v)};
   }
+  // Bit i set where a[i] > b[i] (false for NaN).
+  static uint32_t greater_mask(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
 };
 inline Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -81,6 +83,9 @@ struct Vec {
   static Vec select_negative(Vec x, Vec if_negative, Vec otherwise) {
     return {_mm256_blendv_ps(otherwise.v, if_negative.v, x.v)};  // picks by the sign bit of x
   }
+  static uint32_t greater_mask(Vec a, Vec b) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)));
+  }
 };
 inline Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
 inline Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
@@ -122,6 +127,11 @@ struct Vec {
     Vec r;
     for (int i = 0; i < 4; ++i) r.v[i] = x.v[i] < 0.f ? if_negative.v[i] : otherwise.v[i];
     return r;
+  }
+  static uint32_t greater_mask(Vec a, Vec b) {
+    uint32_t m = 0;
+    for (int i = 0; i < 4; ++i) m |= static_cast<uint32_t>(a.v[i] > b.v[i]) << i;
+    return m;
   }
 };
 template <class F>

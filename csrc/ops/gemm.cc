@@ -62,52 +62,65 @@ float* thread_a_buffer(size_t floats) {
 
 }  // namespace
 
+void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
+                       int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& opt) {
+  const kernels::KernelTable& kt = b.kernels();
+  const int mr = kt.gemm_mr, nr = b.nr();
+  const int64_t k = b.k(), n = b.n();
+  // A single row group gains nothing from K blocking; streaming each B panel whole keeps the
+  // hardware prefetcher on one long sequential run (decode is bound by reading B).
+  const int64_t kc_block = rows <= mr ? std::max<int64_t>(k, 1) : kKC;
+  float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
+  // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
+  int64_t k0 = 0;
+  do {
+    const int64_t kc = std::min(kc_block, k - k0);
+    const bool first = k0 == 0, last = k0 + kc == k;
+    if (opt.pack_a) pack_a_block(a + k0, lda, rows, kc, mr, a_panels);
+    for (int64_t p = panel_begin; p < panel_end; ++p) {
+      const float* bp = b.panel(p) + k0 * nr;
+      const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
+      const int64_t col = (p - panel_begin) * nr;
+      kernels::GemmEpilogue ep{b.panel_bias(p), opt.activation, nullptr, opt.ldr};
+      for (int64_t i = 0; i < rows; i += mr) {
+        const int r = static_cast<int>(std::min<int64_t>(mr, rows - i));
+        ep.residual = opt.residual ? opt.residual + i * opt.ldr + col : nullptr;
+        float* cp = c + i * ldc + col;
+        const kernels::GemmEpilogue* epp = last ? &ep : nullptr;
+        if (opt.pack_a)
+          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, !first, epp);
+        else
+          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, !first, epp);
+      }
+    }
+    k0 += kc;
+  } while (k0 < k);
+}
+
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation, const float* residual, int64_t ldr) {
   if (m == 0 || b.n() == 0) return;
-  const kernels::KernelTable& kt = b.kernels();
-  const int mr = kt.gemm_mr, nr = b.nr();
-  const int64_t k = b.k(), n = b.n(), num_panels = b.num_panels();
-  const int threads = threads_for_work(2.0 * m * n * std::max<int64_t>(k, 1));
+  const int mr = b.kernels().gemm_mr, nr = b.nr();
+  const int64_t num_panels = b.num_panels();
+  const int threads = threads_for_work(2.0 * m * b.n() * std::max<int64_t>(b.k(), 1));
   const Tiling t = choose_tiling(m, num_panels, mr, threads);
   const int64_t tasks = t.m_tasks * t.n_tasks;
-  // A single row block gains nothing from K blocking; streaming each B panel whole keeps the
-  // hardware prefetcher on one long sequential run (decode is bound by reading B).
-  const int64_t kc_block = m <= mr ? std::max<int64_t>(k, 1) : kKC;
+  GemmBlockOptions opt;
+  opt.activation = activation;
+  opt.ldr = ldr;
   // Packing A makes its reads sequential; it pays off once a block has several micro-rows that each sweep
   // many B panels (small M is bound by streaming B instead, and the copy would only add work).
-  const bool pack_a = m >= 4 * mr;
+  opt.pack_a = m >= 4 * mr;
 
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) firstprivate(opt)
   for (int64_t task = 0; task < tasks; ++task) {
     // Row blocks vary fastest so neighbouring tasks (often on one thread) share the same B columns.
     const int64_t i0 = (task % t.m_tasks) * t.mc;
     const int64_t p0 = (task / t.m_tasks) * t.panels_per_task;
-    const int64_t i_end = std::min(m, i0 + t.mc);
+    const int64_t rows = std::min(m, i0 + t.mc) - i0;
     const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
-    float* a_panels = pack_a ? thread_a_buffer(static_cast<size_t>((t.mc + mr) * kc_block)) : nullptr;
-    // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
-    int64_t k0 = 0;
-    do {
-      const int64_t kc = std::min(kc_block, k - k0);
-      const bool first = k0 == 0, last = k0 + kc == k;
-      if (pack_a) pack_a_block(a + i0 * lda + k0, lda, i_end - i0, kc, mr, a_panels);
-      for (int64_t p = p0; p < p_end; ++p) {
-        const float* bp = b.panel(p) + k0 * nr;
-        const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
-        kernels::GemmEpilogue ep{b.panel_bias(p), activation, nullptr, ldr};
-        for (int64_t i = i0; i < i_end; i += mr) {
-          const int rows = static_cast<int>(std::min<int64_t>(mr, i_end - i));
-          ep.residual = residual ? residual + i * ldr + p * nr : nullptr;
-          float* cp = c + i * ldc + p * nr;
-          if (pack_a)
-            kt.gemm_ukernel(rows, cols, kc, a_panels + (i - i0) * kc, 1, mr, bp, cp, ldc, !first, last ? &ep : nullptr);
-          else
-            kt.gemm_ukernel(rows, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, !first, last ? &ep : nullptr);
-        }
-      }
-      k0 += kc;
-    } while (k0 < k);
+    opt.residual = residual ? residual + i0 * ldr + p0 * nr : nullptr;
+    gemm_packed_block(a + i0 * lda, rows, lda, b, p0, p_end, c + i0 * ldc + p0 * nr, ldc, opt);
   }
 }
 

@@ -13,4 +13,16 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
                  int64_t ldr = 0);
 
+struct GemmBlockOptions {
+  kernels::Activation activation = kernels::Activation::none;
+  const float* residual = nullptr;  // at the block's first row and column, rows ldr apart
+  int64_t ldr = 0;
+  bool pack_a = false;  // copy A into MR-row panels first (worth it when rows >> MR)
+};
+
+// Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels
+// [panel_begin, panel_end)] for `rows` rows of A. `c` points at the block's first row and column.
+void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
+                       int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& options);
+
 }  // namespace cpuformer

@@ -5,7 +5,9 @@ input once rather than failing, releases the GIL while it computes, and uses ``c
 threads.
 """
 from ._core import PackedLinear, activation, embedding, embedding_bag, gelu, layer_norm, linear, softmax
+from ._core import top_k_dot
 from ._core import KVCache, multi_head_attention, multi_head_attention_varlen
 
 __all__ = ["PackedLinear", "activation", "embedding", "embedding_bag", "gelu", "layer_norm", "linear", "softmax"]
+__all__ += ["top_k_dot"]
 __all__ += ["KVCache", "multi_head_attention", "multi_head_attention_varlen"]

@@ -1,6 +1,5 @@
 """KeyedVectors lookups and nearest neighbours, compared with gensim 4 on the same vectors."""
 import re
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ gensim_models = pytest.importorskip("gensim.models")
 GKV = gensim_models.KeyedVectors
 
 from cpuformer.embeddings import KeyedVectors  # noqa: E402
-from cpuformer.embeddings import keyed_vectors as kvmod  # noqa: E402
+from cpuformer import ops  # noqa: E402
 from cpuformer.embeddings.keyed_vectors import _top_k_scores  # noqa: E402
 
 # Tolerances, stated once: cosine scores agree with gensim's to 1e-5 absolute (float32 dot products summed in a
@@ -276,17 +275,6 @@ def test_most_similar_batch_vectors_match_gensim(pair):
     assert_same_neighbours(ours.most_similar_batch(queries[0], topn=8)[0], got[0])
 
 
-def test_most_similar_batch_chunks_queries(pair, monkeypatch):
-    ours, _ = pair
-    queries = WORDS[:25]
-    whole = ours.most_similar_batch(queries, topn=5)
-    monkeypatch.setattr(kvmod, "_SCORE_BLOCK_ELEMS", 3 * N)  # 3 queries per chunk
-    chunked = ours.most_similar_batch(queries, topn=5)
-    assert len(chunked) == len(whole)
-    for a, b in zip(chunked, whole):  # BLAS may sum in another order for another row count: compare with tolerance
-        assert_same_neighbours(a, b)
-
-
 def test_most_similar_batch_topn_none_and_errors(pair):
     ours, _ = pair
     scores = ours.most_similar_batch(["w1", "w2"], topn=None)
@@ -315,11 +303,9 @@ def reference_top_k(matrix, queries, k, exclude):
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), n=st.integers(0, 40), q=st.integers(0, 5), d=st.integers(1, 6), k=st.integers(1, 45),
-       block=st.sampled_from([1, 2, 3, 128]))
-def test_top_k_scores_matches_reference(data, n, q, d, k, block):
-    """Both top-k paths (block-max threshold when blocks are small enough, argpartition otherwise)."""
-    # small integer entries make many exact ties and exact float32 products
+@given(data=st.data(), n=st.integers(0, 40), q=st.integers(0, 5), d=st.integers(1, 6), k=st.integers(1, 45))
+def test_top_k_scores_matches_reference(data, n, q, d, k):
+    """The fused C++ scoring + top-k against a full sort, with many exact ties (small integer entries)."""
     ints = hnp.arrays(np.int8, (n, d), elements=st.integers(-2, 2))
     matrix = data.draw(ints).astype(np.float32)
     queries = data.draw(hnp.arrays(np.int8, (q, d), elements=st.integers(-2, 2))).astype(np.float32)
@@ -327,8 +313,8 @@ def test_top_k_scores_matches_reference(data, n, q, d, k, block):
     if data.draw(st.booleans()):
         exclude = data.draw(hnp.arrays(np.int64, (q, data.draw(st.integers(0, 4))),
                                        elements=st.integers(-1, n + 2)))
-    with mock.patch.object(kvmod, "_TOPK_BLOCK", block):
-        indices, scores = _top_k_scores(matrix, queries, k, exclude)
+    packed = ops.PackedLinear(matrix) if n else None
+    indices, scores = _top_k_scores(packed, queries, k, exclude)
     assert indices.shape == scores.shape == (q, min(k, n))
     assert indices.dtype == np.int64 and scores.dtype == np.float32
     for r, expected in enumerate(reference_top_k(matrix, queries, k, exclude)):
@@ -336,19 +322,6 @@ def test_top_k_scores_matches_reference(data, n, q, d, k, block):
         assert got == expected
         assert (indices[r, len(got):] == -1).all() and (scores[r, len(got):] == -np.inf).all()
         np.testing.assert_array_equal(scores[r, :len(got)], matrix[got] @ queries[r])
-
-
-def test_threshold_top_k_runs_and_agrees_with_argpartition():
-    rng = np.random.default_rng(5)
-    scores = rng.standard_normal((7, 5000)).astype(np.float32)
-    scores[2, 100:300] = 9.0  # a tie group larger than k
-    scores[3, -1] = -np.inf
-    fast = kvmod._top_k_by_threshold(scores, 12)
-    assert fast is not None
-    for a, b in zip(fast, kvmod._top_k_by_partition(scores, 12)):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(fast[0][2], np.arange(100, 112))
-    assert kvmod._top_k_by_threshold(np.zeros((2, 5000), np.float32), 3) is None  # all tied: falls back
 
 
 def test_round_trip_through_keyed_vectors(pair, tmp_path):

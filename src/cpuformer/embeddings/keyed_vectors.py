@@ -1,8 +1,9 @@
 """KeyedVectors: word -> vector lookup and cosine nearest neighbours, with gensim 4.x semantics.
 
 vectors is (n, dim) float32; the unit-norm copy is computed once and cached. Every nearest-neighbour query,
-single or batched, goes through ``_top_k_scores``, the one function a fused SIMD scoring + top-k op will
-replace.
+single or batched, goes through ``_top_k_scores``: the unit rows are packed once into a PackedLinear and the
+C++ op scores and selects in one pass (SIMD threshold scan + heap), so no (queries, vocabulary) score matrix
+is ever stored.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import ops
 from .word2vec_format import PathOrFile, read_word2vec_format, write_word2vec_format
 
 __all__ = ["KeyedVectors"]
@@ -18,84 +20,23 @@ __all__ = ["KeyedVectors"]
 Key = Union[str, int]
 _KEY_TYPES = (str, int, np.integer)
 _NORM_ROWS = 1 << 16           # rows per chunk when computing norms (bounds the squared temporary)
-_SCORE_BLOCK_ELEMS = 1 << 24   # at most this many float32 scores (64 MiB) alive per batch chunk
-_TOPK_BLOCK = 128              # columns per block maximum in _top_k_by_threshold
 
 
 def _top_k_scores(
-    matrix_normed: np.ndarray, queries_normed: np.ndarray, k: int, exclude: Optional[np.ndarray]
+    packed: Optional[ops.PackedLinear], queries_normed: np.ndarray, k: int, exclude: Optional[np.ndarray]
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Cosine scores of every query against every row, keeping the k best per query.
+    """Cosine scores of every query against every row of the packed unit-norm matrix, keeping the k best.
 
-    matrix_normed is (n, d) float32 with unit (or zero) rows; queries_normed is (q, d) float32; k >= 1.
-    exclude is None or (q, e) int64: row indices never to return for that query (-1 or >= n: no entry).
-    Returns (indices (q, min(k, n)) int64, scores (q, min(k, n)) float32), best first, equal scores in
-    ascending index order. A query with fewer than k eligible rows is padded with index -1, score -inf.
+    packed is the (n, d) unit-row matrix as a PackedLinear (None when n == 0); queries_normed is (q, d)
+    float32; k >= 1. exclude is None or (q, e) int64: row indices never to return for that query (-1 or >= n:
+    no entry). Returns (indices (q, min(k, n)) int64, scores (q, min(k, n)) float32), best first, equal scores
+    in ascending index order; a query with fewer than k eligible rows is padded with index -1, score -inf.
+    Scoring and selection are one fused C++ op (SIMD threshold scan + heap); the (q, n) scores never exist.
     """
-    n = matrix_normed.shape[0]
     q = queries_normed.shape[0]
-    k = min(k, n)
-    if k == 0:
+    if packed is None:
         return np.empty((q, 0), np.int64), np.empty((q, 0), np.float32)
-    scores = queries_normed @ matrix_normed.T
-    if exclude is not None and exclude.size:
-        valid = (exclude >= 0) & (exclude < n)
-        rows = np.broadcast_to(np.arange(q)[:, None], exclude.shape)
-        scores[rows[valid], exclude[valid]] = -np.inf
-    found = _top_k_by_threshold(scores, k)
-    indices, top_scores = found if found is not None else _top_k_by_partition(scores, k)
-    indices[top_scores == -np.inf] = -1
-    return indices, top_scores
-
-
-def _top_k_by_threshold(scores: np.ndarray, k: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """Top k per row of (q, n) scores via a threshold every row's top k must reach; None if it filters badly.
-
-    The k-th largest of the per-block maxima is a value that at least k entries reach, so every top-k entry
-    (ties included) is >= it: two cheap passes (block max, compare) leave a few candidates per row, which
-    are sorted exactly. Much faster than argpartition over whole rows when n >> k.
-    """
-    q, n = scores.shape
-    n_blocks = -(-n // _TOPK_BLOCK)
-    if n_blocks < 2 * k or q == 0:
-        return None
-    block_max = np.maximum.reduceat(scores, np.arange(0, n, _TOPK_BLOCK), axis=1)
-    threshold = np.partition(block_max, n_blocks - k, axis=1)[:, n_blocks - k]
-    if not np.isfinite(threshold).all():  # NaN scores, or fewer than k eligible rows: let argpartition decide
-        return None
-    flat = np.flatnonzero(scores >= threshold[:, None])  # 1-D: an order of magnitude faster than 2-D nonzero
-    if flat.size > max(8 * k * q, scores.size // 16):  # massive ties: sorting the candidates would not pay
-        return None
-    rows, cols = np.divmod(flat, n)
-    values = scores.reshape(-1)[flat]
-    order = np.lexsort((cols, -values, rows))  # by row, then score descending, then index ascending
-    per_row = np.bincount(rows, minlength=q)
-    rank = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-    keep = order[rank < k]
-    return cols[keep].reshape(q, k).astype(np.int64, copy=False), values[keep].reshape(q, k)
-
-
-def _top_k_by_partition(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top k per row of (q, n) scores with argpartition; the general path (small n, NaN, heavy ties)."""
-    q, n = scores.shape
-    if k < n:
-        candidates = np.argpartition(scores, n - k, axis=1)[:, n - k:]
-        # argpartition picks arbitrarily among rows tied with the k-th best score; where more rows share that
-        # score than made the cut, take the lowest indices so the result is fully determined.
-        kept_scores = np.take_along_axis(scores, candidates, axis=1)
-        kth = kept_scores.min(axis=1)
-        tied_total = np.count_nonzero(scores == kth[:, None], axis=1)
-        tied_kept = np.count_nonzero(kept_scores == kth[:, None], axis=1)
-        for r in np.flatnonzero(tied_total > tied_kept):
-            above = np.flatnonzero(scores[r] > kth[r])
-            candidates[r] = np.concatenate([above, np.flatnonzero(scores[r] == kth[r])[:k - above.size]])
-        candidates.sort(axis=1)  # so the stable sort below breaks ties by index
-    else:
-        candidates = np.broadcast_to(np.arange(n), (q, n))
-    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
-    order = np.argsort(-candidate_scores, axis=1, kind="stable")
-    indices = np.take_along_axis(candidates, order, axis=1).astype(np.int64, copy=False)
-    return indices, np.take_along_axis(candidate_scores, order, axis=1)
+    return packed.top_k(np.ascontiguousarray(queries_normed, dtype=np.float32), k, exclude)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -150,6 +91,7 @@ class KeyedVectors:
         self.index_to_key = index_to_key
         self.key_to_index = key_to_index
         self._normed: Optional[np.ndarray] = None
+        self._packed: Dict[int, ops.PackedLinear] = {}  # unit rows packed for top-k, by searched row count
 
     @classmethod
     def _from_checked(
@@ -174,6 +116,7 @@ class KeyedVectors:
             raise ValueError(f"vectors must have shape ({len(self.index_to_key)}, dim), got {value.shape}")
         self._vectors = value
         self._normed = None
+        self._packed = {}
 
     @property
     def vector_size(self) -> int:
@@ -258,6 +201,16 @@ class KeyedVectors:
             return normed[:restrict_vocab]
         return normed
 
+    def _search_packed(self, restrict_vocab: Optional[int]) -> Optional[ops.PackedLinear]:
+        """The searched unit rows packed once for the fused top-k op (None for an empty vocabulary)."""
+        rows = self._search_rows(restrict_vocab)
+        if rows.shape[0] == 0:
+            return None
+        packed = self._packed.get(rows.shape[0])
+        if packed is None:
+            packed = self._packed[rows.shape[0]] = ops.PackedLinear(np.ascontiguousarray(rows))
+        return packed
+
     def _pairs(self, indices: np.ndarray, scores: np.ndarray) -> List[List[Tuple[str, float]]]:
         keys = self.index_to_key
         return [
@@ -298,12 +251,11 @@ class KeyedVectors:
         mean = self._weighted_mean(keys, weights, pre_normalize=True, ignore_missing=False)
         norm = np.linalg.norm(mean)
         query = (mean / norm if norm > 0 else mean).astype(np.float32)[None, :]
-        rows = self._search_rows(restrict_vocab)
         if topn is None:
-            return rows @ query[0]
+            return self._search_rows(restrict_vocab) @ query[0]
         exclude = sorted({self.get_index(k) for k in keys if isinstance(k, _KEY_TYPES)})
         excl = np.asarray([exclude], dtype=np.int64) if exclude else None
-        indices, scores = _top_k_scores(rows, query, int(topn), excl)
+        indices, scores = _top_k_scores(self._search_packed(restrict_vocab), query, int(topn), excl)
         return self._pairs(indices, scores)[0]
 
     def most_similar_batch(
@@ -334,18 +286,12 @@ class KeyedVectors:
             index = np.asarray([self.get_index(k) for k in queries], dtype=np.int64)
             query_rows = self.get_normed_vectors()[index]
             exclude = index[:, None]
-        rows = self._search_rows(restrict_vocab)
         if topn is None:
-            return query_rows @ rows.T
+            return query_rows @ self._search_rows(restrict_vocab).T
         if topn < 1:
             return [[] for _ in range(query_rows.shape[0])]
-        chunk = max(1, _SCORE_BLOCK_ELEMS // max(rows.shape[0], 1))
-        results: List[List[Tuple[str, float]]] = []
-        for a in range(0, query_rows.shape[0], chunk):
-            excl = None if exclude is None else exclude[a:a + chunk]
-            indices, scores = _top_k_scores(rows, query_rows[a:a + chunk], int(topn), excl)
-            results.extend(self._pairs(indices, scores))
-        return results
+        indices, scores = _top_k_scores(self._search_packed(restrict_vocab), query_rows, int(topn), exclude)
+        return self._pairs(indices, scores)
 
     def similarity(self, w1: Key, w2: Key) -> float:
         """Cosine similarity of two keys (0.0 if either vector is zero)."""

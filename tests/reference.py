@@ -82,6 +82,23 @@ def embedding_bag(ids, offsets, table, mode="mean"):
     return out
 
 
+def sigmoid(x):
+    x = np.asarray(x, np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """torch.nn.LSTMCell: gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, split i, f, g, o -> (h', c')."""
+    f64 = lambda a: np.asarray(a, np.float64)
+    gates = f64(x) @ f64(w_ih).T + f64(h) @ f64(w_hh).T
+    for b in (b_ih, b_hh):
+        if b is not None:
+            gates = gates + f64(b)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c_new = sigmoid(f) * f64(c) + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c_new), c_new
+
+
 def attention(q, k, v, num_heads, attention_mask=None, causal=False, scale=None):
     """Multi-head softmax(scale q k^T) v: q [B, Tq, H*D], k/v [B, Tk, H*D], head h = columns h*D:(h+1)*D.
     attention_mask [B, Tk] of 0/1; causal lets query i see key j <= i + Tk - Tq. A query seeing no key gives 0."""

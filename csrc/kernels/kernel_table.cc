@@ -5,6 +5,7 @@
 #include "kernels/attention_kernels.h"
 #include "kernels/elementwise_kernels.h"
 #include "kernels/gemm_kernels.h"
+#include "kernels/lstm_kernels.h"
 
 namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
 
@@ -25,6 +26,7 @@ static KernelTable make_table() {
   t.dot = &dot;
   t.axpy = &axpy;
   t.select_greater = &select_greater;
+  t.lstm_gates = &lstm_gates;
   t.attention_tile = &attention_tile;
   t.attention_workspace_floats = &attention_workspace_floats;
   t.attention_merge = &attention_merge;

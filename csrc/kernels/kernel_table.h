@@ -68,6 +68,9 @@ struct KernelTable {
   // row_max / row_sum [splits, nq].
   void (*attention_merge)(const float* parts, const float* row_max, const float* row_sum, int64_t splits,
                           int64_t nq, int64_t d, float* out, int64_t ldo);
+  // LSTM cell for n units: i, f, g, o pre-activations at gates + {0..3} * gate_stride; c[n] := f*c + i*g in place,
+  // h[n] = o * tanh(c).
+  void (*lstm_gates)(const float* gates, int64_t gate_stride, float* c, float* h, int64_t n);
 };
 
 // One filled table per ISA, each defined in kernel_table.cc compiled for that ISA.

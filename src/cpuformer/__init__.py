@@ -6,6 +6,7 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
 from . import io, ops
+from . import nn
 from .models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel
 from .sentence_encoder import SentenceEncoder
 

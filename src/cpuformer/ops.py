@@ -7,7 +7,9 @@ threads.
 from ._core import PackedLinear, activation, embedding, embedding_bag, gelu, layer_norm, linear, softmax
 from ._core import top_k_dot
 from ._core import KVCache, multi_head_attention, multi_head_attention_varlen
+from ._core import PackedLSTM, lstm_cell
 
 __all__ = ["PackedLinear", "activation", "embedding", "embedding_bag", "gelu", "layer_norm", "linear", "softmax"]
 __all__ += ["top_k_dot"]
 __all__ += ["KVCache", "multi_head_attention", "multi_head_attention_varlen"]
+__all__ += ["PackedLSTM", "lstm_cell"]

@@ -1,0 +1,396 @@
+"""nn.LSTM against torch.nn.LSTM (run in a subprocess that writes state_dicts, inputs and outputs as .npz), on
+every ISA, plus the error paths of the constructor, load_state_dict and forward."""
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import cpuformer
+from cpuformer import _core
+from cpuformer.nn import LSTM
+
+MAX_ABS_DIFF = 1e-5
+
+# Every combination of the layer options, each run plain, with hx, with lengths, and with both.
+OPTION_GRID = [
+    dict(num_layers=layers, bidirectional=bidir, batch_first=bf, proj_size=proj, bias=bias)
+    for layers, bidir, bf, proj, bias in itertools.product([1, 2, 3], [False, True], [False, True], [0, 20],
+                                                           [True, False])
+]
+GRID_CASES = [dict(name=f"grid{i}", input_size=37, hidden_size=53, steps=6, batch=4, **opts)
+              for i, opts in enumerate(OPTION_GRID)]
+EXTRA_CASES = [
+    # One step, one sequence.
+    dict(name="t1_b1", input_size=5, hidden_size=7, steps=1, batch=1, num_layers=2, bidirectional=True,
+         batch_first=False, proj_size=0, bias=True),
+    # Enough batch x gates that the projected input is computed in several chunks of steps.
+    dict(name="chunked", input_size=32, hidden_size=128, steps=40, batch=130, num_layers=2, bidirectional=True,
+         batch_first=True, proj_size=0, bias=True),
+    # Larger sizes: several unit blocks per thread, K > one cache block (256) in the recurrent GEMM.
+    dict(name="wide", input_size=300, hidden_size=272, steps=12, batch=3, num_layers=2, bidirectional=True,
+         batch_first=False, proj_size=0, bias=True),
+    dict(name="wide_proj", input_size=64, hidden_size=300, steps=9, batch=5, num_layers=2, bidirectional=False,
+         batch_first=True, proj_size=260, bias=True),
+]
+CASES = GRID_CASES + EXTRA_CASES
+MODES = ["plain", "hx", "lengths", "hx_lengths"]
+
+TORCH_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.set_num_threads(1)
+    cases, out_dir = json.loads(sys.argv[1]), sys.argv[2]
+    for index, case in enumerate(cases):
+        torch.manual_seed(index)
+        lstm = torch.nn.LSTM(case["input_size"], case["hidden_size"], num_layers=case["num_layers"],
+                             bias=case["bias"], batch_first=case["batch_first"],
+                             bidirectional=case["bidirectional"], proj_size=case["proj_size"]).eval()
+        T, B = case["steps"], case["batch"]
+        dirs = 2 if case["bidirectional"] else 1
+        h_out = case["proj_size"] or case["hidden_size"]
+        shape = (B, T, case["input_size"]) if case["batch_first"] else (T, B, case["input_size"])
+        arrays = {"sd." + k: v.detach().numpy() for k, v in lstm.state_dict().items()}
+        x = torch.randn(shape)
+        h0 = torch.randn(case["num_layers"] * dirs, B, h_out)
+        c0 = torch.randn(case["num_layers"] * dirs, B, case["hidden_size"])
+        gen = torch.Generator().manual_seed(index)
+        lengths = torch.randint(1, T + 1, (B,), generator=gen)
+        lengths[0] = T  # one full-length sequence
+        arrays.update(x=x.numpy(), h0=h0.numpy(), c0=c0.numpy(), lengths=lengths.numpy())
+        with torch.no_grad():
+            for mode in ("plain", "hx", "lengths", "hx_lengths"):
+                hx = (h0, c0) if "hx" in mode else None
+                if "lengths" in mode:
+                    packed = pack_padded_sequence(x, lengths, batch_first=case["batch_first"], enforce_sorted=False)
+                    out, (h_n, c_n) = lstm(packed, hx)
+                    out, _ = pad_packed_sequence(out, batch_first=case["batch_first"], total_length=T)
+                else:
+                    out, (h_n, c_n) = lstm(x, hx)
+                arrays.update({f"{mode}.out": out.numpy(), f"{mode}.h_n": h_n.numpy(), f"{mode}.c_n": c_n.numpy()})
+            # Unbatched: the first sequence alone, time-major [T, I], with and without hx.
+            x1 = x[0] if case["batch_first"] else x[:, 0]
+            out, (h_n, c_n) = lstm(x1)
+            arrays.update({"unbatched.out": out.numpy(), "unbatched.h_n": h_n.numpy(), "unbatched.c_n": c_n.numpy()})
+            out, (h_n, c_n) = lstm(x1, (h0[:, 0], c0[:, 0]))
+            arrays.update({"unbatched_hx.out": out.numpy(), "unbatched_hx.h_n": h_n.numpy(),
+                           "unbatched_hx.c_n": c_n.numpy()})
+        np.savez(f"{out_dir}/{case['name']}.npz", **arrays)
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def torch_outputs(tmp_path_factory):
+    """Runs torch once in its own process (its OpenMP never meets ours) and returns case name -> arrays."""
+    out_dir = tmp_path_factory.mktemp("torch_lstm")
+    subprocess.run([sys.executable, "-c", TORCH_SCRIPT, json.dumps(CASES), str(out_dir)], check=True,
+                   capture_output=True, text=True, timeout=300)
+    loaded = {}
+    for case in CASES:
+        with np.load(out_dir / f"{case['name']}.npz") as data:
+            loaded[case["name"]] = {k: data[k] for k in data.files}
+    return loaded
+
+
+def _build(case, data):
+    lstm = LSTM(case["input_size"], case["hidden_size"], num_layers=case["num_layers"], bias=case["bias"],
+                batch_first=case["batch_first"], bidirectional=case["bidirectional"], proj_size=case["proj_size"])
+    lstm.load_state_dict({k[3:]: v for k, v in data.items() if k.startswith("sd.")})
+    return lstm
+
+
+def _assert_matches(ours, data, prefix):
+    out, (h_n, c_n) = ours
+    for name, value in (("out", out), ("h_n", h_n), ("c_n", c_n)):
+        expected = data[f"{prefix}.{name}"]
+        assert value.shape == expected.shape and value.dtype == np.float32, name
+        diff = float(np.max(np.abs(value - expected))) if value.size else 0.0
+        assert diff <= MAX_ABS_DIFF, f"{prefix}.{name}: max abs diff {diff:.3g}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_matches_torch(isa, torch_outputs, case):
+    data = torch_outputs[case["name"]]
+    lstm = _build(case, data)
+    assert lstm.isa == isa
+    for mode in MODES:
+        hx = (data["h0"], data["c0"]) if "hx" in mode else None
+        lengths = data["lengths"] if "lengths" in mode else None
+        _assert_matches(lstm(data["x"], hx, lengths=lengths), data, mode)
+
+
+@pytest.mark.parametrize("case", CASES[:8] + EXTRA_CASES[:1], ids=[c["name"] for c in CASES[:8] + EXTRA_CASES[:1]])
+def test_unbatched_matches_torch(torch_outputs, case):
+    data = torch_outputs[case["name"]]
+    lstm = _build(case, data)
+    x1 = data["x"][0] if case["batch_first"] else data["x"][:, 0]
+    _assert_matches(lstm(x1), data, "unbatched")
+    _assert_matches(lstm(x1, (data["h0"][:, 0], data["c0"][:, 0])), data, "unbatched_hx")
+
+
+def _small(**kwargs):
+    args = dict(input_size=6, hidden_size=5, num_layers=2, bidirectional=True, seed=0)
+    args.update(kwargs)
+    return LSTM(**args)
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_full_lengths_equal_no_lengths():
+    lstm = _small(proj_size=3)
+    x = _x(7, 4, 6)
+    out, (h_n, c_n) = lstm(x)
+    out_l, (h_l, c_l) = lstm(x, lengths=[7, 7, 7, 7])
+    np.testing.assert_array_equal(out, out_l)
+    np.testing.assert_array_equal(h_n, h_l)
+    np.testing.assert_array_equal(c_n, c_l)
+
+
+def test_padding_content_is_ignored():
+    lstm = _small()
+    x = _x(5, 3, 6)
+    lengths = np.array([5, 2, 4])
+    noisy = x.copy()
+    for b, n in enumerate(lengths):
+        noisy[n:, b] = 1e6  # huge values past each length must not reach any result
+    ours, theirs = lstm(x, lengths=lengths), lstm(noisy, lengths=lengths)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1][0], theirs[1][0])
+    assert not ours[0][2:, 1].any() and not ours[0][4:, 2].any()
+
+
+def test_each_sequence_equals_running_it_alone():
+    lstm = _small(batch_first=True)
+    x = _x(3, 6, 6)
+    lengths = [6, 1, 4]
+    out, (h_n, c_n) = lstm(x, lengths=lengths)
+    for b, n in enumerate(lengths):
+        out_b, (h_b, c_b) = lstm(x[b:b + 1, :n])
+        np.testing.assert_allclose(out[b, :n], out_b[0], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(h_n[:, b], h_b[:, 0], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(c_n[:, b], c_b[:, 0], rtol=1e-6, atol=1e-6)
+
+
+def test_results_do_not_depend_on_thread_count():
+    lstm = LSTM(40, 96, num_layers=2, bidirectional=True, seed=1)
+    x = _x(9, 5, 40)
+    previous = cpuformer.get_num_threads()
+    try:
+        cpuformer.set_num_threads(1)
+        one = lstm(x, lengths=[9, 3, 5, 9, 1])
+        cpuformer.set_num_threads(2)
+        two = lstm(x, lengths=[9, 3, 5, 9, 1])
+    finally:
+        cpuformer.set_num_threads(previous)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1][0], two[1][0])
+
+
+def test_concurrent_python_threads_get_their_own_results():
+    lstm = _small()
+    inputs = [_x(8, 3, 6, seed=s) for s in range(4)]
+    expected = [lstm(x)[0] for x in inputs]
+    results = [None] * len(inputs)
+
+    def run(i):
+        results[i] = lstm(inputs[i])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_keeps_its_isa_after_switch():
+    previous = _core._isa()
+    _core._set_isa("generic")
+    try:
+        lstm = _small()
+    finally:
+        _core._set_isa(previous)
+    assert lstm.isa == "generic"
+    x = _x(4, 2, 6)
+    _core._set_isa("generic")
+    try:
+        expected = lstm(x)[0]
+    finally:
+        _core._set_isa(previous)
+    np.testing.assert_array_equal(lstm(x)[0], expected)
+
+
+def test_empty_batch_gives_empty_results_like_torch():
+    lstm = _small(proj_size=3)
+    out, (h_n, c_n) = lstm(np.zeros((4, 0, 6), np.float32))
+    assert out.shape == (4, 0, 6) and h_n.shape == (4, 0, 3) and c_n.shape == (4, 0, 5)
+    out, _ = _small(batch_first=True)(np.zeros((0, 4, 6), np.float32), lengths=np.zeros(0, np.int64))
+    assert out.shape == (0, 4, 10)
+
+
+def test_state_dict_round_trip_and_float64_weights_are_cast():
+    a = _small(proj_size=2, seed=3)
+    b = _small(proj_size=2, seed=4)
+    x = _x(5, 2, 6)
+    assert not np.array_equal(a(x)[0], b(x)[0])
+    b.load_state_dict({k: v.astype(np.float64) for k, v in a.state_dict().items()})
+    np.testing.assert_array_equal(a(x)[0], b(x)[0])
+    assert all(v.dtype == np.float32 for v in b.state_dict().values())
+    assert list(a.state_dict()) == list(a.parameter_shapes())
+
+
+def test_parameter_names_and_repr():
+    lstm = LSTM(4, 6, num_layers=2, bias=False, bidirectional=True, proj_size=3)
+    assert lstm.parameter_shapes() == {
+        "weight_ih_l0": (24, 4), "weight_hh_l0": (24, 3), "weight_hr_l0": (3, 6),
+        "weight_ih_l0_reverse": (24, 4), "weight_hh_l0_reverse": (24, 3), "weight_hr_l0_reverse": (3, 6),
+        "weight_ih_l1": (24, 6), "weight_hh_l1": (24, 3), "weight_hr_l1": (3, 6),
+        "weight_ih_l1_reverse": (24, 6), "weight_hh_l1_reverse": (24, 3), "weight_hr_l1_reverse": (3, 6),
+    }
+    assert repr(lstm) == "LSTM(4, 6, num_layers=2, bias=False, bidirectional=True, proj_size=3)"
+
+
+# ---- error paths -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(input_size=0, hidden_size=4), ValueError, "input_size must be >= 1, got 0"),
+        (dict(input_size=3, hidden_size=0), ValueError, "hidden_size must be >= 1, got 0"),
+        (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers must be >= 1, got 0"),
+        (dict(input_size=3, hidden_size=4, proj_size=-1), ValueError, "proj_size must be >= 0, got -1"),
+        (dict(input_size=3, hidden_size=4, proj_size=4), ValueError,
+         r"proj_size must be smaller than hidden_size \(4\), got 4"),
+        (dict(input_size=3.0, hidden_size=4), TypeError, "input_size must be an int, got float"),
+        (dict(input_size=3, hidden_size=True), TypeError, "hidden_size must be an int, got bool"),
+    ],
+)
+def test_constructor_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        LSTM(**kwargs)
+
+
+def test_state_dict_missing_and_unexpected_keys_are_named():
+    lstm = _small(num_layers=1)
+    sd = lstm.state_dict()
+    del sd["bias_hh_l0_reverse"]
+    sd["weight_ih_l1"] = np.zeros((20, 10), np.float32)
+    with pytest.raises(KeyError, match=r"missing keys: \['bias_hh_l0_reverse'\]; unexpected keys: \['weight_ih_l1'\]"):
+        lstm.load_state_dict(sd)
+
+
+def test_state_dict_wrong_shape_is_named_and_nothing_changes():
+    lstm = _small(num_layers=1)
+    x = _x(3, 2, 6)
+    before = lstm(x)[0]
+    sd = {k: np.zeros_like(v) for k, v in lstm.state_dict().items()}
+    sd["weight_hh_l0"] = np.zeros((20, 6), np.float32)
+    with pytest.raises(ValueError, match=r"state_dict\['weight_hh_l0'\] has shape \(20, 6\), expected \(20, 5\)"):
+        lstm.load_state_dict(sd)
+    np.testing.assert_array_equal(lstm(x)[0], before)
+
+
+def test_state_dict_integer_values_are_type_error():
+    lstm = _small(num_layers=1, bidirectional=False)
+    sd = lstm.state_dict()
+    sd["bias_ih_l0"] = np.zeros(20, np.int64)
+    with pytest.raises(TypeError, match=r"state_dict\['bias_ih_l0'\] must hold floating-point values, got dtype int64"):
+        lstm.load_state_dict(sd)
+
+
+@pytest.mark.parametrize(
+    "x, error, message",
+    [
+        (np.zeros((3, 2, 6), np.float64), TypeError, "x must have dtype float32, got float64"),
+        ([[0.0] * 6], TypeError, "x must be a numpy.ndarray of dtype float32, got list"),
+        (np.zeros((3, 2, 7), np.float32), ValueError,
+         r"x must have input_size = 6 features in its last axis, got shape \(3, 2, 7\)"),
+        (np.zeros((1, 3, 2, 6), np.float32), ValueError,
+         r"LSTM expects x to be 2-D \(unbatched\) or 3-D, got 4-D with shape \(1, 3, 2, 6\)"),
+        (np.zeros(6, np.float32), ValueError, "got 1-D"),
+        (np.zeros((0, 2, 6), np.float32), ValueError, r"x has 0 time steps; an LSTM needs at least one"),
+    ],
+)
+def test_bad_x(x, error, message):
+    with pytest.raises(error, match=message):
+        _small()(x)
+
+
+@pytest.mark.parametrize(
+    "hx, error, message",
+    [
+        ("h", TypeError, r"hx must be a tuple \(h0, c0\)"),
+        ((np.zeros((4, 2, 5), np.float32),), TypeError, r"hx must be a tuple \(h0, c0\)"),
+        ((np.zeros((4, 2, 5), np.float32), None), TypeError, "c0 must be a numpy.ndarray of dtype float32, got NoneType"),
+        ((np.zeros((4, 5), np.float32), np.zeros((4, 2, 5), np.float32)), ValueError,
+         r"h0 must be 3-D for a 3-D input \(batched\), got shape \(4, 5\)"),
+        ((np.zeros((2, 2, 5), np.float32), np.zeros((4, 2, 5), np.float32)), ValueError,
+         r"h0 must have shape \(4, 2, 5\), got \(2, 2, 5\)"),
+        ((np.zeros((4, 2, 5), np.float32), np.zeros((4, 3, 5), np.float32)), ValueError,
+         r"c0 must have shape \(4, 2, 5\), got \(4, 3, 5\)"),
+        ((np.zeros((4, 2, 5), np.float64), np.zeros((4, 2, 5), np.float32)), TypeError,
+         "h0 must have dtype float32, got float64"),
+    ],
+)
+def test_bad_hx(hx, error, message):
+    with pytest.raises(error, match=message):
+        _small()(_x(3, 2, 6), hx)
+
+
+def test_bad_hx_shape_with_projection_names_proj_size():
+    lstm = _small(proj_size=3)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(4, 2, 3\), got \(4, 2, 5\)"):
+        lstm(_x(3, 2, 6), (np.zeros((4, 2, 5), np.float32), np.zeros((4, 2, 5), np.float32)))
+
+
+def test_unbatched_hx_must_be_2d():
+    with pytest.raises(ValueError, match=r"h0 must be 2-D for a 2-D input \(unbatched\), got shape \(4, 1, 5\)"):
+        _small()(_x(3, 6), (np.zeros((4, 1, 5), np.float32), np.zeros((4, 1, 5), np.float32)))
+
+
+@pytest.mark.parametrize(
+    "lengths, error, message",
+    [
+        ([3, 0], ValueError, r"lengths\[1\] = 0 is outside \[1, 3\]"),
+        ([4, 1], ValueError, r"lengths\[0\] = 4 is outside \[1, 3\]"),
+        ([-1, 2], ValueError, r"lengths\[0\] = -1 is outside \[1, 3\]"),
+        ([3, 2, 1], ValueError, r"lengths must have shape \(2,\) \(one per batch entry\), got \(3,\)"),
+        ([[3, 2]], ValueError, r"lengths must have shape \(2,\) \(one per batch entry\), got \(1, 2\)"),
+        ([3.0, 2.0], TypeError, "lengths must have an integer dtype, got float64"),
+    ],
+)
+def test_bad_lengths(lengths, error, message):
+    with pytest.raises(error, match=message):
+        _small()(_x(3, 2, 6), lengths=lengths)
+
+
+def test_lengths_need_a_batch():
+    with pytest.raises(ValueError, match=r"lengths needs a batched \(3-D\) input"):
+        _small()(_x(3, 6), lengths=[3])
+
+
+def test_packed_lstm_checks_weights_directly():
+    w = np.zeros((20, 6), np.float32)
+    with pytest.raises(ValueError, match=r"weights must hold num_layers \* directions = 2 tuples"):
+        _core.PackedLSTM(6, 5, 1, True, 0, [(w, np.zeros((20, 5), np.float32), None, None, None)])
+    with pytest.raises(ValueError, match=r"weights\[0\].w_hh must have shape \(20, 5\), got \(20, 6\)"):
+        _core.PackedLSTM(6, 5, 1, False, 0, [(w, w, None, None, None)])
+    with pytest.raises(ValueError, match=r"weights\[0\].w_hr must be None when proj_size is 0"):
+        _core.PackedLSTM(6, 5, 1, False, 0, [(w, np.zeros((20, 5), np.float32), None, None, w)])
+    with pytest.raises(ValueError, match=r"proj_size must be in \[0, hidden_size\) = \[0, 5\), got 5"):
+        _core.PackedLSTM(6, 5, 1, False, 5, [(w, np.zeros((20, 5), np.float32), None, None, None)])

@@ -184,15 +184,14 @@ template <int M, bool kPartial>
 void pv_ukernel(int cols, int64_t k, const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
                 int64_t ldo) {
   static_assert(kNR == 2 * kW, "two vectors per row");
-  Vec acc[M][2];
-  for (int i = 0; i < M; ++i) {
-    acc[i][0] = Vec::load(o + i * ldo);
-    acc[i][1] = Vec::load(o + i * ldo + kW);
-  }
+  // Accumulate from zero and add o once at the end: keeps all 2M accumulators in registers (GCC spilled them
+  // every iteration when they started from loads of o).
+  Vec acc0[M], acc1[M];
+  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = Vec::zero();
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* vr = v + kk * ldv;
     Vec b0, b1;
-    if (kPartial) {
+    if constexpr (kPartial) {
       b0 = cols >= kW ? Vec::load(vr) : Vec::load_partial(vr, cols);
       b1 = cols > kW ? Vec::load_partial(vr + kW, cols - kW) : Vec::zero();
     } else {
@@ -202,13 +201,13 @@ void pv_ukernel(int cols, int64_t k, const float* p, int64_t ldp, const float* v
     const float* pr = p + kk * ldp;
     for (int i = 0; i < M; ++i) {
       const Vec a = Vec::broadcast(pr[i]);
-      acc[i][0] = fma(a, b0, acc[i][0]);
-      acc[i][1] = fma(a, b1, acc[i][1]);
+      acc0[i] = fma(a, b0, acc0[i]);
+      acc1[i] = fma(a, b1, acc1[i]);
     }
   }
   for (int i = 0; i < M; ++i) {
-    acc[i][0].store(o + i * ldo);
-    acc[i][1].store(o + i * ldo + kW);
+    (acc0[i] + Vec::load(o + i * ldo)).store(o + i * ldo);
+    (acc1[i] + Vec::load(o + i * ldo + kW)).store(o + i * ldo + kW);
   }
 }
 
@@ -309,12 +308,13 @@ void attend_blocked(const AttentionTile& t) {
     for (int64_t i = 0; i < nq; ++i)
       if (w.alpha[i] != 1.0f) scale_inplace(w.o + i * dp, w.alpha[i], dp);
 
-    // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st.
+    // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st. Column panels outside, so the bk x NR slice of
+    // V stays in L1 while every query group reuses it.
     const float* vb = t.v + j0 * t.ldv;
-    for (int64_t i = 0; i < nq; i += kMR) {
-      const int rows = static_cast<int>(std::min<int64_t>(kMR, nq - i));
-      for (int64_t c = 0; c < d; c += kNR) {
-        const int cols = static_cast<int>(std::min<int64_t>(kNR, d - c));
+    for (int64_t c = 0; c < d; c += kNR) {
+      const int cols = static_cast<int>(std::min<int64_t>(kNR, d - c));
+      for (int64_t i = 0; i < nq; i += kMR) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMR, nq - i));
         const PvFn fn = cols == kNR ? kPvFull[rows - 1] : kPvPartial[rows - 1];
         fn(cols, bk, w.st + i, nqp, vb + c, t.ldv, w.o + i * dp + c, dp);
       }

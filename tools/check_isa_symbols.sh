@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Checks that the AVX2/AVX-512 kernel objects export no weak (COMDAT) symbol outside their own namespace:
+# such a symbol could be picked by the linker for generic code and crash a CPU without that ISA.
+# usage: tools/check_isa_symbols.sh [build dir]   (default build/dev)
+set -euo pipefail
+build=${1:-build/dev}
+bad=$(for obj in "$build"/CMakeFiles/cpuformer_kernels_avx2.dir/csrc/kernels/*.o \
+                 "$build"/CMakeFiles/cpuformer_kernels_avx512.dir/csrc/kernels/*.o; do
+  nm -C "$obj" | grep -E ' [WVu] ' | grep -vE 'cpuformer::kernels::avx(2|512)::' | sed "s|^|$(basename "$obj"): |" || true
+done)
+if [ -n "$bad" ]; then
+  echo "ISA-specific objects leak shared weak symbols:"; echo "$bad"; exit 1
+fi
+echo "ok: no weak symbols outside cpuformer::kernels::avx2 / avx512"

@@ -275,7 +275,7 @@ so each head's keys are contiguous. append() copies only the new rows; attend() 
           "k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's "
           "current lengths, which then advance by T. ValueError if that would exceed max_len.")
       .def("attend", &cache_attend, py::arg("layer"), py::arg("q"), py::arg("attention_mask") = py::none(),
-           py::arg("causal") = true, py::arg("scale") = py::none(), py::kw_only(), py::arg("out") = py::none(),
+           py::arg("causal") = true, py::arg("scale") = py::none(), py::arg("out") = py::none(),
            "q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached "
            "keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns the last query with the "
            "last cached key.")

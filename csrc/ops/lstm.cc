@@ -86,6 +86,8 @@ void panel_gemm(const kernels::KernelTable& kt, const float* a, int64_t m, int64
 // serial: thread 0 runs every item and the others leave, which beats waiting a time slice per step.
 struct StepTeam {
   static constexpr int kStallsBeforeSerial = 2;
+  // A wait counts as a stall past this plus 8x the waiting thread's own time per item (big items legitimately
+  // make teammates wait longer).
   static constexpr std::chrono::microseconds kStall{200};
   std::atomic<bool> serial{false};
   std::atomic<int> stalls{0};
@@ -106,9 +108,12 @@ class StepStage {
   template <class Fn>
   bool run(int64_t s, int64_t lo, int64_t hi, bool leader, StepTeam& team, Fn&& fn) {
     if (team.serial.load(std::memory_order_relaxed) && !leader) return false;
-    for (int64_t i = lo; i < hi; ++i) try_run(i, s, fn);
+    const auto own_start = std::chrono::steady_clock::now();
+    int64_t ran = 0;
+    for (int64_t i = lo; i < hi; ++i) ran += try_run(i, s, fn);
     const int64_t target = (s + 1) * items_;
     auto wait_start = std::chrono::steady_clock::now();
+    const auto stall_after = StepTeam::kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran : wait_start - wait_start);
     bool stalled = false;
     for (int64_t spins = 0; done_.load(std::memory_order_acquire) < target; ++spins) {
       const bool serial = team.serial.load(std::memory_order_relaxed);
@@ -119,7 +124,7 @@ class StepStage {
         wait_start = std::chrono::steady_clock::now();
         continue;
       }
-      if (spins % 1024 == 0 && !stalled && std::chrono::steady_clock::now() - wait_start > StepTeam::kStall) {
+      if (spins % 1024 == 0 && !stalled && std::chrono::steady_clock::now() - wait_start > stall_after) {
         stalled = true;
         if (team.stalls.fetch_add(1, std::memory_order_relaxed) + 1 >= StepTeam::kStallsBeforeSerial)
           team.serial.store(true, std::memory_order_relaxed);
@@ -148,6 +153,16 @@ class StepStage {
   std::vector<std::atomic<int64_t>> claimed_;  // last step each item was claimed for
   alignas(64) std::atomic<int64_t> done_{0};   // items finished, over all steps
 };
+
+// Until when (steady clock) new calls start their step loops serial because a recent call saw preempted
+// threads; after that they try parallel again, so a quiet machine gets its threads back within kSerialHold.
+std::atomic<int64_t> g_serial_until_ns{0};
+constexpr std::chrono::milliseconds kSerialHold{250};
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
@@ -215,7 +230,9 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
   for (int i = 0; i < 2 && i < layers - 1; ++i) between[i] = AlignedBuffer(static_cast<size_t>(steps * batch * out_cols));
 
   const float* layer_in = x;
-  bool serial = false;  // set once a step loop saw preempted threads; later layers then run on one thread
+  // Set once a step loop saw preempted threads (or a recent call did): later loops then run on one thread.
+  const bool started_serial = steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed);
+  bool serial = started_serial;
   for (int64_t l = 0; l < layers; ++l) {
     const bool last = l == layers - 1;
     float* layer_out = last ? out : between[l % 2].data();
@@ -234,6 +251,8 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
               cn_dir, &serial);
     layer_in = layer_out;
   }
+  if (serial && !started_serial)
+    g_serial_until_ns.store(steady_now_ns() + std::chrono::nanoseconds(kSerialHold).count(), std::memory_order_relaxed);
 }
 
 void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch, const float* const* h0,

@@ -11,8 +11,10 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import cpuformer
+import reference as ref
 from cpuformer import _core
 from cpuformer.nn import LSTM
 
@@ -137,6 +139,54 @@ def test_unbatched_matches_torch(torch_outputs, case):
     x1 = data["x"][0] if case["batch_first"] else data["x"][:, 0]
     _assert_matches(lstm(x1), data, "unbatched")
     _assert_matches(lstm(x1, (data["h0"][:, 0], data["c0"][:, 0])), data, "unbatched_hx")
+
+
+def _reference_lstm(lstm, x, h0, c0, lengths):
+    """float64 numpy LSTM from ref.lstm_cell: time-major x [T, B, I] -> (output, h_n, c_n) with torch's semantics."""
+    params = lstm.state_dict()
+    steps, batch = x.shape[:2]
+    lengths = np.full(batch, steps) if lengths is None else np.asarray(lengths)
+    layer_in, h_n, c_n = np.asarray(x, np.float64), [], []
+    for layer in range(lstm.num_layers):
+        outs = []
+        for d, suffix in enumerate(("", "_reverse")[: lstm.num_directions]):
+            get = lambda name: params.get(f"{name}_l{layer}{suffix}")
+            h, c = h0[layer * lstm.num_directions + d], c0[layer * lstm.num_directions + d]
+            out = np.zeros((steps, batch, h.shape[-1]))
+            for t in (range(steps) if d == 0 else reversed(range(steps))):
+                h_new, c_new = ref.lstm_cell(layer_in[t], h, c, get("weight_ih"), get("weight_hh"), get("bias_ih"),
+                                             get("bias_hh"))
+                if lstm.proj_size:
+                    h_new = h_new @ np.asarray(get("weight_hr"), np.float64).T
+                active = (t < lengths)[:, None]
+                h, c = np.where(active, h_new, h), np.where(active, c_new, c)
+                out[t] = np.where(active, h_new, 0.0)
+            outs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = np.concatenate(outs, axis=-1)
+    return layer_in, np.stack(h_n), np.stack(c_n)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_random_configurations_match_float64_reference(data):
+    layers, bidir = data.draw(st.integers(1, 3)), data.draw(st.booleans())
+    hidden = data.draw(st.integers(1, 40))
+    proj = data.draw(st.integers(0, hidden - 1))
+    inp, steps, batch = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 8)), data.draw(st.integers(1, 5))
+    lstm = LSTM(inp, hidden, num_layers=layers, bias=data.draw(st.booleans()), bidirectional=bidir,
+                proj_size=proj, seed=data.draw(st.integers(0, 2**16)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((steps, batch, inp)).astype(np.float32)
+    states = layers * lstm.num_directions
+    h0 = rng.standard_normal((states, batch, proj or hidden)).astype(np.float32)
+    c0 = rng.standard_normal((states, batch, hidden)).astype(np.float32)
+    lengths = rng.integers(1, steps + 1, batch) if data.draw(st.booleans()) else None
+    out, (h_n, c_n) = lstm(x, (h0, c0), lengths=lengths)
+    want = _reference_lstm(lstm, x, h0, c0, lengths)
+    for got, expected in zip((out, h_n, c_n), want):
+        ref.assert_close(got, expected, "lstm")
 
 
 def _small(**kwargs):

@@ -9,6 +9,8 @@ from . import io, ops
 from . import nn
 from .models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel
 from .sentence_encoder import SentenceEncoder
+from .models import GPT2LMHeadModel, GPT2Model
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config", "ops"]
 __all__ += ["AutoModel", "BertForMaskedLM", "BertForSequenceClassification", "BertModel", "SentenceEncoder"]
+__all__ += ["GPT2LMHeadModel", "GPT2Model"]

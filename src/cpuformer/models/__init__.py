@@ -9,6 +9,7 @@ from .bert import (
     MaskedLMOutput,
     SequenceClassifierOutput,
 )
+from .gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
 
 __all__ = [
     "AutoModel",
@@ -22,3 +23,4 @@ __all__ = [
     "register_model",
     "registered_architectures",
 ]
+__all__ += ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]

@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import ops
 from ..io import WeightStore, read_config
-from ..layers import Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, take_fused_linear
-from ..layers import take_linear
+from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
+                      take_fused_linear, take_linear)
 from ..tokenizer import Tokenizer
 from .registry import register_model
 

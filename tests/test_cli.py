@@ -10,16 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cpuformer
 from cpuformer.cli import main
 from cpuformer.default_model import default_model_path
 from cpuformer.sentence_encoder import SentenceEncoder
 
-ROOT = Path(__file__).resolve().parents[1]
+# The child imports cpuformer from wherever this process did (the source tree in development, site-packages
+# in CI), so the command under test is the same build as the in-process reference.
+IMPORT_ROOT = str(Path(cpuformer.__file__).resolve().parents[1])
+REPO = Path(__file__).resolve().parents[1]
 TEXTS = ["A man is eating food.", "A cheetah chases its prey.", "Hello"]
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=IMPORT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "cpuformer.cli", *args], capture_output=True, text=True,
                           env=env, input=stdin)
 
@@ -87,4 +91,4 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 def test_entry_point_is_declared():
-    assert 'cpuformer = "cpuformer.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    assert 'cpuformer = "cpuformer.cli:main"' in (REPO / "pyproject.toml").read_text()

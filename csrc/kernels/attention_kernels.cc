@@ -178,26 +178,16 @@ void attend_rows(const AttentionTile& t) {
 
 // ---- blocked path -----------------------------------------------------------------------------------------
 
-// o[M rows (ldo), NR cols] += P^T[k, M rows] (key-major, ldp) * V[k, cols] (ldv). `cols` < NR reads V with
-// partial loads (the tail of the last head may end the array); o is padded to NR columns.
-template <int M, bool kPartial>
-void pv_ukernel(int cols, int64_t k, const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
-                int64_t ldo) {
+// o[M rows (ldo), NR cols] += P^T[k, M rows] (key-major, ldp) * V[k, NR cols] (ldv, padded panel).
+template <int M>
+void pv_ukernel(int64_t k, const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo) {
   static_assert(kNR == 2 * kW, "two vectors per row");
   // Accumulate from zero and add o once at the end: keeps all 2M accumulators in registers (GCC spilled them
   // every iteration when they started from loads of o).
   Vec acc0[M], acc1[M];
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = Vec::zero();
   for (int64_t kk = 0; kk < k; ++kk) {
-    const float* vr = v + kk * ldv;
-    Vec b0, b1;
-    if constexpr (kPartial) {
-      b0 = cols >= kW ? Vec::load(vr) : Vec::load_partial(vr, cols);
-      b1 = cols > kW ? Vec::load_partial(vr + kW, cols - kW) : Vec::zero();
-    } else {
-      b0 = Vec::load(vr);
-      b1 = Vec::load(vr + kW);
-    }
+    const Vec b0 = Vec::load(v + kk * ldv), b1 = Vec::load(v + kk * ldv + kW);
     const float* pr = p + kk * ldp;
     for (int i = 0; i < M; ++i) {
       const Vec a = Vec::broadcast(pr[i]);
@@ -211,14 +201,13 @@ void pv_ukernel(int cols, int64_t k, const float* p, int64_t ldp, const float* v
   }
 }
 
-using PvFn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
+using PvFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
 
-template <bool kPartial, int... Ms>
+template <int... Ms>
 constexpr auto make_pv_table(std::integer_sequence<int, Ms...>) {
-  return std::array<PvFn, sizeof...(Ms)>{&pv_ukernel<Ms + 1, kPartial>...};
+  return std::array<PvFn, sizeof...(Ms)>{&pv_ukernel<Ms + 1>...};
 }
-constexpr auto kPvFull = make_pv_table<false>(std::make_integer_sequence<int, kMR>{});
-constexpr auto kPvPartial = make_pv_table<true>(std::make_integer_sequence<int, kMR>{});
+constexpr auto kPv = make_pv_table(std::make_integer_sequence<int, kMR>{});
 
 struct BlockedWorkspace {
   float* qt;     // [nqp / NR][d][NR]: scaled queries packed as GEMM B panels
@@ -227,11 +216,12 @@ struct BlockedWorkspace {
   float* m;      // [nqp] running max
   float* l;      // [nqp] running sum
   float* alpha;  // [nqp] rescale of the previous blocks
+  float* vp;     // [kBK][dp]: the key block's value rows, contiguous and zero-padded to whole panels
 };
 
 int64_t blocked_workspace_floats(int64_t nq, int64_t d) {
   const int64_t nqp = round_up(nq, kNR), dp = round_up(d, kNR);
-  return nqp * d + kBK * nqp + nq * dp + 3 * nqp;
+  return nqp * d + kBK * nqp + nq * dp + 3 * nqp + kBK * dp;
 }
 
 BlockedWorkspace carve(float* ws, int64_t nq, int64_t d) {
@@ -243,6 +233,7 @@ BlockedWorkspace carve(float* ws, int64_t nq, int64_t d) {
   w.m = w.o + nq * dp;
   w.l = w.m + nqp;
   w.alpha = w.l + nqp;
+  w.vp = w.alpha + nqp;
   return w;
 }
 
@@ -308,15 +299,18 @@ void attend_blocked(const AttentionTile& t) {
     for (int64_t i = 0; i < nq; ++i)
       if (w.alpha[i] != 1.0f) scale_inplace(w.o + i * dp, w.alpha[i], dp);
 
-    // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st. Column panels outside, so the bk x NR slice of
-    // V stays in L1 while every query group reuses it.
-    const float* vb = t.v + j0 * t.ldv;
-    for (int64_t c = 0; c < d; c += kNR) {
-      const int cols = static_cast<int>(std::min<int64_t>(kNR, d - c));
+    // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st. V rows are copied first: rows of a fused QKV
+    // projection sit a few KiB apart, and such strides map a panel's rows onto a handful of L1 sets.
+    for (int64_t j = 0; j < bk; ++j) {
+      const float* src = t.v + (j0 + j) * t.ldv;
+      std::copy(src, src + d, w.vp + j * dp);
+      std::fill(w.vp + j * dp + d, w.vp + (j + 1) * dp, 0.0f);
+    }
+    // Column panels outside, so the bk x NR slice of V stays in L1 while every query group reuses it.
+    for (int64_t c = 0; c < dp; c += kNR) {
       for (int64_t i = 0; i < nq; i += kMR) {
         const int rows = static_cast<int>(std::min<int64_t>(kMR, nq - i));
-        const PvFn fn = cols == kNR ? kPvFull[rows - 1] : kPvPartial[rows - 1];
-        fn(cols, bk, w.st + i, nqp, vb + c, t.ldv, w.o + i * dp + c, dp);
+        kPv[rows - 1](bk, w.st + i, nqp, w.vp + c, dp, w.o + i * dp + c, dp);
       }
     }
   }

@@ -1,0 +1,311 @@
+"""Generation on a tiny random GPT-2 written with numpy (no torch needed): sampling settings, seeds, streaming,
+eos handling, text in and out with a byte-level BPE tokenizer trained here, and every argument error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpuformer.generation import IncrementalDecoder, Sampler, SamplingConfig
+from cpuformer.io import save_safetensors
+from cpuformer.models import GPT2LMHeadModel
+
+TEXT = ("The quick brown fox jumps over the lazy dog. Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade, \u20ac 12, "
+        "\u65e5\u672c\u8a9e \U0001F600. ") * 20
+N_POSITIONS = 48
+
+
+def train_tokenizer(folder: Path) -> int:
+    """A byte-level BPE (GPT-2 style) trained on TEXT, with <|endoftext|> as its only special token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT], trainer)
+    tok.save(str(folder / "tokenizer.json"))
+    return tok.get_vocab_size()
+
+
+def write_tiny_gpt2(folder: Path, vocab: int, seed: int = 0, n_embd: int = 32, n_head: int = 4, n_layer: int = 2):
+    rng = np.random.default_rng(seed)
+    w = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)  # noqa: E731 - large init: peaked logits
+    t = {"transformer.wte.weight": w(vocab, n_embd), "transformer.wpe.weight": w(N_POSITIONS, n_embd),
+         "transformer.ln_f.weight": 1 + w(n_embd), "transformer.ln_f.bias": w(n_embd)}
+    for i in range(n_layer):
+        p = f"transformer.h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            t[p + ln + ".weight"], t[p + ln + ".bias"] = 1 + w(n_embd), w(n_embd)
+        for name, (k, n) in {"attn.c_attn": (n_embd, 3 * n_embd), "attn.c_proj": (n_embd, n_embd),
+                             "mlp.c_fc": (n_embd, 4 * n_embd), "mlp.c_proj": (4 * n_embd, n_embd)}.items():
+            t[p + name + ".weight"], t[p + name + ".bias"] = w(k, n), w(n)
+    save_safetensors(folder / "model.safetensors", t)
+    config = dict(architectures=["GPT2LMHeadModel"], model_type="gpt2", vocab_size=vocab, n_positions=N_POSITIONS,
+                  n_embd=n_embd, n_layer=n_layer, n_head=n_head, eos_token_id=0, bos_token_id=0)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    write_tiny_gpt2(folder, train_tokenizer(folder))
+    return GPT2LMHeadModel.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """The same kind of model without a tokenizer.json."""
+    folder = tmp_path_factory.mktemp("tiny_gpt2_bare")
+    write_tiny_gpt2(folder, 100, seed=3)
+    return GPT2LMHeadModel.from_pretrained(folder)
+
+
+def batch():
+    ids = np.array([[5, 6, 7, 8, 9, 10], [0, 0, 0, 11, 12, 13]])
+    return ids, (ids != 0).astype(np.int64) | np.array([[1], [0]])
+
+
+# --- greedy, sampling, seeds ------------------------------------------------------------------------------
+def test_prefill_logits_equal_the_forward_pass_and_the_head_sees_one_row_per_sequence(model):
+    ids, mask = batch()
+    calls = []
+    head = model.lm_head
+
+    class Spy:  # records what the head is asked to project
+        def __call__(self, x, **kw):
+            calls.append(x.shape)
+            return head(x, **kw)
+
+    model.lm_head = Spy()
+    try:
+        session = model.start_decoding(ids, mask, ids.shape[1] + 2)
+        logits = session.prefill().copy()
+        session.step(logits.argmax(axis=1))
+    finally:
+        model.lm_head = head
+    assert calls == [(2, 32), (2, 32)], "prefill projects only the last position of each row"
+    np.testing.assert_allclose(logits, model(ids, mask)[:, -1], atol=1e-5)
+
+
+def test_each_decode_step_matches_a_full_forward(model):
+    ids, mask = batch()
+    out = model.generate(ids, 10, attention_mask=mask)
+    full_mask = np.concatenate([mask, np.ones((2, 10), np.int64)], axis=1)
+    logits = model(out, full_mask)  # logits at position t predict token t + 1
+    np.testing.assert_array_equal(logits[:, ids.shape[1] - 1:-1].argmax(axis=-1), out[:, ids.shape[1]:])
+
+
+def test_seeded_sampling_is_reproducible_and_seeds_differ(model):
+    ids, mask = batch()
+    args = dict(do_sample=True, temperature=1.5, attention_mask=mask)
+    a = model.generate(ids, 20, seed=1, **args)
+    np.testing.assert_array_equal(a, model.generate(ids, 20, seed=1, **args))
+    assert not np.array_equal(a, model.generate(ids, 20, seed=2, **args))
+    np.testing.assert_array_equal(a[:, :ids.shape[1]], ids)
+
+
+def test_top_k_1_sampling_equals_greedy(model):
+    ids, mask = batch()
+    greedy = model.generate(ids, 20, attention_mask=mask)
+    sampled = model.generate(ids, 20, do_sample=True, top_k=1, temperature=0.7, seed=5, attention_mask=mask)
+    np.testing.assert_array_equal(sampled, greedy)
+    tiny_nucleus = model.generate(ids, 20, do_sample=True, top_p=1e-6, seed=5, attention_mask=mask)
+    np.testing.assert_array_equal(tiny_nucleus, greedy)
+
+
+def test_stream_yields_the_ids_generate_returns(model):
+    ids, mask = batch()
+    for args in (dict(), dict(do_sample=True, top_k=20, top_p=0.9, repetition_penalty=1.2, seed=4)):
+        steps = list(model.stream(ids, 12, attention_mask=mask, **args))
+        assert len(steps) == 12 and all(s.shape == (2,) and s.dtype == np.int64 for s in steps)
+        np.testing.assert_array_equal(np.stack(steps, axis=1),
+                                      model.generate(ids, 12, attention_mask=mask, **args)[:, ids.shape[1]:])
+
+
+def test_eos_stops_generation_and_pads_finished_rows(model):
+    ids, mask = batch()
+    greedy = model.generate(ids, 20, attention_mask=mask)[:, ids.shape[1]:]
+    eos = int(greedy[0, 2])  # row 0 emits it at step 2 (at the latest)
+    first = [int(np.flatnonzero(r == eos)[0]) if (r == eos).any() else None for r in greedy]
+    out = model.generate(ids, 20, attention_mask=mask, eos_token_id=eos, pad_token_id=1)[:, ids.shape[1]:]
+    for row, stop in zip(out, first):
+        if stop is not None:
+            assert row[stop] == eos and (row[stop + 1:] == 1).all()
+    if all(f is not None for f in first):
+        assert out.shape[1] == max(first) + 1, "stops once every row has finished"
+    else:
+        assert out.shape[1] == 20
+    padded_with_eos = model.generate(ids[:1], 20, eos_token_id=eos)[0, ids.shape[1]:]
+    assert padded_with_eos[-1] == eos and padded_with_eos.shape[0] == first[0] + 1
+
+
+def test_generation_can_fill_every_position(model):
+    ids, mask = batch()
+    out = model.generate(ids, N_POSITIONS - ids.shape[1], attention_mask=mask)
+    assert out.shape == (2, N_POSITIONS)
+    np.testing.assert_array_equal(model.generate(ids, 0, attention_mask=mask), ids)
+    assert list(model.stream(ids, 0)) == []
+
+
+# --- the sampler on hand-made logits ------------------------------------------------------------------------
+def draw(config: SamplingConfig, logits: np.ndarray, n: int) -> np.ndarray:
+    sampler = Sampler(config, 1, logits.shape[0])
+    return np.concatenate([sampler(logits[None]) for _ in range(n)])
+
+
+def test_sampling_follows_the_softmax_with_temperature():
+    logits = np.log(np.array([0.5, 0.3, 0.2], np.float32))
+    counts = np.bincount(draw(SamplingConfig(do_sample=True, seed=0), logits, 20000), minlength=3) / 20000
+    np.testing.assert_allclose(counts, [0.5, 0.3, 0.2], atol=0.015)
+    hot = np.array([0.5, 0.3, 0.2]) ** 0.5
+    counts = np.bincount(draw(SamplingConfig(do_sample=True, temperature=2.0, seed=0), logits, 20000),
+                         minlength=3) / 20000
+    np.testing.assert_allclose(counts, hot / hot.sum(), atol=0.015)
+
+
+def test_top_k_and_top_p_keep_only_the_best_tokens():
+    probs = np.array([0.05, 0.4, 0.02, 0.3, 0.2, 0.03])
+    logits = np.log(probs).astype(np.float32)
+    assert set(draw(SamplingConfig(do_sample=True, top_k=2, seed=0), logits, 500)) == {1, 3}
+    assert set(draw(SamplingConfig(do_sample=True, top_p=0.75, seed=0), logits, 500)) == {1, 3, 4}  # .4+.3 < .75
+    assert set(draw(SamplingConfig(do_sample=True, top_p=0.7, seed=0), logits, 500)) == {1, 3}  # .4 + .3 >= .7
+    assert set(draw(SamplingConfig(do_sample=True, top_k=3, top_p=0.5, seed=0), logits, 500)) == {1, 3}
+
+
+def test_top_p_over_a_flat_vocabulary_sorts_everything():
+    # 1000 near-equal tokens: the 256 best cannot hold 90% of the mass, so the full-sort path runs.
+    logits = np.random.default_rng(0).normal(0, 1e-3, 1000).astype(np.float32)
+    picks = draw(SamplingConfig(do_sample=True, top_p=0.9, seed=0), logits, 3000)
+    allowed = set(np.argsort(-logits.astype(np.float64))[:900])
+    assert set(picks) <= allowed and len(set(picks)) > 600
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
+    logits = np.array([[2.0, 1.9, -1.0, -1.1]], np.float32)
+    sampler = Sampler(SamplingConfig(repetition_penalty=1.2), 1, 4)
+    assert sampler(logits)[0] == 0
+    sampler.observe(np.array([0]))
+    assert sampler(logits)[0] == 1  # 2.0 / 1.2 < 1.9
+    only_negative = np.array([[-1.0, -1.1]], np.float32)
+    sampler = Sampler(SamplingConfig(repetition_penalty=1.2), 1, 2)
+    sampler.observe(np.array([[0, 1]]), mask=np.array([[1, 0]]))  # masked tokens are not seen
+    assert sampler(only_negative)[0] == 1  # -1.0 * 1.2 < -1.1
+
+
+# --- text -------------------------------------------------------------------------------------------------
+def test_generate_text_and_stream_text_agree(model):
+    tok = model.tokenizer
+    text = model.generate_text("The quick brown", 15, eos_token_id=None)
+    ids = tok.encode_packed(["The quick brown"])[0]
+    out = model.generate(ids[None], 15)
+    assert text == tok.decode(out[0, len(ids):])
+    assert "".join(model.stream_text("The quick brown", 15, eos_token_id=None)) == text
+    prompts = ["Caf\u00e9 cr\u00e8me", "The lazy dog. \u65e5\u672c"]
+    texts = model.generate_text(prompts, 12, do_sample=True, seed=3)
+    steps = list(model.stream_text(prompts, 12, do_sample=True, seed=3))
+    assert all(isinstance(s, list) and len(s) == 2 for s in steps)
+    assert ["".join(s[i] for s in steps) for i in range(2)] == texts
+
+
+def test_text_stops_at_the_model_eos(model, monkeypatch):
+    assert model.eos_token_id == 0 and model.tokenizer.id_to_token(0) == "<|endoftext|>"
+    prompt = "The quick brown"
+    ids = model.tokenizer.encode_packed([prompt])[0]
+    free = model.generate(ids[None], 30)[0, len(ids):]
+    stop = int(free[4])
+    monkeypatch.setattr(GPT2LMHeadModel, "eos_token_id", property(lambda self: stop))  # the model's default eos
+    cut = int(np.flatnonzero(free == stop)[0])
+    expected = model.tokenizer.decode(free[:cut + 1])
+    assert model.generate_text(prompt, 30) == expected
+    assert "".join(model.stream_text(prompt, 30)) == expected
+    assert model.generate_text(prompt, 30, eos_token_id=None) == model.tokenizer.decode(free)
+
+
+def test_incremental_decoding_never_splits_a_character(model):
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    tok = model.tokenizer
+    word = "\u20ac \U0001F600 \u65e5"
+    # One token per byte, the worst case: each byte's symbol in the byte-level alphabet.
+    symbols = "".join(piece for piece, _ in ByteLevel(add_prefix_space=False).pre_tokenize_str(word))
+    single_bytes = [tok.token_to_id(c) for c in symbols]
+    assert len(single_bytes) == len(word.encode()) and None not in single_bytes
+    decoder = IncrementalDecoder(tok)
+    pieces = [decoder.push(t) for t in single_bytes]
+    assert "".join(pieces) + decoder.flush() == word
+    assert not any("\ufffd" in p for p in pieces)
+    assert pieces[:3] == ["", "", "\u20ac"]  # the euro sign's three bytes come out together
+    half = IncrementalDecoder(tok)
+    assert [half.push(t) for t in single_bytes[:2]] == ["", ""]
+    assert half.flush() == "\ufffd"  # an unfinished character at the end decodes as transformers would
+
+
+def test_text_needs_a_tokenizer_and_tokens(bare, model):
+    with pytest.raises(ValueError, match="loaded without a tokenizer.json"):
+        bare.generate_text("hi", 3)
+    with pytest.raises(ValueError, match="prompt 1 encodes to no tokens"):
+        model.generate_text(["hi", ""], 3)
+    with pytest.raises(ValueError, match="empty batch: no prompts given"):
+        model.generate_text([], 3)
+    with pytest.raises(TypeError, match="prompts must be a str or a list of str"):
+        model.stream_text([1, 2], 3)
+    with pytest.raises(ValueError, match="exceeds the model's n_positions=48"):
+        model.generate_text("The quick brown fox " * 20, 3)
+
+
+# --- argument errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(do_sample=True, temperature=0.0), "temperature must be a finite number > 0 when sampling, got 0.0"),
+    (dict(do_sample=True, temperature=-1.0), "temperature must be a finite number > 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number"),
+    (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
+    (dict(top_p=1.5), r"top_p must be in \(0, 1\] \(1 = no nucleus filter\), got 1.5"),
+    (dict(top_k=-1), "top_k must be an int >= 0"),
+    (dict(top_k=2.5), "top_k must be an int >= 0"),
+    (dict(repetition_penalty=0.0), "repetition_penalty must be a finite number > 0"),
+    (dict(seed=-3), "seed must be None or an int >= 0, got -3"),
+    (dict(do_sample="yes"), "do_sample must be True or False"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be an int >= 0, got -1"),
+    (dict(max_new_tokens=43), r"prompt length 6 \+ max_new_tokens 43 = 49 exceeds the model's n_positions=48"),
+    (dict(eos_token_id=100), r"eos_token_id must be None or an int in \[0, 100\), got 100"),
+    (dict(pad_token_id=-1), "pad_token_id must be None or an int in"),
+])
+def test_bad_generation_arguments_are_rejected(bare, kwargs, message):
+    ids = np.ones((1, 6), np.int64)
+    kwargs = dict(dict(max_new_tokens=3), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        bare.generate(ids, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        bare.stream(ids, **kwargs)  # raises at the call, before the first next()
+
+
+def test_greedy_ignores_temperature():
+    SamplingConfig(do_sample=False, temperature=0.0)  # as transformers: only sampling uses it
+
+
+@pytest.mark.parametrize("ids, mask, message", [
+    (np.ones((1, 3), np.float32), None, "input_ids must be an integer array, got dtype float32"),
+    (np.ones(3, np.int64), None, r"use ids\[None\] for one sequence"),
+    (np.ones((0, 3), np.int64), None, r"empty batch: input_ids has shape \(0, 3\)"),
+    (np.ones((1, 0), np.int64), None, r"empty batch: input_ids has shape \(1, 0\)"),
+    (np.array([[1, 100]]), None, r"input_ids holds 100, outside \[0, 100\) \(vocab_size=100\)"),
+    (np.array([[1, 2], [3, 4]]), np.ones((2, 3)), r"attention_mask must have the shape of input_ids \(2, 2\), got \(2, 3\)"),
+    (np.array([[1, 2], [3, 4]]), np.array([[1, 1], [1, 0]]), "attention_mask row 1 is not left-padded"),
+    (np.array([[1, 2], [3, 4]]), np.array([[1, 1], [0, 0]]), "sequence 1 has no tokens"),
+    (np.array([[1, 2]]), np.array([[1, 3]]), "attention_mask must hold only 0"),
+    (np.array([[1, 2]]), np.array([["a", "b"]]), "attention_mask must be an integer array"),
+])
+def test_bad_prompts_are_rejected(bare, ids, mask, message):
+    with pytest.raises(ValueError, match=message):
+        bare.generate(ids, 2, attention_mask=mask)
+
+
+def test_ids_under_left_padding_may_be_anything(bare):
+    ids = np.array([[-7, 500, 3, 4]])
+    out = bare.generate(ids, 5, attention_mask=np.array([[0, 0, 1, 1]]))
+    np.testing.assert_array_equal(out[:, :4], ids)
+    np.testing.assert_array_equal(out[0, 4:], bare.generate(ids[:, 2:], 5)[0, 2:])

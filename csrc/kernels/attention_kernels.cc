@@ -60,65 +60,59 @@ inline void finish_row(const AttentionTile& t, int64_t i, const float* acc, floa
 
 // ---- rows path --------------------------------------------------------------------------------------------
 
-// s[0..4) = q . k_r for the 4 key rows at k, k + ldk, ...: four independent FMA chains over d.
-inline void dot4(const float* q, const float* k, int64_t ldk, int64_t d, float* s) {
-  Vec a0 = Vec::zero(), a1 = Vec::zero(), a2 = Vec::zero(), a3 = Vec::zero();
-  const float *k0 = k, *k1 = k + ldk, *k2 = k + 2 * ldk, *k3 = k + 3 * ldk;
+// s[0..R) = q . k_r for the R key rows at k, k + ldk, ...: R independent FMA chains over d (R = 8 keeps both
+// FMA pipes busy through their latency).
+template <int R>
+inline void dot_rows(const float* q, const float* k, int64_t ldk, int64_t d, float* s) {
+  Vec acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = Vec::zero();
   int64_t c = 0;
   for (; c + kW <= d; c += kW) {
     const Vec qv = Vec::load(q + c);
-    a0 = fma(qv, Vec::load(k0 + c), a0);
-    a1 = fma(qv, Vec::load(k1 + c), a1);
-    a2 = fma(qv, Vec::load(k2 + c), a2);
-    a3 = fma(qv, Vec::load(k3 + c), a3);
+    for (int r = 0; r < R; ++r) acc[r] = fma(qv, Vec::load(k + r * ldk + c), acc[r]);
   }
   if (c < d) {
-    const int64_t r = d - c;
-    const Vec qv = Vec::load_partial(q + c, r);
-    a0 = fma(qv, Vec::load_partial(k0 + c, r), a0);
-    a1 = fma(qv, Vec::load_partial(k1 + c, r), a1);
-    a2 = fma(qv, Vec::load_partial(k2 + c, r), a2);
-    a3 = fma(qv, Vec::load_partial(k3 + c, r), a3);
+    const Vec qv = Vec::load_partial(q + c, d - c);
+    for (int r = 0; r < R; ++r) acc[r] = fma(qv, Vec::load_partial(k + r * ldk + c, d - c), acc[r]);
   }
-  s[0] = a0.reduce_add();
-  s[1] = a1.reduce_add();
-  s[2] = a2.reduce_add();
-  s[3] = a3.reduce_add();
+  for (int r = 0; r < R; ++r) s[r] = acc[r].reduce_add();
 }
 
-// acc[dp] += sum_j p[j] * v_j over n value rows (ldv apart); four rows per pass over acc. acc is padded to
-// whole vectors (the padding stays zero because V is read with partial loads).
-inline void accumulate_values(float* acc, const float* p, const float* v, int64_t ldv, int64_t n, int64_t d) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const Vec p0 = Vec::broadcast(p[j]), p1 = Vec::broadcast(p[j + 1]);
-    const Vec p2 = Vec::broadcast(p[j + 2]), p3 = Vec::broadcast(p[j + 3]);
-    const float *v0 = v + j * ldv, *v1 = v0 + ldv, *v2 = v1 + ldv, *v3 = v2 + ldv;
-    int64_t c = 0;
-    for (; c + kW <= d; c += kW) {
-      Vec a = Vec::load(acc + c);
-      a = fma(p0, Vec::load(v0 + c), a);
-      a = fma(p1, Vec::load(v1 + c), a);
-      a = fma(p2, Vec::load(v2 + c), a);
-      a = fma(p3, Vec::load(v3 + c), a);
-      a.store(acc + c);
-    }
-    if (c < d) {
-      const int64_t r = d - c;
-      Vec a = Vec::load(acc + c);
-      a = fma(p0, Vec::load_partial(v0 + c, r), a);
-      a = fma(p1, Vec::load_partial(v1 + c, r), a);
-      a = fma(p2, Vec::load_partial(v2 + c, r), a);
-      a = fma(p3, Vec::load_partial(v3 + c, r), a);
-      a.store(acc + c);
+// acc[NV vectors] += sum_j p[j] * v_j[0 : cols] over n value rows (ldv apart), the accumulators held in
+// registers for the whole block. kTail: cols < NV * W, the last vector is read with a partial load.
+template <int NV, bool kTail>
+inline void accumulate_chunk(float* acc, const float* p, const float* v, int64_t ldv, int64_t n, int64_t cols) {
+  Vec a[NV];
+  for (int u = 0; u < NV; ++u) a[u] = Vec::load(acc + u * kW);
+  for (int64_t j = 0; j < n; ++j) {
+    const Vec pj = Vec::broadcast(p[j]);
+    const float* row = v + j * ldv;
+    for (int u = 0; u < NV; ++u) {
+      const Vec x = (kTail && u == NV - 1) ? Vec::load_partial(row + u * kW, cols - u * kW) : Vec::load(row + u * kW);
+      a[u] = fma(pj, x, a[u]);
     }
   }
-  for (; j < n; ++j) {
-    const Vec pj = Vec::broadcast(p[j]);
-    const float* vj = v + j * ldv;
-    int64_t c = 0;
-    for (; c + kW <= d; c += kW) fma(pj, Vec::load(vj + c), Vec::load(acc + c)).store(acc + c);
-    if (c < d) fma(pj, Vec::load_partial(vj + c, d - c), Vec::load(acc + c)).store(acc + c);
+  for (int u = 0; u < NV; ++u) a[u].store(acc + u * kW);
+}
+
+using ChunkFn = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
+constexpr int kChunkVecs = 8;  // 8 accumulators + a broadcast + a load fit the 16 AVX2 registers
+
+template <bool kTail, int... Ns>
+constexpr auto make_chunk_table(std::integer_sequence<int, Ns...>) {
+  return std::array<ChunkFn, sizeof...(Ns)>{&accumulate_chunk<Ns + 1, kTail>...};
+}
+constexpr auto kChunkFull = make_chunk_table<false>(std::make_integer_sequence<int, kChunkVecs>{});
+constexpr auto kChunkTail = make_chunk_table<true>(std::make_integer_sequence<int, kChunkVecs>{});
+
+// acc[dp] += sum_j p[j] * v_j over n value rows, in column chunks of up to 8 vectors. acc is padded to whole
+// vectors (the padding stays zero because V is read with partial loads).
+inline void accumulate_values(float* acc, const float* p, const float* v, int64_t ldv, int64_t n, int64_t d) {
+  for (int64_t c = 0; c < d; c += kChunkVecs * kW) {
+    const int64_t cols = std::min<int64_t>(kChunkVecs * kW, d - c);
+    const int vecs = static_cast<int>((cols + kW - 1) / kW);
+    const ChunkFn fn = cols % kW == 0 ? kChunkFull[vecs - 1] : kChunkTail[vecs - 1];
+    fn(acc + c, p, v + c, ldv, n, cols);
   }
 }
 
@@ -157,7 +151,8 @@ void attend_rows(const AttentionTile& t) {
       if (!any_key_visible(mask, bk)) continue;
       const float* kb = t.k + j0 * t.ldk;
       int64_t j = 0;
-      for (; j + 4 <= bk; j += 4) dot4(qs, kb + j * t.ldk, t.ldk, d, s + j);
+      for (; j + 8 <= bk; j += 8) dot_rows<8>(qs, kb + j * t.ldk, t.ldk, d, s + j);
+      for (; j + 4 <= bk; j += 4) dot_rows<4>(qs, kb + j * t.ldk, t.ldk, d, s + j);
       for (; j < bk; ++j) s[j] = dot(qs, kb + j * t.ldk, d);
       float block_max = kNegInf;
       for (j = 0; j < bk; ++j) {

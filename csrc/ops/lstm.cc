@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -93,6 +94,15 @@ struct StepTeam {
   std::atomic<int> stalls{0};
 };
 
+// CPUFORMER_LSTM_STALL_US fixes the stall threshold (tests set 0 to drive the serial fallback); -1 when unset.
+std::chrono::microseconds stall_override() {
+  static const std::chrono::microseconds value = [] {
+    const char* env = std::getenv("CPUFORMER_LSTM_STALL_US");
+    return std::chrono::microseconds(env && *env ? std::atoll(env) : -1);
+  }();
+  return value;
+}
+
 // The work items of one stage (cell blocks, or projection panels) for every step, shared by a team of threads.
 // Each thread first runs the items it owns (the same ones every step, so its weight panels stay in its cache),
 // then waits for the stage to finish, stealing items nobody has claimed yet once it has spun a while. A thread
@@ -113,9 +123,17 @@ class StepStage {
     for (int64_t i = lo; i < hi; ++i) ran += try_run(i, s, fn);
     const int64_t target = (s + 1) * items_;
     auto wait_start = std::chrono::steady_clock::now();
-    const auto stall_after = StepTeam::kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran : wait_start - wait_start);
+    const auto stall_after = stall_override().count() >= 0
+                                 ? std::chrono::steady_clock::duration(stall_override())
+                                 : StepTeam::kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran
+                                                               : std::chrono::steady_clock::duration::zero());
     bool stalled = false;
     for (int64_t spins = 0; done_.load(std::memory_order_acquire) < target; ++spins) {
+      if (spins % 1024 == 0 && !stalled && std::chrono::steady_clock::now() - wait_start > stall_after) {
+        stalled = true;
+        if (team.stalls.fetch_add(1, std::memory_order_relaxed) + 1 >= StepTeam::kStallsBeforeSerial)
+          team.serial.store(true, std::memory_order_relaxed);
+      }
       const bool serial = team.serial.load(std::memory_order_relaxed);
       if (spins < kSpinsBeforeSteal && !serial) continue;
       bool stole = false;
@@ -123,11 +141,6 @@ class StepStage {
       if (stole) {
         wait_start = std::chrono::steady_clock::now();
         continue;
-      }
-      if (spins % 1024 == 0 && !stalled && std::chrono::steady_clock::now() - wait_start > stall_after) {
-        stalled = true;
-        if (team.stalls.fetch_add(1, std::memory_order_relaxed) + 1 >= StepTeam::kStallsBeforeSerial)
-          team.serial.store(true, std::memory_order_relaxed);
       }
       if (spins > kSpinsBeforeYield) std::this_thread::yield();
     }

@@ -267,6 +267,36 @@ def test_concurrent_python_threads_get_their_own_results():
         np.testing.assert_array_equal(got, want)
 
 
+SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, cpuformer
+    from cpuformer.nn import LSTM
+    lstm = LSTM(24, 128, num_layers=2, bidirectional=True, proj_size=64, seed=2)
+    x = np.random.default_rng(0).standard_normal((30, 8, 24)).astype(np.float32)
+    lengths = [30, 7, 19, 1, 30, 2, 29, 11]
+    cpuformer.set_num_threads(1)
+    want = lstm(x, lengths=lengths)
+    cpuformer.set_num_threads(2)
+    for _ in range(3):  # any wait counts as a stall here, so the team turns serial within each call
+        got = lstm(x, lengths=lengths)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1][0], want[1][0])
+        assert np.array_equal(got[1][1], want[1][1])
+    print("ok")
+    """
+)
+
+
+def test_serial_fallback_gives_the_same_results():
+    """CPUFORMER_LSTM_STALL_US=0 makes every wait a stall, driving the team's switch to one thread mid-call."""
+    import os
+
+    env = dict(os.environ, CPUFORMER_LSTM_STALL_US="0", PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", SERIAL_FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_keeps_its_isa_after_switch():
     previous = _core._isa()
     _core._set_isa("generic")

@@ -89,23 +89,37 @@ def _decode_inputs(tk):
             rng.standard_normal((1, tk, HD), dtype=np.float32))
 
 
+@pytest.fixture(params=["all", 1], ids=["all-threads", "1-thread"])
+def decode_threads(request):
+    """Decode is also measured on one thread: on a shared 2-core machine a fork/join can wait a scheduler tick."""
+    import cpuformer
+
+    previous, previous_torch = cpuformer.get_num_threads(), torch.get_num_threads()
+    threads = previous if request.param == "all" else 1
+    cpuformer.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    yield f"{threads} thread" + ("s" if threads > 1 else "")
+    cpuformer.set_num_threads(previous)
+    torch.set_num_threads(previous_torch)
+
+
 @pytest.mark.parametrize("tk", [128, 1024])
-def test_decode_cpuformer(benchmark, tk):
+def test_decode_cpuformer(benchmark, tk, decode_threads):
     q, k, v = _decode_inputs(tk)
     cache = ops.KVCache(1, 1, H, D, max_len=tk)
     cache.append(0, k, v)
     out = np.empty((1, 1, HD), np.float32)
-    benchmark.group = f"attention decode B1 Tq1 Tk{tk} H12 D64"
+    benchmark.group = f"attention decode B1 Tq1 Tk{tk} H12 D64, {decode_threads}"
     benchmark.extra_info["impl"] = "cpuformer"
-    benchmark(cache.attend, 0, q, out=out)
+    benchmark(cache.attend, 0, q, None, True, None, out)
     _rate(benchmark, 4.0 * H * tk * D / 1e9)
 
 
 @pytest.mark.parametrize("tk", [128, 1024])
-def test_decode_torch(benchmark, tk):
+def test_decode_torch(benchmark, tk, decode_threads):
     q, k, v = _decode_inputs(tk)
     tq, tk_, tv = _torch_heads(q, 1), _torch_heads(k, tk), _torch_heads(v, tk)
-    benchmark.group = f"attention decode B1 Tq1 Tk{tk} H12 D64"
+    benchmark.group = f"attention decode B1 Tq1 Tk{tk} H12 D64, {decode_threads}"
     benchmark.extra_info["impl"] = "torch"
     with torch.inference_mode():
         benchmark(F.scaled_dot_product_attention, tq, tk_, tv)

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <vector>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -227,6 +229,10 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
               "LSTM lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) + " is outside [1, " +
                   std::to_string(steps) + "]");
   const int64_t hout = state_size(), out_cols = directions_ * hout;
+  if (lengths && !std::is_sorted(lengths, lengths + batch, std::greater<int64_t>())) {
+    forward_sorted_by_length(x, steps, batch, batch_first, h0, c0, lengths, out, h_n, c_n);
+    return;
+  }
 
   // Layers work time-major; a batch-first input is transposed once, a batch-first output written in place.
   AlignedBuffer x_time_major;
@@ -240,7 +246,8 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
   }
   const int64_t layers = num_layers();
   AlignedBuffer between[2];
-  for (int i = 0; i < 2 && i < layers - 1; ++i) between[i] = AlignedBuffer(static_cast<size_t>(steps * batch * out_cols));
+  for (int i = 0; i < 2 && i < layers - 1; ++i)
+    between[i] = AlignedBuffer(static_cast<size_t>(steps * batch * out_cols));
 
   const float* layer_in = x;
   // Set once a step loop saw preempted threads (or a recent call did): later loops then run on one thread.
@@ -266,6 +273,50 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
   }
   if (serial && !started_serial)
     g_serial_until_ns.store(steady_now_ns() + std::chrono::nanoseconds(kSerialHold).count(), std::memory_order_relaxed);
+}
+
+// Runs the batch reordered by decreasing length, so the sequences still running at any step are a prefix of
+// the batch and the recurrent GEMM skips the finished ones (as torch's PackedSequence does), then puts every
+// result back in the caller's order.
+void PackedLstm::forward_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
+                                          const float* h0, const float* c0, const int64_t* lengths, float* out,
+                                          float* h_n, float* c_n) const {
+  std::vector<int64_t> order(static_cast<size_t>(batch)), sorted(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+  for (int64_t j = 0; j < batch; ++j) sorted[j] = lengths[order[j]];
+  const int64_t hout = state_size(), out_cols = directions_ * hout, states = num_layers() * directions_;
+  auto row = [&](int64_t t, int64_t b) { return batch_first ? b * steps + t : t * batch + b; };
+  // gather/scatter rows of `width` floats between the caller's layout and the sorted time-major one
+  auto gather = [&](const float* src, float* dst, int64_t width) {
+    for (int64_t t = 0; t < steps; ++t)
+      for (int64_t j = 0; j < batch; ++j)
+        std::memcpy(dst + (t * batch + j) * width, src + row(t, order[j]) * width, sizeof(float) * width);
+  };
+  auto permute_states = [&](const float* src, float* dst, int64_t width, bool to_sorted) {
+    for (int64_t st = 0; st < states; ++st)
+      for (int64_t j = 0; j < batch; ++j) {
+        const int64_t sorted_row = st * batch + j, caller_row = st * batch + order[j];
+        std::memcpy(dst + (to_sorted ? sorted_row : caller_row) * width,
+                    src + (to_sorted ? caller_row : sorted_row) * width, sizeof(float) * width);
+      }
+  };
+  AlignedBuffer xs(static_cast<size_t>(steps * batch * input_size_));
+  gather(x, xs.data(), input_size_);
+  AlignedBuffer h0s(h0 ? static_cast<size_t>(states * batch * hout) : 0);
+  AlignedBuffer c0s(c0 ? static_cast<size_t>(states * batch * hidden_) : 0);
+  if (h0) permute_states(h0, h0s.data(), hout, true);
+  if (c0) permute_states(c0, c0s.data(), hidden_, true);
+  AlignedBuffer outs(static_cast<size_t>(steps * batch * out_cols));
+  AlignedBuffer hns(static_cast<size_t>(states * batch * hout)), cns(static_cast<size_t>(states * batch * hidden_));
+  forward(xs.data(), steps, batch, false, h0 ? h0s.data() : nullptr, c0 ? c0s.data() : nullptr, sorted.data(),
+          outs.data(), hns.data(), cns.data());
+  for (int64_t t = 0; t < steps; ++t)
+    for (int64_t j = 0; j < batch; ++j)
+      std::memcpy(out + row(t, order[j]) * out_cols, outs.data() + (t * batch + j) * out_cols,
+                  sizeof(float) * out_cols);
+  permute_states(hns.data(), h_n, hout, false);
+  permute_states(cns.data(), c_n, hidden_, false);
 }
 
 void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch, const float* const* h0,
@@ -300,6 +351,11 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
     return out + (out_batch_first ? b * steps + t : t * batch + b) * out_cols + d * hout;
   };
   auto active = [&](int64_t t, int64_t b) { return !lengths || t < lengths[b]; };
+  // Lengths arrive sorted in decreasing order (forward() sees to it): rows still running at t are a prefix.
+  std::vector<int64_t> running(static_cast<size_t>(steps), batch);
+  if (lengths)
+    for (int64_t t = 0; t < steps; ++t)
+      running[t] = std::count_if(lengths, lengths + batch, [t](int64_t len) { return len > t; });
 
   const int64_t cell_items = dirs * blocks;
   const int64_t proj_panels = proj > 0 ? layer.dirs[0].w_hr->num_panels() : 0;
@@ -325,7 +381,8 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
       float* h_next = h_buf(d, which ^ 1);
       const PackedMatrix& w_hh = *layer.dirs[d].w_hh;
       for (int gate = 0; gate < 4; ++gate)
-        panel_gemm(kt, h_prev, batch, hout, hout, w_hh.panel(blk * 4 + gate), nr, nr, g + gate * units, ldg, true);
+        panel_gemm(kt, h_prev, running[t], hout, hout, w_hh.panel(blk * 4 + gate), nr, nr, g + gate * units, ldg,
+                   true);
       for (int64_t b = 0; b < batch; ++b) {
         const bool on = active(t, b);
         if (proj > 0) {
@@ -350,8 +407,8 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
       const int64_t t = d == 0 ? t0 + s : steps - 1 - (t0 + s);
       const float* h_prev = h_buf(d, which);
       float* h_next = h_buf(d, which ^ 1);
-      panel_gemm(kt, raw_buf(d), batch, hidden, hidden, layer.dirs[d].w_hr->panel(p), nr, cols, h_next + j0, hout,
-                 false);
+      panel_gemm(kt, raw_buf(d), running[t], hidden, hidden, layer.dirs[d].w_hr->panel(p), nr, cols, h_next + j0,
+                 hout, false);
       for (int64_t b = 0; b < batch; ++b) {
         if (active(t, b)) {
           std::memcpy(out_row(t, b, d) + j0, h_next + b * hout + j0, sizeof(float) * cols);

@@ -52,6 +52,9 @@ class PackedLstm {
   };
 
  private:
+  void forward_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
+                                const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const;
+  // lengths, when given, must be in decreasing order.
   void run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch, const float* const* h0,
                  const float* const* c0, const int64_t* lengths, float* out, bool out_batch_first,
                  float* const* h_n, float* const* c_n, bool* serial) const;

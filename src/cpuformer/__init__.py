@@ -5,12 +5,32 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 """
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
-from . import io, ops
-from . import nn
-from .models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel
+from . import io, nn, ops
+from .embeddings import KeyedVectors
+from .models import (
+    AutoModel,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertModel,
+    GPT2LMHeadModel,
+    GPT2Model,
+)
 from .sentence_encoder import SentenceEncoder
-from .models import GPT2LMHeadModel, GPT2Model
 
-__all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config", "ops"]
-__all__ += ["AutoModel", "BertForMaskedLM", "BertForSequenceClassification", "BertModel", "SentenceEncoder"]
-__all__ += ["GPT2LMHeadModel", "GPT2Model"]
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "io",
+    "nn",
+    "ops",
+    "AutoModel",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "BertModel",
+    "GPT2LMHeadModel",
+    "GPT2Model",
+    "KeyedVectors",
+    "SentenceEncoder",
+]

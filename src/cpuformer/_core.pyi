@@ -1,0 +1,207 @@
+"""
+cpuformer C++ core: runtime-dispatched SIMD kernels, packed GEMM, fused ops.
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'set_num_threads', 'softmax', 'top_k_dot']
+class PackedLinear:
+    """
+    A linear layer y = act(x @ W.T + b) + residual whose weight is packed once into SIMD panels.
+    
+    weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
+    as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
+    activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.
+    """
+    def __call__(self, x: typing.Any, *, residual: typing.Any = None, out: typing.Any = None, activation: typing.Any = None) -> numpy.ndarray:
+        """
+        x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after the activation. out: optional preallocated C-contiguous result. Releases the GIL.
+        """
+    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in') -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def top_k(self, queries: typing.Any, k: typing.SupportsInt | typing.SupportsIndex, exclude: typing.Any = None) -> tuple:
+        """
+        The k largest entries of each row of queries @ W.T (+ bias) without storing the full score matrix: returns (indices int64 [q, min(k, out_features)], scores float32), best first, ties in ascending index. exclude: optional int array [q, e] of columns never returned for that row (-1 = no entry). Rows with fewer eligible columns (NaN and -inf never qualify) are padded with index -1 and score -inf.
+        """
+    @property
+    def activation(self) -> str:
+        ...
+    @property
+    def bias(self) -> typing.Any:
+        ...
+    @property
+    def has_bias(self) -> bool:
+        ...
+    @property
+    def in_features(self) -> int:
+        ...
+    @property
+    def isa(self) -> str:
+        ...
+    @property
+    def out_features(self) -> int:
+        ...
+    @property
+    def weight(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The weight unpacked to [out_features, in_features] (a copy).
+        """
+class KVCache:
+    """
+    Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_heads, max_len, head_dim]
+    so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.
+    """
+    def __init__(self, num_layers: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, num_heads: typing.SupportsInt | typing.SupportsIndex, head_dim: typing.SupportsInt | typing.SupportsIndex, max_len: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def append(self, layer: typing.SupportsInt | typing.SupportsIndex, k: typing.Any, v: typing.Any) -> None:
+        """
+        k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's current lengths, which then advance by T. ValueError if that would exceed max_len.
+        """
+    def attend(self, layer: typing.SupportsInt | typing.SupportsIndex, q: typing.Any, attention_mask: typing.Any = None, causal: bool = True, scale: typing.Any = None, out: typing.Any = None) -> numpy.ndarray:
+        """
+        q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns the last query with the last cached key.
+        """
+    def keys(self, layer: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+        """
+        A copy of the layer's cached keys, [batch, cached_len, num_heads*head_dim].
+        """
+    def lengths(self, layer: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        Cached tokens per sequence of `layer` (int64 [batch]).
+        """
+    def reset(self) -> None:
+        """
+        Forget every cached token (storage is kept).
+        """
+    def trim(self, length: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Keep at most `length` tokens per sequence in every layer.
+        """
+    def values(self, layer: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+        """
+        A copy of the layer's cached values, [batch, cached_len, num_heads*head_dim].
+        """
+    @property
+    def batch(self) -> int:
+        ...
+    @property
+    def head_dim(self) -> int:
+        ...
+    @property
+    def max_len(self) -> int:
+        ...
+    @property
+    def num_heads(self) -> int:
+        ...
+    @property
+    def num_layers(self) -> int:
+        ...
+class PackedLSTM:
+    """
+    A multi-layer (optionally bidirectional, optionally projected) LSTM with torch.nn.LSTM's weights packed once.
+    
+    weights: num_layers * directions tuples (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0
+    reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
+    w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuformer.nn.LSTM wraps this.
+    """
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence) -> None:
+        ...
+    def forward(self, x: typing.Any, h0: typing.Any = None, c0: typing.Any = None, lengths: typing.Any = None, batch_first: bool = False) -> tuple:
+        """
+        x: float32 [T, B, input_size] ([B, T, input_size] if batch_first); h0 [L*dirs, B, Hout], c0 [L*dirs, B, H] or None (zeros); lengths: int [B] in [1, T] or None. Returns (output, h_n, c_n); output rows past a sequence's length are zero. Releases the GIL for the whole sequence.
+        """
+    @property
+    def bidirectional(self) -> bool:
+        ...
+    @property
+    def hidden_size(self) -> int:
+        ...
+    @property
+    def input_size(self) -> int:
+        ...
+    @property
+    def isa(self) -> str:
+        ...
+    @property
+    def num_layers(self) -> int:
+        ...
+    @property
+    def proj_size(self) -> int:
+        ...
+def _config() -> dict:
+    ...
+def _isa() -> str:
+    ...
+def _set_isa(name: str) -> None:
+    """
+    Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already packed keep the ISA they were packed for.
+    """
+def activation(x: typing.Any, name: str) -> numpy.ndarray:
+    """
+    Elementwise 'none' | 'gelu' | 'gelu_tanh' | 'relu'.
+    """
+def embedding(ids: typing.Any, table: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    table[ids]: ids of any shape and integer dtype -> ids.shape + (dim,).
+    """
+def embedding_bag(ids: typing.Any, offsets: typing.Any, table: typing.Any, mode: str = 'mean') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Pooled lookups as torch.nn.functional.embedding_bag: bag b is ids[offsets[b]:offsets[b+1]] (the last runs to the end); 'sum' or 'mean'; an empty bag gives zeros.
+    """
+def gelu(x: typing.Any, approximate: str = 'none') -> numpy.ndarray:
+    """
+    GELU, exact (erf) or with the tanh approximation, as torch.nn.functional.gelu.
+    """
+def get_num_threads() -> int:
+    """
+    Threads each op may use (default: OpenMP's, i.e. OMP_NUM_THREADS).
+    """
+def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).
+    """
+def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None) -> numpy.ndarray:
+    """
+    One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for repeated calls.
+    """
+def lstm_cell(x: typing.Any, h: typing.Any, c: typing.Any, w_ih: typing.Any, w_hh: typing.Any, b_ih: typing.Any = None, b_hh: typing.Any = None) -> tuple:
+    """
+    torch.nn.LSTMCell step: x [B, I], h, c [B, H], w_ih [4H, I], w_hh [4H, H], b_ih, b_hh [4H] or None -> (h', c'). Gates i, f, g, o in torch's order. Packs the weights on every call.
+    """
+def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, attention_mask: typing.Any = None, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None) -> numpy.ndarray:
+    """
+    Fused multi-head attention softmax(scale q k^T + mask) v with an online softmax (no [B, H, Tq, Tk] scores).
+    
+    q: float32 [B, Tq, H*D]; k, v: [B, Tk, H*D] (head h = columns h*D:(h+1)*D, as in Hugging Face). Row-strided
+    views such as qkv[..., :H*D] of a fused projection are read in place (the last axis must be contiguous).
+    attention_mask: [B, Tk] of 0/1 (bool, int or float; 1 = attend, 0 = padding).
+    causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned with the last key).
+    scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].
+    """
+def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_seqlens: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None) -> numpy.ndarray:
+    """
+    Attention over packed sequences of mixed lengths (no padding work).
+    
+    q, k, v: float32 [total_tokens, H*D] (row-strided views allowed); cu_seqlens: int [B + 1], starting at 0,
+    non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
+    itself. Returns [total_tokens, H*D].
+    """
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Set the threads every following op may use (n >= 1).
+    """
+def softmax(x: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Softmax over the last axis. A row that is entirely -inf gives zeros rather than NaN.
+    """
+def top_k_dot(queries: typing.Any, matrix: typing.Any, k: typing.SupportsInt | typing.SupportsIndex, exclude: typing.Any = None) -> tuple:
+    """
+    top_k_dot(queries [q, d], matrix [n, d], k): PackedLinear(matrix).top_k(queries, k) for one call; keep a PackedLinear to pack the matrix only once.
+    """
+__version__: str = '0.1.0.dev0'

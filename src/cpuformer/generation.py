@@ -4,7 +4,8 @@ on an eos token, streaming of token ids and of text (decoded incrementally, neve
 
 A model mixes in `GenerationMixin` and provides `vocab_size`, `max_positions`, `eos_token_id`, `tokenizer`
 (or None) and `start_decoding(input_ids, attention_mask, max_len)`, which returns a session with
-`prefill() -> logits [B, vocab]` (the last prompt position only) and `step(next_ids [B]) -> logits [B, vocab]`.
+`prefill() -> logits [B, vocab]` (the last prompt position only), `step(next_ids [B]) -> logits [B, vocab]` and
+`close()` (called when generation ends, also early).
 """
 from __future__ import annotations
 
@@ -239,18 +240,21 @@ class GenerationMixin:
         sampler = Sampler(config, ids.shape[0], self.vocab_size)
         sampler.observe(ids, mask)
         session = self.start_decoding(ids, mask, total)
-        logits = session.prefill()
-        finished = np.zeros(ids.shape[0], bool)
-        for step in range(max_new_tokens):
-            tokens = sampler(logits)
-            if eos is not None:
-                tokens[finished] = pad
-                finished |= tokens == eos
-            yield tokens
-            if finished.all() or step + 1 == max_new_tokens:
-                return
-            sampler.observe(tokens)
-            logits = session.step(tokens)
+        try:
+            logits = session.prefill()
+            finished = np.zeros(ids.shape[0], bool)
+            for step in range(max_new_tokens):
+                tokens = sampler(logits)
+                if eos is not None:
+                    tokens[finished] = pad
+                    finished |= tokens == eos
+                yield tokens
+                if finished.all() or step + 1 == max_new_tokens:
+                    return
+                sampler.observe(tokens)
+                logits = session.step(tokens)
+        finally:  # also when the caller stops iterating a stream early
+            session.close()
 
     def generate(self, input_ids, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,

@@ -126,6 +126,26 @@ def test_stream_yields_the_ids_generate_returns(model):
                                       model.generate(ids, 12, attention_mask=mask, **args)[:, ids.shape[1]:])
 
 
+def test_decode_buffers_are_reused_but_never_shared(model):
+    ids, mask = batch()
+    expected = model.generate(ids, 6, attention_mask=mask)[:, ids.shape[1]:]
+    kept = model._decode_buffers
+    assert kept is not None and kept.cache.batch == 2, "the KV cache is kept for the next call"
+    first = model.stream(ids, 6, attention_mask=mask)
+    steps = [next(first)]  # takes the kept buffers
+    assert model._decode_buffers is None
+    second = np.stack(list(model.stream(ids, 6, attention_mask=mask)), axis=1)  # runs in between: its own
+    steps += list(first)
+    np.testing.assert_array_equal(second, expected)
+    np.testing.assert_array_equal(np.stack(steps, axis=1), expected)
+    early = model.stream(ids, 6, attention_mask=mask)
+    next(early)
+    early.close()  # stopping a stream early hands the buffers back too
+    assert model._decode_buffers is not None
+    model.generate(ids[:1], 3)  # another batch size: fresh buffers, kept instead
+    assert model._decode_buffers.cache.batch == 1
+
+
 def test_eos_stops_generation_and_pads_finished_rows(model):
     ids, mask = batch()
     greedy = model.generate(ids, 20, attention_mask=mask)[:, ids.shape[1]:]

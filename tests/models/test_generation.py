@@ -146,6 +146,18 @@ def test_decode_buffers_are_reused_but_never_shared(model):
     assert model._decode_buffers.cache.batch == 1
 
 
+def test_generate_from_several_threads_gives_each_its_own_answer(model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids, mask = batch()
+    seeds = list(range(8))
+    expected = [model.generate(ids, 8, do_sample=True, seed=s, attention_mask=mask) for s in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: model.generate(ids, 8, do_sample=True, seed=s, attention_mask=mask), seeds))
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+
+
 def test_eos_stops_generation_and_pads_finished_rows(model):
     ids, mask = batch()
     greedy = model.generate(ids, 20, attention_mask=mask)[:, ids.shape[1]:]

@@ -11,6 +11,7 @@ Positions are cumsum(attention_mask) - 1 per row, so left-padded prompts get the
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,7 @@ class GPT2LMHeadModel(GenerationMixin):
             head = self.transformer.wte.table
         self.lm_head = ops.PackedLinear(head, None)  # [vocab, n_embd] is nn.Linear's layout: packed once
         self._decode_buffers: _DecodeBuffers | None = None  # kept from the last generate call
+        self._decode_buffers_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "GPT2LMHeadModel":
@@ -294,7 +296,8 @@ class GPT2LMHeadModel(GenerationMixin):
     def _take_decode_buffers(self, batch: int, max_len: int) -> _DecodeBuffers:
         # Taken, not shared: a second generate running at the same time (another thread, an unfinished stream)
         # finds none and makes its own.
-        buffers, self._decode_buffers = self._decode_buffers, None
+        with self._decode_buffers_lock:
+            buffers, self._decode_buffers = self._decode_buffers, None
         if buffers is not None and buffers.fits(batch, max_len):
             buffers.cache.reset()
             return buffers

@@ -221,3 +221,9 @@ def test_bad_forward_inputs_are_rejected(odd, ids, mask, message):
 def test_ids_under_padding_are_not_checked(odd):
     ids = np.array([[-5, 3, 4]])  # the padded id is never looked up
     np.testing.assert_array_equal(odd(ids, np.array([[0, 1, 1]]))[0, 1:], odd(ids[:, 1:])[0])
+
+
+def test_torch_never_loads_in_the_test_process(ref):
+    import sys
+
+    assert "torch" not in sys.modules, "the transformers reference must run in its own process"

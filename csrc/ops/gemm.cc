@@ -15,7 +15,10 @@ namespace {
 
 constexpr int64_t kKC = 256;          // K block: KC x NR floats of B = 16 KiB (AVX2) in L1
 constexpr int64_t kMCRows = 72;       // about MC rows of A (rounded to MR): MC x KC x 4 B ~ 72 KiB in L2
-constexpr int64_t kPanelsPerTask = 16;
+constexpr int64_t kPanelsPerTask = 48;  // NC = 48 panels: fewer passes over A than 16 (measured best of 16/48/192)
+// An A block this small (rows x K floats, 256 KiB) stays in L2 without K blocking; skipping it lets each B
+// panel stream whole, which is what small-M calls (decode, M = 1..~64) are bound by.
+constexpr int64_t kSmallABlockFloats = 65536;
 
 struct Tiling {
   int64_t mc, panels_per_task, m_tasks, n_tasks;
@@ -67,9 +70,9 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   const kernels::KernelTable& kt = b.kernels();
   const int mr = kt.gemm_mr, nr = b.nr();
   const int64_t k = b.k(), n = b.n();
-  // A single row group gains nothing from K blocking; streaming each B panel whole keeps the
-  // hardware prefetcher on one long sequential run (decode is bound by reading B).
-  const int64_t kc_block = rows <= mr ? std::max<int64_t>(k, 1) : kKC;
+  // A small A block gains nothing from K blocking; streaming each B panel whole keeps the hardware
+  // prefetcher on one long sequential run (decode is bound by reading B).
+  const int64_t kc_block = rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
   // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
   int64_t k0 = 0;

@@ -41,7 +41,8 @@ void bind_elementwise(py::module_& m) {
       py::arg("x"), py::arg("name"), "Elementwise 'none' | 'gelu' | 'gelu_tanh' | 'relu'.");
   m.def(
       "layer_norm",
-      [](const py::handle& x_obj, const py::handle& g_obj, const py::handle& b_obj, double eps) {
+      [](const py::handle& x_obj, const py::handle& g_obj, const py::handle& b_obj, double eps,
+         const py::handle& out_obj) {
         FloatArray x = float_input(x_obj, "x");
         if (x.ndim() < 1 || x.shape(x.ndim() - 1) == 0)
           throw py::value_error("x must have shape (..., features) with features >= 1, got " + shape_str(x));
@@ -50,7 +51,11 @@ void bind_elementwise(py::module_& m) {
         FloatArray g = float_input(g_obj, "weight", 1, 1, cols, want.c_str());
         FloatArray b = float_input(b_obj, "bias", 1, 1, cols, want.c_str());
         if (!(eps >= 0.0)) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
-        FloatArray y = empty_like(x);
+        FloatArray y = out_obj.is_none()
+                           ? empty_like(x)
+                           : float_output(out_obj, "out", std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+        // Each row is read whole before it is written, so out may be x itself, but not a shifted view of it.
+        if (overlaps(y, x) && y.data() != x.data()) throw py::value_error("out must be x itself or not overlap it");
         const float *xp = x.data(), *gp = g.data(), *bp = b.data();
         float* yp = y.mutable_data();
         const int64_t rows = leading_rows(x);
@@ -60,8 +65,10 @@ void bind_elementwise(py::module_& m) {
         }
         return y;
       },
-      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps") = 1e-5,
-      "Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).");
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps") = 1e-5, py::kw_only(),
+      py::arg("out") = py::none(),
+      "Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance). out: "
+      "optional preallocated result (may be x for in place).");
   m.def(
       "softmax",
       [](const py::handle& x_obj) {

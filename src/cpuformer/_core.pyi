@@ -162,9 +162,9 @@ def get_num_threads() -> int:
     """
     Threads each op may use (default: OpenMP's, i.e. OMP_NUM_THREADS).
     """
-def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05) -> numpy.typing.NDArray[numpy.float32]:
+def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05, *, out: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
     """
-    Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).
+    Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance). out: optional preallocated result (may be x for in place).
     """
 def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None) -> numpy.ndarray:
     """

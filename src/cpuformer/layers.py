@@ -88,8 +88,8 @@ class LayerNorm:
     def from_store(cls, store: WeightStore, prefix: str, dim: int, eps: float) -> "LayerNorm":
         return cls(store.take(f"{prefix}.weight", (dim,)), store.take(f"{prefix}.bias", (dim,)), eps)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ops.layer_norm(x, self.weight, self.bias, self.eps)
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return ops.layer_norm(x, self.weight, self.bias, self.eps, out=out)
 
 
 class Embedding:

@@ -41,6 +41,23 @@ def test_layer_norm(isa, cols):
     ref.assert_close(ops.layer_norm(x, w, b, eps=1e-12), ref.layer_norm(x, w, b, 1e-12), "layer_norm", scale=4)
 
 
+def test_layer_norm_out_and_in_place(isa):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 96)).astype(np.float32)
+    w, b = rng.standard_normal(96).astype(np.float32), rng.standard_normal(96).astype(np.float32)
+    expected = ref.layer_norm(x, w, b)
+    out = np.empty_like(x)
+    assert ops.layer_norm(x, w, b, out=out) is out
+    ref.assert_close(out, expected, "layer_norm", scale=4)
+    ops.layer_norm(x, w, b, out=x)
+    ref.assert_close(x, expected, "layer_norm", scale=4)
+    with pytest.raises(ValueError, match=r"out must be x itself or not overlap it"):
+        big = np.zeros(6 * 96, np.float32)
+        ops.layer_norm(big[:480].reshape(5, 96), w, b, out=big[96:].reshape(5, 96))
+    with pytest.raises(ValueError, match=r"out must have shape \(5, 96\), got \(4, 96\)"):
+        ops.layer_norm(x, w, b, out=np.empty((4, 96), np.float32))
+
+
 @pytest.mark.parametrize("cols", SIZES)
 def test_softmax(isa, cols):
     x = (np.random.default_rng(cols).standard_normal((6, cols)) * 10).astype(np.float32)

@@ -95,19 +95,19 @@ class GPT2Block:
         self.c_proj = take_linear(store, f"{prefix}.mlp.c_proj", config.n_inner, h, layout="in_out")
 
     def mlp(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
-        inner = self.c_fc(self.ln_2(x), out=ws.get("ffn", x.shape[:-1] + (self.c_fc.out_features,)))
+        inner = self.c_fc(self.ln_2(x, out=ws.get("ln", x.shape)), out=ws.get("ffn", x.shape[:-1] + (self.c_fc.out_features,)))
         return self.c_proj(inner, residual=x, out=ws.get("mlp_out", x.shape))
 
     def forward_packed(self, x: np.ndarray, cu_seqlens: np.ndarray, ws: Workspace) -> np.ndarray:
         """x: packed [total_tokens, hidden] -> the same shape (in a workspace buffer, never x itself)."""
-        h = self.attn(self.ln_1(x), cu_seqlens, residual=x, causal=True, workspace=ws)
+        h = self.attn(self.ln_1(x, out=ws.get("ln", x.shape)), cu_seqlens, residual=x, causal=True, workspace=ws)
         return self.mlp(h, ws)
 
     def forward_cached(self, x: np.ndarray, cache: ops.KVCache, mask: np.ndarray | None, ws: Workspace):
         """x: [B, T, hidden], the T newest tokens: their keys and values go into the cache, their queries attend
         to everything cached (mask [B, cached] marks left padding)."""
         n, h = x.shape[:-1], self.attn.hidden
-        qkv = self.attn.qkv(self.ln_1(x), out=ws.get("qkv", n + (3 * h,)))
+        qkv = self.attn.qkv(self.ln_1(x, out=ws.get("ln", x.shape)), out=ws.get("qkv", n + (3 * h,)))
         cache.append(self.layer_idx, qkv[..., h:2 * h], qkv[..., 2 * h:])
         context = cache.attend(self.layer_idx, qkv[..., :h], mask, causal=True, scale=self.attn.scale,
                                out=ws.get("context", n + (h,)))

@@ -14,6 +14,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .inputs import check_attention_mask, check_id_range, check_input_ids
+
 __all__ = ["GenerationMixin", "IncrementalDecoder", "Sampler", "SamplingConfig", "check_prompt"]
 
 # top_p first looks for the nucleus among this many best tokens and sorts the whole vocabulary only when
@@ -121,30 +123,10 @@ def check_prompt(input_ids: Any, attention_mask: Any, vocab_size: int) -> tuple[
     """Validate a left-padded prompt batch: ids int [B, T] (B, T >= 1) within [0, vocab_size) where the mask is
     1; mask [B, T] of 0/1, each row zeros then ones (at least one). Returns (ids int64, mask int64 or None when
     there is no padding)."""
-    ids = np.asarray(input_ids)
-    if ids.dtype.kind not in "iu":
-        raise ValueError(f"input_ids must be an integer array, got dtype {ids.dtype}")
-    if ids.ndim != 2:
-        hint = "; use ids[None] for one sequence" if ids.ndim == 1 else ""
-        raise ValueError(f"input_ids must have shape (batch, seq_len), got {ids.shape}{hint}")
-    if ids.shape[0] == 0 or ids.shape[1] == 0:
-        raise ValueError(f"empty batch: input_ids has shape {ids.shape}")
-    ids = ids.astype(np.int64)
+    ids = check_input_ids(input_ids)
     mask = None
     if attention_mask is not None:
-        mask = np.asarray(attention_mask)
-        if mask.dtype == bool:
-            mask = mask.astype(np.int64)
-        if mask.dtype.kind not in "iuf":
-            raise ValueError(f"attention_mask must be an integer array of 0/1, got dtype {mask.dtype}")
-        if mask.shape != ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {ids.shape}, got {mask.shape}")
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-        mask = mask.astype(np.int64)
-        empty = np.flatnonzero(mask.sum(axis=1) == 0)
-        if empty.size:
-            raise ValueError(f"sequence {int(empty[0])} has no tokens (its attention_mask row is all 0)")
+        mask = check_attention_mask(attention_mask, ids.shape)
         not_left = np.flatnonzero((np.diff(mask, axis=1) < 0).any(axis=1))
         if not_left.size:
             raise ValueError(
@@ -152,10 +134,8 @@ def check_prompt(input_ids: Any, attention_mask: Any, vocab_size: int) -> tuple[
                 "padding on the left so every prompt ends at the last column")
         if mask.all():
             mask = None
-    real = ids if mask is None else ids[mask.astype(bool)]
-    if real.min() < 0 or real.max() >= vocab_size:
-        bad = real[(real < 0) | (real >= vocab_size)][0]
-        raise ValueError(f"input_ids holds {int(bad)}, outside [0, {vocab_size}) (vocab_size={vocab_size})")
+    check_id_range(ids if mask is None else ids[mask.astype(bool)], vocab_size, "input_ids",
+                   f"vocab_size={vocab_size}")
     return ids, mask
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import ops
 from ..io import WeightStore, read_config
+from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
                       take_fused_linear, take_linear)
 from ..tokenizer import Tokenizer
@@ -135,28 +136,6 @@ class BertLayer:
         return self.output_norm(self.output(inner, residual=h, out=ws.get("ffn_out", h.shape)))
 
 
-def _int_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == bool and name == "attention_mask":
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
-    if shape is None and arr.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape (batch, seq_len), got {arr.shape}" + ("; use ids[None] for one sequence"
-                                                                          if arr.ndim == 1 else "")
-        )
-    if shape is not None and arr.shape != shape:
-        raise ValueError(f"{name} must have the shape of input_ids {shape}, got {arr.shape}")
-    return arr
-
-
-def _check_range(arr: np.ndarray, limit: int, name: str, what: str) -> None:
-    if arr.size and (arr.min() < 0 or arr.max() >= limit):
-        bad = arr[(arr < 0) | (arr >= limit)][0]
-        raise ValueError(f"{name} holds {int(bad)}, outside [0, {limit}) ({what})")
-
-
 class BertModel:
     """The BERT encoder. `model(input_ids, attention_mask=None, token_type_ids=None)` -> BertOutput."""
 
@@ -186,28 +165,20 @@ class BertModel:
     def _prepare(self, input_ids, attention_mask, token_type_ids):
         """Validate the padded inputs and lay the real tokens out packed."""
         cfg = self.config
-        ids = _int_array(input_ids, "input_ids")
-        b, t = ids.shape
-        if b == 0 or t == 0:
-            raise ValueError(f"empty batch: input_ids has shape {ids.shape}")
+        ids = check_input_ids(input_ids)
+        t = ids.shape[1]
         if t > cfg.max_position_embeddings:
             raise ValueError(
                 f"sequence length {t} exceeds max_position_embeddings={cfg.max_position_embeddings}; truncate the "
                 "input (the tokenizer does this with max_length)"
             )
-        mask = np.ones(ids.shape, np.int64) if attention_mask is None else _int_array(
-            attention_mask, "attention_mask", ids.shape)
-        if mask.size and (mask.min() < 0 or mask.max() > 1):
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-        empty = np.flatnonzero(mask.sum(axis=1) == 0)
-        if empty.size:
-            raise ValueError(f"sequence {int(empty[0])} has no tokens (its attention_mask row is all 0)")
-        types = np.zeros(ids.shape, np.int64) if token_type_ids is None else _int_array(
-            token_type_ids, "token_type_ids", ids.shape)
+        mask = check_attention_mask(attention_mask, ids.shape)
+        types = (np.zeros(ids.shape, np.int64) if token_type_ids is None
+                 else check_int_array(token_type_ids, "token_type_ids", ids.shape))
         batch = PackedBatch.from_mask(mask)
         flat_ids, flat_types = batch.gather(ids), batch.gather(types)
-        _check_range(flat_ids, cfg.vocab_size, "input_ids", f"vocab_size={cfg.vocab_size}")
-        _check_range(flat_types, cfg.type_vocab_size, "token_type_ids", f"type_vocab_size={cfg.type_vocab_size}")
+        check_id_range(flat_ids, cfg.vocab_size, "input_ids", f"vocab_size={cfg.vocab_size}")
+        check_id_range(flat_types, cfg.type_vocab_size, "token_type_ids", f"type_vocab_size={cfg.type_vocab_size}")
         return batch, flat_ids, flat_types
 
     # --- forward ------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 from .. import ops
 from ..generation import GenerationMixin
 from ..io import WeightStore, read_config
+from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..layers import Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, take_linear
 from ..tokenizer import Tokenizer
 from .registry import register_model
@@ -150,34 +151,14 @@ class GPT2Model:
 
     def _prepare(self, input_ids, attention_mask) -> tuple[PackedBatch, np.ndarray]:
         cfg = self.config
-        ids = np.asarray(input_ids)
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"input_ids must be an integer array, got dtype {ids.dtype}")
-        if ids.ndim != 2:
-            hint = "; use ids[None] for one sequence" if ids.ndim == 1 else ""
-            raise ValueError(f"input_ids must have shape (batch, seq_len), got {ids.shape}{hint}")
-        if ids.shape[0] == 0 or ids.shape[1] == 0:
-            raise ValueError(f"empty batch: input_ids has shape {ids.shape}")
-        if attention_mask is None:
-            mask = np.ones(ids.shape, np.int64)
-        else:
-            mask = np.asarray(attention_mask)
-            if mask.shape != ids.shape:
-                raise ValueError(f"attention_mask must have the shape of input_ids {ids.shape}, got {mask.shape}")
-            if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
-                raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-            empty = np.flatnonzero(mask.sum(axis=1) == 0)
-            if empty.size:
-                raise ValueError(f"sequence {int(empty[0])} has no tokens (its attention_mask row is all 0)")
+        ids = check_input_ids(input_ids)
+        mask = check_attention_mask(attention_mask, ids.shape)
         lengths = mask.sum(axis=1)
         if lengths.max() > cfg.n_positions:
             raise ValueError(f"sequence length {int(lengths.max())} exceeds n_positions={cfg.n_positions}")
         batch = PackedBatch.from_mask(mask)
-        flat = batch.gather(ids).astype(np.int64)
-        if flat.min() < 0 or flat.max() >= cfg.vocab_size:
-            bad = flat[(flat < 0) | (flat >= cfg.vocab_size)][0]
-            raise ValueError(f"input_ids holds {int(bad)}, outside [0, {cfg.vocab_size}) "
-                             f"(vocab_size={cfg.vocab_size})")
+        flat = batch.gather(ids)
+        check_id_range(flat, cfg.vocab_size, "input_ids", f"vocab_size={cfg.vocab_size}")
         return batch, flat
 
     def forward_packed(self, ids: np.ndarray, batch: PackedBatch) -> np.ndarray:

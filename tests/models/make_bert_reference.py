@@ -11,12 +11,13 @@ through sentence-transformers).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from reference_process import build_cases, run_reference_script
 
 # torch is imported inside the case functions, so the tests can import the texts above without loading it.
 
@@ -171,29 +172,9 @@ CASES = {"base": case_base, "odd_mlm": case_odd_mlm, "odd_cls": case_odd_cls, "m
 
 
 def make_reference(root: Path, *cases: str) -> Path:
-    """For the tests: run this script in its own process (torch never loads in the caller) and return root."""
-    import subprocess
-
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, __file__, str(root), *cases], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"make_bert_reference.py failed:\n{proc.stderr[-4000:]}")
-    return root
-
-
-def main(argv: list[str]) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-
-    root, names = Path(argv[0]), argv[1:]
-    torch.set_num_threads(1)
-    for name in names:
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        CASES[name](folder)
-        (folder / "done").write_text("ok")
+    """For the tests: build the cases in a separate process (torch never loads in the caller); returns root."""
+    return run_reference_script(__file__, root, cases)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    build_cases(sys.argv[1:], CASES)

@@ -9,11 +9,12 @@ vocab 1000, n_positions 96, n_inner 200, untied lm_head, attention scaled by 1 /
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from reference_process import build_cases, run_reference_script
 
 NEW_TOKENS = 64
 PROMPT_LENGTHS = (20, 13, 5)  # the batch: left-padded to 20
@@ -91,28 +92,9 @@ CASES = {"small": case_small, "odd": case_odd}
 
 
 def make_reference(root: Path, *cases: str) -> Path:
-    """For the tests: run this script in its own process (torch never loads in the caller) and return root."""
-    import subprocess
-
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, __file__, str(root), *cases], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"make_gpt2_reference.py failed:\n{proc.stderr[-4000:]}")
-    return root
-
-
-def main(argv: list[str]) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-
-    root, names = Path(argv[0]), argv[1:]
-    torch.set_num_threads(1)
-    for name in names:
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        CASES[name](folder)
+    """For the tests: build the cases in a separate process (torch never loads in the caller); returns root."""
+    return run_reference_script(__file__, root, cases)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    build_cases(sys.argv[1:], CASES)

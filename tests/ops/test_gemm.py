@@ -34,6 +34,17 @@ def test_edge_shapes_k(isa, k):
     ref.assert_close(ops.PackedLinear(w)(x), ref.linear(x, w), "linear", scale=np.sqrt(k))
 
 
+@pytest.mark.parametrize("k", [1023, 1024, 1025, 2100])
+def test_k_blocks_with_packed_a(isa, k):
+    # 100 rows x k is past the small-A-block limit, so A is packed and K is blocked: partial sums accumulate
+    # in C across blocks and the fused epilogue runs only on the last one.
+    rng = np.random.default_rng(k)
+    x, w, b = _rand(rng, 100, k), _rand(rng, 40, k), _rand(rng, 40)
+    res = _rand(rng, 100, 40)
+    y = ops.PackedLinear(w, b, activation="relu")(x, residual=res)
+    ref.assert_close(y, ref.linear(x, w, b, "relu", res), "linear", scale=np.sqrt(k))
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fused_bias_activation_residual(isa, activation):
     rng = np.random.default_rng(3)

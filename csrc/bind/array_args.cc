@@ -19,13 +19,19 @@ static std::string type_name(const py::handle& obj) {
   return module == "builtins" ? name : module + "." + name;
 }
 
-FloatArray float_input(const py::handle& obj, const char* name) {
+// obj as a numpy array of dtype float32 (any layout); TypeError naming `name` otherwise.
+static py::array float32_array(const py::handle& obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
   py::array arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<float>()))
     throw py::type_error(std::string(name) + " must have dtype float32, got " +
                          std::string(py::str(arr.dtype())) + " (convert with .astype(np.float32))");
+  return arr;
+}
+
+FloatArray float_input(const py::handle& obj, const char* name) {
+  py::array arr = float32_array(obj, name);
   return FloatArray::ensure(arr);  // no-op when already C-contiguous, otherwise one copy
 }
 
@@ -38,11 +44,7 @@ FloatArray float_input(const py::handle& obj, const char* name, int min_rank, in
 }
 
 FloatArray float_output(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<float>()))
-    throw py::type_error(std::string(name) + " must have dtype float32, got " + std::string(py::str(arr.dtype())));
+  py::array arr = float32_array(obj, name);
   if (!(arr.flags() & py::array::c_style) || !arr.writeable())
     throw py::value_error(std::string(name) + " must be a writable C-contiguous array");
   bool same = static_cast<size_t>(arr.ndim()) == shape.size();
@@ -78,12 +80,7 @@ Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, con
 }
 
 StridedFloatArray strided_float_input(const py::handle& obj, const char* name, int rank, const char* expected) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<float>()))
-    throw py::type_error(std::string(name) + " must have dtype float32, got " +
-                         std::string(py::str(arr.dtype())) + " (convert with .astype(np.float32))");
+  py::array arr = float32_array(obj, name);
   if (arr.ndim() != rank) throw py::value_error(std::string(name) + " must have shape " + expected + ", got " + shape_str(arr));
   bool in_place = true;
   for (py::ssize_t i = 0; i < arr.ndim(); ++i) {

@@ -17,3 +17,11 @@ def _stub_names():
 def test_stub_matches_extension():
     public = {name for name in dir(_core) if not name.startswith("_")}
     assert _stub_names() == public, "regenerate with tools/regen_stub.sh"
+
+
+def test_ops_exports_every_public_op():
+    from cpuformer import ops
+
+    public = {name for name in dir(_core) if not name.startswith("_")}
+    public -= {"get_num_threads", "set_num_threads"}  # package-level settings, not ops
+    assert set(ops.__all__) == public

@@ -18,9 +18,11 @@ __all__ = [
     "BertForSequenceClassification",
     "BertModel",
     "BertOutput",
+    "GPT2Config",
+    "GPT2LMHeadModel",
+    "GPT2Model",
     "MaskedLMOutput",
     "SequenceClassifierOutput",
     "register_model",
     "registered_architectures",
 ]
-__all__ += ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]

@@ -321,3 +321,36 @@ def test_no_warnings_on_clean_load(written):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KeyedVectors.load_word2vec_format(path, binary=binary)
+
+
+@pytest.fixture(scope="module")
+def glove_file(tmp_path_factory):
+    """A GloVe-style text file: no '<count> <dims>' header line."""
+    rng = np.random.default_rng(7)
+    words = [f"g{i}" for i in range(300)] + ["naïve", "日本語", "straße", "🙂"]
+    vectors = rng.standard_normal((len(words), 11)).astype(np.float32)
+    path = tmp_path_factory.mktemp("glove") / "glove.txt"
+    path.write_text("".join(w + " " + " ".join(f"{v:.6f}" for v in row) + "\n" for w, row in zip(words, vectors)),
+                    encoding="utf8")
+    return path
+
+
+@pytest.mark.parametrize("limit", [None, 1, 50])
+def test_no_header_glove_matches_gensim(glove_file, monkeypatch, limit):
+    theirs = GKV.load_word2vec_format(str(glove_file), no_header=True, limit=limit)
+    monkeypatch.setattr(word2vec_format, "_TEXT_CHUNK_BYTES", 100)  # several chunks, split mid-file
+    ours = KeyedVectors.load_word2vec_format(glove_file, no_header=True, limit=limit)
+    assert_same_as_gensim(ours, theirs)
+
+
+def test_no_header_errors(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(Word2VecFormatError, match=r"line 1: expected '<word> <v1> \.\.\. <vN>' \(no_header=True\)"):
+        KeyedVectors.load_word2vec_format(empty, no_header=True)
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_text("a 1 2 3\nb 1 2\n")
+    with pytest.raises(Word2VecFormatError, match=r"line 2: expected 3 values after the word 'b', found 2"):
+        KeyedVectors.load_word2vec_format(ragged, no_header=True)
+    with pytest.raises(ValueError, match=r"no_header=True is for text files"):
+        KeyedVectors.load_word2vec_format(ragged, binary=True, no_header=True)

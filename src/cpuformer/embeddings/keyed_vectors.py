@@ -328,10 +328,12 @@ class KeyedVectors:
         limit: Optional[int] = None,
         encoding: str = "utf8",
         unicode_errors: str = "strict",
+        no_header: bool = False,
     ) -> "KeyedVectors":
-        """Load a word2vec C-tool file (text or binary; .gz/.bz2/.xz decompressed). See word2vec_format."""
+        """Load a word2vec C-tool file (text or binary; .gz/.bz2/.xz decompressed), or with no_header=True a
+        GloVe text file (no '<count> <dims>' line). See word2vec_format."""
         vectors, index_to_key, key_to_index = read_word2vec_format(
-            path, binary=binary, limit=limit, encoding=encoding, unicode_errors=unicode_errors
+            path, binary=binary, limit=limit, encoding=encoding, unicode_errors=unicode_errors, no_header=no_header
         )
         return cls._from_checked(vectors, index_to_key, key_to_index)
 

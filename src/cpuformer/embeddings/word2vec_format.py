@@ -206,6 +206,35 @@ def _read_text(
     return vectors, words
 
 
+def _read_text_no_header(
+    f: BinaryIO, name: str, n_want: Optional[int], encoding: str, unicode_errors: str
+) -> Tuple[np.ndarray, List[str]]:
+    """GloVe-style text: no header line, so the dimension comes from line 1 and the count from the file."""
+    first = f.readline()
+    if not first.strip():
+        raise Word2VecFormatError(f"{name}: line 1: expected '<word> <v1> ... <vN>' (no_header=True), found nothing")
+    dim = len(first.split()) - 1
+    if dim < 1:
+        raise Word2VecFormatError(
+            f"{name}: line 1: expected '<word> <v1> ... <vN>' (no_header=True), found only {_display(first.strip())}"
+        )
+    blocks: List[np.ndarray] = []
+    words: List[str] = []
+    lines, lineno = [first], 1
+    while lines:
+        if n_want is not None:
+            del lines[n_want - len(words):]
+        block = np.empty((len(lines), dim), dtype=np.float32)
+        raw = _parse_text_chunk(lines, dim, name, lineno, block)
+        words.extend(_decode_words(raw, encoding, unicode_errors, name, "line", lineno))
+        blocks.append(block)
+        lineno += len(lines)
+        if n_want is not None and len(words) >= n_want:
+            break
+        lines = f.readlines(_TEXT_CHUNK_BYTES)
+    return np.concatenate(blocks), words
+
+
 def _read_binary(
     f: BinaryIO, name: str, count: int, dim: int, n_want: int, header_len: int,
     encoding: str, unicode_errors: str,
@@ -292,8 +321,11 @@ def read_word2vec_format(
     limit: Optional[int] = None,
     encoding: str = "utf8",
     unicode_errors: str = "strict",
+    no_header: bool = False,
 ) -> Tuple[np.ndarray, List[str], Dict[str, int]]:
     """Read a word2vec text or binary file; return (vectors float32 (n, dim), index_to_key, key_to_index).
+
+    ``no_header=True`` reads a text file without the '<count> <dims>' line (GloVe's format), as gensim does.
 
     ``limit`` reads at most that many vectors; like gensim, ``None`` and ``0`` both mean "all". Duplicate
     words keep their first vector and raise a ``DuplicateWordWarning`` (gensim logs a warning), so the result
@@ -303,8 +335,13 @@ def read_word2vec_format(
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
+    if no_header and binary:
+        raise ValueError("no_header=True is for text files (GloVe); binary word2vec files always have a header")
     f, name, owned = _open(path, "rb")
     try:
+        if no_header:
+            vectors, words = _read_text_no_header(f, name, limit or None, encoding, unicode_errors)
+            return _drop_duplicates(vectors, words, name, "line", 1)
         count, dim, header_len = _read_header(f, name, encoding)
         n_want = min(count, limit) if limit else count
         if binary:

@@ -95,6 +95,23 @@ HeadRows<float> head_rows(FloatArray& out, int64_t dim) {
   return {out.mutable_data(), 0, hidden, dim};
 }
 
+// The fields padded and varlen attention share: row views of q, k, v and out, heads, causal, scale.
+AttentionProblem problem_for(const StridedFloatArray& q, const StridedFloatArray& k, const StridedFloatArray& v,
+                             FloatArray& out, int64_t batch, int64_t num_heads, int64_t dim, bool causal,
+                             float scale) {
+  AttentionProblem p;
+  p.batch = batch;
+  p.heads = num_heads;
+  p.head_dim = dim;
+  p.q = head_rows(q, dim);
+  p.k = head_rows(k, dim);
+  p.v = head_rows(v, dim);
+  p.out = head_rows(out, dim);
+  p.causal = causal;
+  p.scale = scale;
+  return p;
+}
+
 py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj, int64_t num_heads,
                      const py::handle& mask_obj, bool causal, const py::handle& scale_obj, const py::handle& out_obj) {
   const StridedFloatArray q = strided_float_input(q_obj, "q", 3, "(batch, q_len, num_heads * head_dim)");
@@ -111,22 +128,13 @@ py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py:
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {batch, tq, hidden}, {&q, &k, &v});
 
-  AttentionProblem p;
-  p.batch = batch;
-  p.heads = num_heads;
-  p.head_dim = dim;
-  p.q = head_rows(q, dim);
-  p.k = head_rows(k, dim);
-  p.v = head_rows(v, dim);
-  p.out = head_rows(out, dim);
+  AttentionProblem p = problem_for(q, k, v, out, batch, num_heads, dim, causal, scale);
   p.q_begin.assign(batch, 0);
   p.q_len.assign(batch, tq);
   p.k_begin.assign(batch, 0);
   p.k_len.assign(batch, tk);
   p.key_mask = mask ? mask->data() : nullptr;
   p.mask_batch_stride = tk;
-  p.causal = causal;
-  p.scale = scale;
   {
     py::gil_scoped_release release;
     multi_head_attention(p);
@@ -172,22 +180,13 @@ py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py:
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {total, hidden}, {&q, &k, &v});
 
-  AttentionProblem p;
-  p.batch = static_cast<int64_t>(cu.size()) - 1;
-  p.heads = num_heads;
-  p.head_dim = dim;
-  p.q = head_rows(q, dim);
-  p.k = head_rows(k, dim);
-  p.v = head_rows(v, dim);
-  p.out = head_rows(out, dim);
+  AttentionProblem p = problem_for(q, k, v, out, static_cast<int64_t>(cu.size()) - 1, num_heads, dim, causal, scale);
   for (int64_t b = 0; b < p.batch; ++b) {
     p.q_begin.push_back(cu[b]);
     p.q_len.push_back(cu[b + 1] - cu[b]);
   }
   p.k_begin = p.q_begin;
   p.k_len = p.q_len;
-  p.causal = causal;
-  p.scale = scale;
   {
     py::gil_scoped_release release;
     multi_head_attention(p);

@@ -139,6 +139,7 @@ class WeightStore:
         self._tensors: dict[str, tuple[str, np.ndarray]] = {n: (n, a) for n, a in tensors.items()}
         self._used: set[str] = set()
         self._ignored: list[str] = []
+        self._ignored_outside: list[str] = []
 
     def __len__(self) -> int:
         return len(self._tensors)
@@ -180,8 +181,15 @@ class WeightStore:
         stay unused: buffers that checkpoints carry but the model recomputes."""
         self._ignored.extend(patterns)
 
+    def ignore_outside(self, prefix: str) -> None:
+        """Allow every key whose checkpoint name does not start with `prefix` to stay unused: the task heads
+        of a task checkpoint (cls.*, qa_outputs.*, lm_head.*) when a base model loads its `prefix` part."""
+        self._ignored_outside.append(prefix)
+
     def _is_ignored(self, name: str) -> bool:
         original = self._tensors[name][0]
+        if any(not original.startswith(prefix) for prefix in self._ignored_outside):
+            return True
         return any(fnmatch.fnmatchcase(n, p) for p in self._ignored for n in (name, original))
 
     def _label(self, name: str) -> str:

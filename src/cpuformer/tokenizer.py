@@ -142,6 +142,13 @@ class Tokenizer:
         types = np.fromiter((i for e in encodings for i in e.type_ids), np.int64, int(lengths.sum()))
         return ids, types, lengths
 
+    def prompt_length(self, prompt: str) -> int:
+        """How many leading tokens a prompt puts before a text: its encoding's length without the trailing
+        special token ([SEP], </s>), as sentence-transformers counts it for include_prompt=False."""
+        (encoding,) = self._encode([prompt], None, None)
+        n = len(encoding.ids)
+        return n - 1 if n and encoding.special_tokens_mask[-1] else n
+
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         text = self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
         if self.clean_up_spaces:

@@ -55,5 +55,9 @@ class AutoModel:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
-        checkpoint = Checkpoint.open(path)  # config.json is read once, here, for the class and the model
+        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
+        """The registered class's model, from a folder already opened (its config.json read once)."""
         return cls.model_class(checkpoint).from_checkpoint(checkpoint, dtype=dtype)

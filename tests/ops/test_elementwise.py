@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-from hypothesis.extra import numpy as hnp
 
 import reference as ref
 from cpuformer import ops
+from helpers import given, hnp, settings, st
 
 SIZES = [1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 65, 384, 1000]
 
@@ -63,7 +62,7 @@ def test_softmax(isa, cols):
     x = (np.random.default_rng(cols).standard_normal((6, cols)) * 10).astype(np.float32)
     y = ops.softmax(x)
     ref.assert_close(y, ref.softmax(x), "softmax")
-    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+    ref.assert_close(y.sum(axis=-1), np.ones(6), "softmax_row_sum")
 
 
 def test_softmax_masked_rows(isa):
@@ -85,7 +84,7 @@ def test_hypothesis_rowwise_ops(x):
         # which for a (near-)constant row amplifies it up to 1/sqrt(eps) ~ 316x. Bound the error by that.
         x64 = x.astype(np.float64)
         amplify = np.abs(x64).max(axis=-1, keepdims=True) / np.sqrt(x64.var(axis=-1, keepdims=True) + 1e-5)
-        bound = 1e-5 + 4 * 2.0**-24 * np.sqrt(x.shape[-1]) * amplify
+        bound = ref.TOLERANCE["layer_norm"][1] + 4 * 2.0**-24 * np.sqrt(x.shape[-1]) * amplify
         err = np.abs(ops.layer_norm(x, ones, zeros) - ref.layer_norm(x, ones, zeros))
         assert (err <= bound).all(), float((err - bound).max())
 

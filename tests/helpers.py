@@ -59,7 +59,7 @@ try:
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError:
-    HYPOTHESIS_MISSING = "hypothesis is not installed (pip install hypothesis): property-based test skipped"
+    HYPOTHESIS_MISSING = "hypothesis is not installed (pip install hypothesis): property-based test {} skipped"
 
     class _Stands:
         """Stands for strategies and settings values at decoration time: every attribute and call gives itself."""
@@ -78,7 +78,7 @@ except ImportError:
     def given(*args, **kwargs):
         def decorate(fn):
             def skipped():
-                pytest.skip(HYPOTHESIS_MISSING)
+                pytest.skip(HYPOTHESIS_MISSING.format(f"{fn.__module__}.{fn.__qualname__}"))
 
             skipped.__name__, skipped.__qualname__, skipped.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
             skipped.__module__ = fn.__module__

@@ -181,7 +181,8 @@ def test_fused_activation_rejects_what_it_does_not_fuse(hidden_act):
 def test_self_attention_equals_reference_per_sequence(isa, causal):
     rng = np.random.default_rng(6)
     hidden, heads, lengths = 32, 4, [5, 1, 9]
-    w_qkv, b_qkv, w_out, b_out = rand(rng, 3 * hidden, hidden), rand(rng, 3 * hidden), rand(rng, 20, hidden), rand(rng, 20)
+    w_qkv, b_qkv = rand(rng, 3 * hidden, hidden), rand(rng, 3 * hidden)
+    w_out, b_out = rand(rng, 20, hidden), rand(rng, 20)
     attn = SelfAttention(ops.PackedLinear(w_qkv, b_qkv), ops.PackedLinear(w_out, b_out), heads)
     batch = PackedBatch.from_lengths(lengths)
     x, residual = rand(rng, batch.total_tokens, hidden), rand(rng, batch.total_tokens, 20)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_process import build_cases, run_reference_script
+from torch_reference import build_cases, run_reference_script
 
 # torch is imported inside the case functions, so the tests can import the texts above without loading it.
 

@@ -11,7 +11,8 @@ import pytest
 import reference as ref
 from cpuformer import ops
 from cpuformer.io import CheckpointError, WeightStore
-from cpuformer.layers import PackedBatch, SelfAttention, Workspace, fused_activation, take_fused_linear, take_linear
+from cpuformer.layers import (KVCacheBatch, PackedBatch, SelfAttention, Workspace, fused_activation, take_fused_linear,
+                             take_linear)
 from helpers import rand
 
 # ---- PackedBatch ---------------------------------------------------------------------------------------------
@@ -183,11 +184,11 @@ def test_self_attention_equals_reference_per_sequence(isa, causal):
     hidden, heads, lengths = 32, 4, [5, 1, 9]
     w_qkv, b_qkv = rand(rng, 3 * hidden, hidden), rand(rng, 3 * hidden)
     w_out, b_out = rand(rng, 20, hidden), rand(rng, 20)
-    attn = SelfAttention(ops.PackedLinear(w_qkv, b_qkv), ops.PackedLinear(w_out, b_out), heads)
+    attn = SelfAttention(ops.PackedLinear(w_qkv, b_qkv), ops.PackedLinear(w_out, b_out), heads, causal=causal)
     batch = PackedBatch.from_lengths(lengths)
     x, residual = rand(rng, batch.total_tokens, hidden), rand(rng, batch.total_tokens, 20)
     ws = Workspace()
-    got = attn(x, batch.cu_seqlens, residual=residual, causal=causal, workspace=ws).copy()
+    got = attn(x, batch, residual=residual, workspace=ws).copy()
     for b in range(len(lengths)):
         rows = slice(batch.cu_seqlens[b], batch.cu_seqlens[b + 1])
         qkv = ref.linear(x[rows], w_qkv, b_qkv)[None]
@@ -196,7 +197,38 @@ def test_self_attention_equals_reference_per_sequence(isa, causal):
         ref.assert_close(got[rows], ref.linear(context, w_out, b_out, residual=residual[rows]), "attention",
                          scale=math.sqrt(hidden), err_msg=f"sequence {b}")
     # A second call reuses the workspace's buffers (its result is one of them) and gives the same result.
-    np.testing.assert_array_equal(attn(x, batch.cu_seqlens, residual=residual, causal=causal, workspace=ws), got)
+    np.testing.assert_array_equal(attn(x, batch, residual=residual, workspace=ws), got)
+
+
+def test_self_attention_on_a_kv_cache_equals_the_packed_causal_pass(isa):
+    """The same layer on both token layouts: a left-padded batch through a KV cache (prompt, then one token at a
+    time) gives each real token what the packed causal pass gives it."""
+    rng = np.random.default_rng(7)
+    hidden, heads, lengths, width = 32, 4, [6, 3], 6
+    w = lambda *shape: rand(rng, *shape, scale=0.2)  # noqa: E731 - trained-model scale: softmax not saturated
+    attn = SelfAttention(ops.PackedLinear(w(3 * hidden, hidden), w(3 * hidden)),
+                         ops.PackedLinear(w(hidden, hidden), w(hidden)), heads, causal=True, layer=1)
+    packed = PackedBatch.from_lengths(lengths)
+    x = rand(rng, packed.total_tokens, hidden)
+    want = attn(x, packed).copy()
+    padded = np.zeros((2, width, hidden), np.float32)
+    key_mask = np.zeros((2, width), np.uint8)
+    for b, n in enumerate(lengths):  # left padding
+        padded[b, width - n:] = x[packed.cu_seqlens[b]:packed.cu_seqlens[b + 1]]
+        key_mask[b, width - n:] = 1
+    prompt = 4
+    cached = KVCacheBatch(ops.KVCache(2, 2, heads, hidden // heads, width), key_mask)
+    cached.advance(prompt)
+    parts = [attn(padded[:, :prompt], cached).copy()]
+    for t in range(prompt, width):
+        cached.advance(1)
+        parts.append(attn(np.ascontiguousarray(padded[:, t:t + 1]), cached).copy())
+    got = np.concatenate(parts, axis=1)
+    for b, n in enumerate(lengths):
+        ref.assert_close(got[b, width - n:], want[packed.cu_seqlens[b]:packed.cu_seqlens[b + 1]], "attention_paths",
+                         err_msg=f"row {b}")
+    with pytest.raises(ValueError, match="6 cached \\+ 1 new tokens exceed the cache's max_len 6"):
+        cached.advance(1)
 
 
 @pytest.mark.parametrize("out_features, heads", [(96, 5), (95, 1)])

@@ -4,10 +4,17 @@ hypothesis) are in helpers.py; the float64 references and the tolerance table in
 subprocess harness in torch_reference.py."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from cpuformer import _core
 from helpers import num_threads
+
+# The reference builders (make_*_reference.py) live beside the model tests; the tests of top-level modules
+# (sentence_encoder.py) use them too.
+sys.path.insert(0, str(Path(__file__).parent / "models"))
 
 ALL_ISAS = ("generic", "avx2", "avx512")
 

@@ -31,9 +31,16 @@ TOLERANCE = {
     "lstm_vs_torch": (0.0, 1e-5),
     "cosine_vs_gensim": (0.0, 1e-5),  # KeyedVectors scores; neighbours closer than this count as tied
     "unit_norm": (0.0, 1e-6),  # KeyedVectors' normalised rows
-    # Models (tests/models still state these inline; listed here so they move to the table unchanged).
+    # Models vs their references (transformers / sentence-transformers in their own process).
     "model_vs_transformers": (0.0, 1e-4),  # hidden states, logits (CONVENTIONS: model outputs 1e-4 absolute)
     "sentence_embedding_vs_sentence_transformers": (0.0, 1e-5),
+    # Models vs themselves along another path: a sequence alone vs in a batch, batch size, order, prefill vs the
+    # packed forward; probabilities (softmax scores) along two paths; pooling vs a plain numpy loop.
+    "model_paths": (0.0, 1e-5),
+    "model_paths_unit": (0.0, 1e-6),  # values of magnitude <= 1: probabilities, unit-norm embeddings
+    "pooling": (1e-6, 1e-6),
+    # Sampling frequencies over 20000 draws vs the target distribution (binomial sd <= 0.0036: > 4 sd).
+    "sampling_frequency": (0.0, 0.015),
 }
 
 

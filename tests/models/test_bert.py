@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cpuformer import ops
 from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
 from cpuformer.layers import PackedBatch, fused_activation
 from cpuformer.models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel, register_model
+from helpers import HealthCheck, given, settings, st
+from reference import TOLERANCE, assert_close
 from make_bert_reference import CLS_PAIRS, CLS_TEXTS, MLM_TEXTS, make_reference
 
-ATOL = 1e-4  # model outputs vs transformers (CONVENTIONS: 1e-4 absolute)
+ATOL = TOLERANCE["model_vs_transformers"][1]
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +88,10 @@ def test_fill_mask_matches_transformers_pipeline(ref, mlm_model):
         flat_want = want if isinstance(want[0], dict) else [p for preds in want for p in preds]
         assert [(p["token"], p["token_str"], p["sequence"]) for p in flat_got] == \
                [(p["token"], p["token_str"], p["sequence"]) for p in flat_want]
-        np.testing.assert_allclose([p["score"] for p in flat_got], [p["score"] for p in flat_want], atol=1e-6)
+        assert_close([p["score"] for p in flat_got], [p["score"] for p in flat_want], "model_paths_unit")
     batched, alone = mlm_model.fill_mask(MLM_TEXTS[:2], top_k=2)[1], mlm_model.fill_mask(MLM_TEXTS[1], top_k=2)
     assert [p["token"] for p in batched] == [p["token"] for p in alone]
-    np.testing.assert_allclose([p["score"] for p in batched], [p["score"] for p in alone], atol=1e-6)
+    assert_close([p["score"] for p in batched], [p["score"] for p in alone], "model_paths_unit")
 
 
 def test_classification_logits_match_transformers(ref, cls_model):
@@ -106,9 +106,9 @@ def test_predict_names_labels_with_softmax_scores(ref, cls_model):
     names = ["negative", "neutral", "positive"]
     got = cls_model.predict(CLS_TEXTS)
     assert [g["label"] for g in got] == [names[i] for i in probs.argmax(axis=1)]
-    np.testing.assert_allclose([g["score"] for g in got], probs.max(axis=1), atol=1e-5)
+    assert_close([g["score"] for g in got], probs.max(axis=1), "model_paths")
     one = cls_model.predict(CLS_TEXTS[0])
-    assert one["label"] == got[0]["label"] and abs(one["score"] - got[0]["score"]) < 1e-5
+    assert one["label"] == got[0]["label"] and abs(one["score"] - got[0]["score"]) <= TOLERANCE["model_paths"][1]
     pair_logits = load(ref / "odd_cls", "pair_logits")
     assert [g["label"] for g in cls_model.predict(CLS_TEXTS, CLS_PAIRS)] == [names[i] for i in
                                                                              pair_logits.argmax(axis=1)]
@@ -145,8 +145,8 @@ def test_mixed_length_batch_equals_one_by_one(ref, base_model):
     for b in range(ids.shape[0]):
         n = int(mask[b].sum())
         alone = base_model(ids[b:b + 1, :n], None, types[b:b + 1, :n])
-        np.testing.assert_allclose(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], atol=1e-5)
-        np.testing.assert_allclose(batched.pooler_output[b], alone.pooler_output[0], atol=1e-5)
+        assert_close(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], "model_paths")
+        assert_close(batched.pooler_output[b], alone.pooler_output[0], "model_paths")
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -158,7 +158,7 @@ def test_any_mix_of_lengths_equals_one_by_one(mlm_model, lengths, seed):
     batched = mlm_model.bert(ids, mask).last_hidden_state
     for b, n in enumerate(lengths):
         alone = mlm_model.bert(ids[b:b + 1, :n]).last_hidden_state[0]
-        np.testing.assert_allclose(batched[b, :n], alone, atol=1e-5)
+        assert_close(batched[b, :n], alone, "model_paths")
         assert not batched[b, n:].any()
 
 

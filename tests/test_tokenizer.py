@@ -105,15 +105,14 @@ def test_truncation_keeps_special_tokens_and_is_per_call(folder, max_length):
     np.testing.assert_array_equal(tok.encode_batch(TEXTS).input_ids, enc.input_ids)
 
 
-@pytest.mark.xfail(strict=True, reason="known: max_length=2 is accepted (room for [CLS] and [SEP]) but a pair "
-                                       "needs 3 special tokens, and `tokenizers` then does not truncate at all")
-def test_pairs_with_max_length_2_are_truncated_or_refused(folder):
+def test_pairs_shorter_than_their_special_tokens_are_refused(folder):
+    # max_length=2 fits [CLS] [SEP] but a pair needs 3 special tokens, and `tokenizers` then did not truncate at all
     tok = Tokenizer.from_pretrained(folder, max_length=2)
-    try:
-        pairs = tok.encode_batch(TEXTS, PAIRS)
-    except ValueError:
-        return
-    assert pairs.attention_mask.sum(axis=1).max() <= 2
+    with pytest.raises(ValueError, match="max_length 2 is shorter than the 3 special tokens each text pair gets"):
+        tok.encode_batch(TEXTS, PAIRS)
+    assert tok.encode_batch(TEXTS).attention_mask.sum(axis=1).max() <= 2
+    tok.max_length = 3
+    assert tok.encode_batch(TEXTS, PAIRS).attention_mask.sum(axis=1).max() <= 3
 
 
 def test_encode_packed_is_the_padded_batch_without_padding(folder):

@@ -109,6 +109,10 @@ class Tokenizer:
         if self.lowercase:
             texts = [t.lower() for t in texts]
         limit = self.max_length if max_length is None else max_length
+        specials = self._tok.num_special_tokens_to_add(pairs is not None)
+        if limit < specials:  # `tokenizers` would then skip truncation altogether and return everything
+            raise ValueError(f"max_length {limit} is shorter than the {specials} special tokens each "
+                             f"{'text pair' if pairs is not None else 'text'} gets; use max_length >= {specials}")
         self._tok.enable_truncation(limit)
         if pairs is None:
             return self._tok.encode_batch(texts)

@@ -21,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..generation import GenerationConfig
 from ..io import WeightStore, read_config
 from ..tokenizer import Tokenizer
 
-__all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype"]
+__all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
 
 SUPPORTED_DTYPES = ("float32",)
 
@@ -43,6 +43,24 @@ def check_dtype(dtype: Any) -> str:
     if name not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not supported; supported: {', '.join(SUPPORTED_DTYPES)}")
     return name
+
+
+def config_sizes(config: Mapping[str, Any], family: str, keys: Sequence[str], *, may_be_zero: Sequence[str] = (),
+                 divisible: tuple[str, str] | None = None) -> dict[str, int]:
+    """The size fields a config_class needs, checked: present, ints >= 1 (>= 0 for `may_be_zero`), and
+    `divisible` = (hidden, heads) dividing evenly. ValueErrors name the field and what it holds."""
+    missing = [k for k in keys if k not in config]
+    if missing:
+        raise ValueError(f"config.json lacks {', '.join(missing)} (needed for a {family} model)")
+    for key in keys:
+        value = config[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in may_be_zero else 1):
+            raise ValueError(f"config {key} must be a positive int, got {value!r}")
+    if divisible is not None:
+        hidden, heads = divisible
+        if config[hidden] % config[heads]:
+            raise ValueError(f"{hidden} {config[hidden]} is not divisible by {heads} {config[heads]}")
+    return {k: config[k] for k in keys}
 
 
 @dataclass

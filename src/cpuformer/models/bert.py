@@ -16,7 +16,7 @@ from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
                       take_fused_linear, take_linear)
-from .base import PretrainedModel
+from .base import PretrainedModel, config_sizes
 from .registry import register_model
 
 __all__ = [
@@ -47,19 +47,9 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "BertConfig":
-        ints = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size"]
-        missing = [k for k in ints if k not in config]
-        if missing:
-            raise ValueError(f"config.json lacks {', '.join(missing)} (needed for a BERT model)")
-        for key in ints:
-            if not isinstance(config[key], int) or config[key] < (0 if key == "num_hidden_layers" else 1):
-                raise ValueError(f"config {key} must be a positive int, got {config[key]!r}")
-        if config["hidden_size"] % config["num_attention_heads"]:
-            raise ValueError(
-                f"hidden_size {config['hidden_size']} is not divisible by num_attention_heads "
-                f"{config['num_attention_heads']}"
-            )
+        sizes = config_sizes(config, "BERT", ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                              "intermediate_size", "max_position_embeddings", "type_vocab_size"],
+                             may_be_zero=["num_hidden_layers"], divisible=("hidden_size", "num_attention_heads"))
         position_type = config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; only 'absolute'")
@@ -72,7 +62,7 @@ class BertConfig:
             labels = {int(k): str(v) for k, v in id2label.items()}
         except ValueError:
             raise ValueError(f"config id2label keys must be integers, got {list(id2label)!r}") from None
-        return cls(**{k: config[k] for k in ints}, hidden_act=hidden_act,
+        return cls(**sizes, hidden_act=hidden_act,
                    layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)), id2label=labels,
                    problem_type=config.get("problem_type"))
 

@@ -22,7 +22,7 @@ from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..layers import (Embedding, KVCacheBatch, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
                       take_linear)
-from .base import Checkpoint, PretrainedModel
+from .base import Checkpoint, PretrainedModel, config_sizes
 from .registry import register_model
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]
@@ -45,15 +45,8 @@ class GPT2Config:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "GPT2Config":
-        ints = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]
-        missing = [k for k in ints if k not in config]
-        if missing:
-            raise ValueError(f"config.json lacks {', '.join(missing)} (needed for a GPT-2 model)")
-        for key in ints:
-            if not isinstance(config[key], int) or config[key] < (0 if key == "n_layer" else 1):
-                raise ValueError(f"config {key} must be a positive int, got {config[key]!r}")
-        if config["n_embd"] % config["n_head"]:
-            raise ValueError(f"n_embd {config['n_embd']} is not divisible by n_head {config['n_head']}")
+        sizes = config_sizes(config, "GPT-2", ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"],
+                             may_be_zero=["n_layer"], divisible=("n_embd", "n_head"))
         if config.get("add_cross_attention"):
             raise ValueError("add_cross_attention=True (GPT-2 as an encoder-decoder) is not supported")
         activation = config.get("activation_function", "gelu_new")
@@ -61,7 +54,7 @@ class GPT2Config:
         n_inner = config.get("n_inner") or 4 * config["n_embd"]
         eos = config.get("eos_token_id")
         eos = eos if isinstance(eos, int) and 0 <= eos < config["vocab_size"] else None
-        return cls(**{k: config[k] for k in ints}, n_inner=int(n_inner), activation_function=activation,
+        return cls(**sizes, n_inner=int(n_inner), activation_function=activation,
                    layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)),
                    scale_attn_weights=bool(config.get("scale_attn_weights", True)),
                    scale_attn_by_inverse_layer_idx=bool(config.get("scale_attn_by_inverse_layer_idx", False)),

@@ -95,10 +95,11 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
         ep.residual = opt.residual ? opt.residual + i * opt.ldr + col : nullptr;
         float* cp = c + i * ldc + col;
         const kernels::GemmEpilogue* epp = last ? &ep : nullptr;
+        const bool accumulate = opt.accumulate || !first;
         if (opt.pack_a)
-          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, !first, epp);
+          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, accumulate, epp);
         else
-          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, !first, epp);
+          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, accumulate, epp);
       }
     }
     k0 += kc;

@@ -23,10 +23,6 @@ namespace cpuformer {
 namespace {
 
 constexpr int64_t kChunkFloats = 2 << 20;  // projected-input workspace per chunk (8 MiB), at least one step
-// K block of the per-step GEMMs: the batch's row tiles each reuse a W_hh panel slice (256 x NR floats: 32 KiB
-// AVX-512, 16 KiB AVX2), which then stays in L1. gemm's default (all of K for a small A block) re-reads the whole
-// panel from L2 per row tile.
-constexpr int64_t kStepKC = 256;
 
 // torch.nn.LSTM's name of weight `field` ("ih", "hh", "hr") or bias `field` of one layer and direction.
 std::string torch_name(const char* kind, const char* field, int64_t layer, int direction) {
@@ -269,9 +265,9 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
     for (int d = 0; d < dirs; ++d)
       gemm_packed(x + first[d] * batch * in, n * batch, in, *layer.dirs[d].w_ih, gates.data() + d * gate_cols, ldg);
 
+    // K blocking is gemm_packed_block's own (the old K block of 256 here measured the same, B 1..64, H 256..1024).
     GemmBlockOptions accumulate, project;
     accumulate.accumulate = true;
-    accumulate.kc = project.kc = kStepKC;
     // One cell block: recurrent GEMM on 4 panels (accumulating onto the projected input), then the gates.
     auto cell_block = [&](int64_t item, int64_t s, int which) {
       const int d = static_cast<int>(item / blocks);

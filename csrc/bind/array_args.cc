@@ -1,19 +1,15 @@
-// array_args.cc — argument checks shared by every binding.
+// array_args.cc — argument conversion shared by every binding.
 #include "bind/array_args.h"
 
 #include <sstream>
 
 namespace cpuformer::bind {
 
-std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
-}
+std::vector<int64_t> shape_of(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
 
-static std::string type_name(const py::handle& obj) {
+std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
+
+std::string type_name(const py::handle& obj) {
   py::handle type = py::type::of(obj);
   std::string module = py::str(type.attr("__module__")), name = py::str(type.attr("__qualname__"));
   return module == "builtins" ? name : module + "." + name;
@@ -43,36 +39,43 @@ FloatArray float_input(const py::handle& obj, const char* name, int min_rank, in
   return arr;
 }
 
-FloatArray float_output(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {
+std::optional<FloatArray> optional_float_input(const py::handle& obj, const std::string& name) {
+  if (obj.is_none()) return std::nullopt;
+  return float_input(obj, name.c_str());
+}
+
+FloatArray float_output(const py::handle& obj, const char* name, const std::vector<int64_t>& shape) {
   py::array arr = float32_array(obj, name);
   if (!(arr.flags() & py::array::c_style) || !arr.writeable())
     throw py::value_error(std::string(name) + " must be a writable C-contiguous array");
-  bool same = static_cast<size_t>(arr.ndim()) == shape.size();
-  for (size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(static_cast<py::ssize_t>(i)) == shape[i];
-  if (!same) {
-    std::ostringstream want;
-    want << "(";
-    for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
-    want << (shape.size() == 1 ? ",)" : ")");
-    throw py::value_error(std::string(name) + " must have shape " + want.str() + ", got " + shape_str(arr));
-  }
+  if (shape_of(arr) != shape)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(arr));
   return py::reinterpret_borrow<FloatArray>(arr);
 }
 
-Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, const char* what) {
+Int64Array int64_input(const py::handle& obj, const std::string& name) {
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of integers, got " + type_name(obj));
+    throw py::type_error(name + " must be a numpy.ndarray of integers, got " + type_name(obj));
   py::array arr = py::reinterpret_borrow<py::array>(obj);
   const char kind = arr.dtype().kind();
   if (kind != 'i' && kind != 'u')
-    throw py::type_error(std::string(name) + " must have an integer dtype, got " + std::string(py::str(arr.dtype())));
-  Int64Array ids = Int64Array::ensure(arr.attr("astype")(py::dtype::of<int64_t>(), py::arg("copy") = false));
+    throw py::type_error(name + " must have an integer dtype, got " + std::string(py::str(arr.dtype())));
+  return Int64Array::ensure(arr.attr("astype")(py::dtype::of<int64_t>(), py::arg("copy") = false));
+}
+
+std::optional<Int64Array> optional_int64_input(const py::handle& obj, const std::string& name) {
+  if (obj.is_none()) return std::nullopt;
+  return int64_input(obj, name);
+}
+
+Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, const char* what) {
+  Int64Array ids = int64_input(obj, name);
   const int64_t* p = ids.data();
   for (py::ssize_t i = 0; i < ids.size(); ++i) {
     if (p[i] < 0 || p[i] >= limit) {
       std::ostringstream s;
-      s << name << " contains " << p[i] << " at flat index " << i << ", out of range for " << what << " (expected 0 <= id < "
-        << limit << ")";
+      s << name << " contains " << p[i] << " at flat index " << i << ", out of range for " << what
+        << " (expected 0 <= id < " << limit << ")";
       throw py::value_error(s.str());
     }
   }
@@ -81,23 +84,23 @@ Int64Array ids_input(const py::handle& obj, const char* name, int64_t limit, con
 
 StridedFloatArray strided_float_input(const py::handle& obj, const char* name, int rank, const char* expected) {
   py::array arr = float32_array(obj, name);
-  if (arr.ndim() != rank) throw py::value_error(std::string(name) + " must have shape " + expected + ", got " + shape_str(arr));
+  if (arr.ndim() != rank)
+    throw py::value_error(std::string(name) + " must have shape " + expected + ", got " + shape_str(arr));
   bool in_place = true;
   for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
     const py::ssize_t stride = arr.strides(i);
     const bool last = i == arr.ndim() - 1;
-    if (arr.shape(i) > 1 && (last ? stride != sizeof(float) : stride < 0 || stride % sizeof(float) != 0)) in_place = false;
+    if (arr.shape(i) > 1 && (last ? stride != sizeof(float) : stride < 0 || stride % sizeof(float) != 0))
+      in_place = false;
   }
   if (!in_place) arr = FloatArray::ensure(arr);
-  StridedFloatArray out{arr, static_cast<const float*>(arr.data()), {}, {}};
-  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
-    out.shape.push_back(arr.shape(i));
+  StridedFloatArray out{arr, static_cast<const float*>(arr.data()), shape_of(arr), {}};
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i)
     out.strides.push_back(arr.shape(i) > 1 ? arr.strides(i) / static_cast<py::ssize_t>(sizeof(float)) : 0);
-  }
   return out;
 }
 
-bool spans_overlap(const py::array& a, const py::array& b) {
+bool overlaps(const py::array& a, const py::array& b) {
   auto span = [](const py::array& x, uintptr_t* lo, uintptr_t* hi) {
     *lo = *hi = reinterpret_cast<uintptr_t>(x.data());
     for (py::ssize_t i = 0; i < x.ndim(); ++i) {
@@ -111,12 +114,6 @@ bool spans_overlap(const py::array& a, const py::array& b) {
   span(a, &lo_a, &hi_a);
   span(b, &lo_b, &hi_b);
   return lo_a < hi_b && lo_b < hi_a;
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-  auto lo_a = reinterpret_cast<uintptr_t>(a.data()), lo_b = reinterpret_cast<uintptr_t>(b.data());
-  auto hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());
-  return a.nbytes() > 0 && b.nbytes() > 0 && lo_a < hi_b && lo_b < hi_a;
 }
 
 int64_t leading_rows(const py::array& a) {

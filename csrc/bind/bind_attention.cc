@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 #include <sstream>
+#include <string>
 
 #include "bind/array_args.h"
 #include "bind/bindings.h"
@@ -13,23 +14,6 @@ namespace cpuformer::bind {
 namespace {
 
 using MaskArray = py::array_t<uint8_t, py::array::c_style>;
-
-std::string shape_of(std::initializer_list<int64_t> dims) {
-  std::ostringstream s;
-  s << "(";
-  size_t i = 0;
-  for (int64_t d : dims) s << (i++ ? ", " : "") << d;
-  s << (dims.size() == 1 ? ",)" : ")");
-  return s.str();
-}
-
-std::string shape_of(const StridedFloatArray& a) {
-  std::ostringstream s;
-  s << "(";
-  for (size_t i = 0; i < a.shape.size(); ++i) s << (i ? ", " : "") << a.shape[i];
-  s << (a.shape.size() == 1 ? ",)" : ")");
-  return s.str();
-}
 
 int64_t head_dim_of(int64_t hidden, int64_t num_heads, const char* name) {
   if (num_heads < 1) throw py::value_error("num_heads must be >= 1, got " + std::to_string(num_heads));
@@ -50,15 +34,14 @@ float scale_of(const py::handle& scale, int64_t head_dim) {
 std::optional<MaskArray> mask_input(const py::handle& obj, const char* name, int64_t rows, int64_t cols) {
   if (obj.is_none()) return std::nullopt;
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of 0/1 values, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of 0/1 values, got " + type_name(obj));
   py::array arr = py::reinterpret_borrow<py::array>(obj);
   const char kind = arr.dtype().kind();
   if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f')
     throw py::type_error(std::string(name) + " must have a bool, integer or float dtype, got " +
                          std::string(py::str(arr.dtype())));
   if (arr.ndim() != 2 || arr.shape(0) != rows || arr.shape(1) != cols)
-    throw py::value_error(std::string(name) + " must have shape " + shape_of({rows, cols}) + ", got " + shape_str(arr));
+    throw py::value_error(std::string(name) + " must have shape " + shape_str({rows, cols}) + ", got " + shape_str(arr));
   auto values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
   MaskArray mask({rows, cols});
   const double* src = values.data();
@@ -79,7 +62,7 @@ FloatArray output_for(const py::handle& out_obj, const std::vector<py::ssize_t>&
                       std::initializer_list<const StridedFloatArray*> inputs) {
   FloatArray out = out_obj.is_none() ? FloatArray(shape) : float_output(out_obj, "out", shape);
   for (const StridedFloatArray* in : inputs)
-    if (spans_overlap(out, in->array)) throw py::value_error("out must not share memory with q, k or v");
+    if (overlaps(out, in->array)) throw py::value_error("out must not share memory with q, k or v");
   return out;
 }
 
@@ -122,8 +105,8 @@ py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py:
   const int64_t tk = k.shape[1];
   if (k.shape[0] != batch || k.shape[2] != hidden)
     throw py::value_error("k must have shape (" + std::to_string(batch) + ", k_len, " + std::to_string(hidden) +
-                          ") to match q " + shape_of(q) + ", got " + shape_of(k));
-  if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_of(k) + ", got " + shape_of(v));
+                          ") to match q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
+  if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
   const std::optional<MaskArray> mask = mask_input(mask_obj, "attention_mask", batch, tk);
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {batch, tq, hidden}, {&q, &k, &v});
@@ -144,17 +127,10 @@ py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py:
 
 // cu_seqlens [B + 1]: 0 = cu[0] <= cu[1] <= ... <= cu[B] = total.
 std::vector<int64_t> cu_seqlens_input(const py::handle& obj, int64_t total) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error("cu_seqlens must be a numpy.ndarray of int32 or int64, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  const char kind = arr.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error("cu_seqlens must have an integer dtype (int32 or int64), got " + std::string(py::str(arr.dtype())));
+  const Int64Array arr = int64_input(obj, "cu_seqlens");
   if (arr.ndim() != 1 || arr.shape(0) < 1)
     throw py::value_error("cu_seqlens must have shape (batch + 1,) with batch >= 0, got " + shape_str(arr));
-  auto values = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
-  std::vector<int64_t> cu(values.data(), values.data() + values.size());
+  std::vector<int64_t> cu(arr.data(), arr.data() + arr.size());
   if (cu.front() != 0) throw py::value_error("cu_seqlens must start at 0, got " + std::to_string(cu.front()));
   for (size_t i = 1; i < cu.size(); ++i)
     if (cu[i] < cu[i - 1])
@@ -174,8 +150,8 @@ py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py:
   const StridedFloatArray v = strided_float_input(v_obj, "v", 2, "(total_tokens, num_heads * head_dim)");
   const int64_t total = q.shape[0], hidden = q.shape[1];
   const int64_t dim = head_dim_of(hidden, num_heads, "q");
-  if (k.shape != q.shape) throw py::value_error("k must have the shape of q " + shape_of(q) + ", got " + shape_of(k));
-  if (v.shape != q.shape) throw py::value_error("v must have the shape of q " + shape_of(q) + ", got " + shape_of(v));
+  if (k.shape != q.shape) throw py::value_error("k must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
+  if (v.shape != q.shape) throw py::value_error("v must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(v.shape));
   const std::vector<int64_t> cu = cu_seqlens_input(cu_obj, total);
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {total, hidden}, {&q, &k, &v});
@@ -199,7 +175,7 @@ StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, cons
   const std::string want = "(" + std::to_string(c.batch()) + ", tokens, " + std::to_string(c.num_heads() * c.head_dim()) + ")";
   StridedFloatArray a = strided_float_input(obj, name, 3, want.c_str());
   if (a.shape[0] != c.batch() || a.shape[2] != c.num_heads() * c.head_dim())
-    throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_of(a));
+    throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a.shape));
   return a;
 }
 
@@ -265,7 +241,7 @@ so each head's keys are contiguous. append() copies only the new rows; attend() 
             const StridedFloatArray k = cache_rows_input(c, k_obj, "k");
             const StridedFloatArray v = cache_rows_input(c, v_obj, "v");
             if (v.shape != k.shape)
-              throw py::value_error("v must have the shape of k " + shape_of(k) + ", got " + shape_of(v));
+              throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
             const HeadRows<const float> kr = head_rows(k, c.head_dim()), vr = head_rows(v, c.head_dim());
             py::gil_scoped_release release;
             c.append(layer, kr, vr, k.shape[1]);

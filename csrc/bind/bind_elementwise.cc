@@ -6,9 +6,7 @@
 namespace cpuformer::bind {
 namespace {
 
-FloatArray empty_like(const FloatArray& x) {
-  return FloatArray(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-}
+FloatArray empty_like(const FloatArray& x) { return FloatArray(shape_of(x)); }
 
 py::array run_activation(const py::handle& x_obj, kernels::Activation act) {
   FloatArray x = float_input(x_obj, "x");
@@ -53,7 +51,7 @@ void bind_elementwise(py::module_& m) {
         if (!(eps >= 0.0)) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
         FloatArray y = out_obj.is_none()
                            ? empty_like(x)
-                           : float_output(out_obj, "out", std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+                           : float_output(out_obj, "out", shape_of(x));
         // Each row is read whole before it is written, so out may be x itself, but not a shifted view of it.
         if (overlaps(y, x) && y.data() != x.data()) throw py::value_error("out must be x itself or not overlap it");
         const float *xp = x.data(), *gp = g.data(), *bp = b.data();

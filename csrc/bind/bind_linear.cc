@@ -33,9 +33,8 @@ PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& 
   const int64_t n = layout == WeightLayout::out_in ? weight.shape(0) : weight.shape(1);
   const int64_t k = layout == WeightLayout::out_in ? weight.shape(1) : weight.shape(0);
   if (n == 0) throw py::value_error("weight has 0 output features, got shape " + shape_str(weight));
-  std::optional<FloatArray> bias;
-  if (!bias_obj.is_none()) {
-    bias = float_input(bias_obj, "bias");
+  const std::optional<FloatArray> bias = optional_float_input(bias_obj, "bias");
+  if (bias) {
     if (bias->ndim() != 1 || bias->shape(0) != n)
       throw py::value_error("bias must have shape (" + std::to_string(n) + ",) to match weight " + shape_str(weight) +
                             ", got " + shape_str(*bias));
@@ -57,22 +56,16 @@ py::array run_linear(const PackedMatrix& pm, kernels::Activation act, const py::
                      const py::handle& residual_obj, const py::handle& out_obj) {
   const std::string expected = "(..., " + std::to_string(pm.k()) + ")";
   FloatArray x = float_input(x_obj, "x", 1, 32, pm.k(), expected.c_str());
-  std::vector<py::ssize_t> out_shape(x.shape(), x.shape() + x.ndim());
-  out_shape.back() = pm.n();
+  std::vector<int64_t> shape_of_output = shape_of(x);
+  shape_of_output.back() = pm.n();
   const int64_t m = leading_rows(x);
 
-  std::optional<FloatArray> residual;
-  if (!residual_obj.is_none()) {
-    residual = float_input(residual_obj, "residual");
-    bool same = residual->ndim() == x.ndim();
-    for (py::ssize_t i = 0; same && i < x.ndim(); ++i) same = residual->shape(i) == out_shape[i];
-    if (!same) {
-      py::array probe = py::array_t<float>(out_shape);
-      throw py::value_error("residual must have the output's shape " + shape_str(probe) + ", got " +
-                            shape_str(*residual));
-    }
-  }
-  FloatArray out = out_obj.is_none() ? FloatArray(out_shape) : float_output(out_obj, "out", out_shape);
+  const std::optional<FloatArray> residual = optional_float_input(residual_obj, "residual");
+  if (residual && shape_of(*residual) != shape_of_output)
+    throw py::value_error("residual must have the output's shape " + shape_str(shape_of_output) + ", got " +
+                          shape_str(*residual));
+  FloatArray out =
+      out_obj.is_none() ? FloatArray(shape_of_output) : float_output(out_obj, "out", shape_of_output);
   if (overlaps(out, x)) throw py::value_error("out must not share memory with x");
   // Partial sums land in out before the last K block reads the residual, so they may not alias either.
   if (residual && overlaps(out, *residual)) throw py::value_error("out must not share memory with residual");
@@ -92,17 +85,10 @@ py::tuple run_top_k(const PackedMatrix& pm, const py::handle& q_obj, int64_t k, 
   FloatArray queries = float_input(q_obj, "queries", 2, 2, pm.k(), expected.c_str());
   if (k < 0) throw py::value_error("k must be >= 0, got " + std::to_string(k));
   const int64_t q = queries.shape(0), kk = std::min<int64_t>(k, pm.n());
-  std::optional<Int64Array> exclude;
-  int64_t n_exclude = 0;
-  if (!exclude_obj.is_none()) {
-    py::array raw = py::reinterpret_borrow<py::array>(exclude_obj);
-    if (!py::isinstance<py::array>(exclude_obj) || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
-      throw py::type_error("exclude must be a numpy integer array of shape (q, e)");
-    exclude = Int64Array::ensure(raw.attr("astype")(py::dtype::of<int64_t>(), py::arg("copy") = false));
-    if (exclude->ndim() != 2 || exclude->shape(0) != q)
-      throw py::value_error("exclude must have shape (" + std::to_string(q) + ", e), got " + shape_str(*exclude));
-    n_exclude = exclude->shape(1);
-  }
+  const std::optional<Int64Array> exclude = optional_int64_input(exclude_obj, "exclude");
+  if (exclude && (exclude->ndim() != 2 || exclude->shape(0) != q))
+    throw py::value_error("exclude must have shape (" + std::to_string(q) + ", e), got " + shape_str(*exclude));
+  const int64_t n_exclude = exclude ? exclude->shape(1) : 0;
   Int64Array indices({q, kk});
   FloatArray scores({q, kk});
   const float* qp = queries.data();

@@ -12,7 +12,7 @@ namespace cpuformer {
 kernels::Activation parse_activation(const std::string& name) {
   if (name == "none") return kernels::Activation::none;
   if (name == "gelu") return kernels::Activation::gelu;
-  if (name == "gelu_tanh" || name == "gelu_new" || name == "gelu_pytorch_tanh") return kernels::Activation::gelu_tanh;
+  if (name == "gelu_tanh") return kernels::Activation::gelu_tanh;
   if (name == "relu") return kernels::Activation::relu;
   throw std::invalid_argument("activation must be one of 'none', 'gelu', 'gelu_tanh', 'relu'; got '" + name + "'");
 }

@@ -7,7 +7,8 @@
 
 namespace cpuformer {
 
-// Parses "none" | "gelu" | "gelu_tanh" | "relu"; throws std::invalid_argument naming the choices.
+// Parses the canonical names "none" | "gelu" | "gelu_tanh" | "relu" (no aliases: Hugging Face names such as
+// gelu_new are mapped in Python, cpuformer.layers.fused_activation); std::invalid_argument listing exactly these.
 kernels::Activation parse_activation(const std::string& name);
 
 void activation(const float* x, float* y, int64_t n, kernels::Activation act);

@@ -79,6 +79,8 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   // prefetcher on one long sequential run (decode is bound by reading B).
   const int64_t kc_block = rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
+  // Without bias, activation or residual the kernel gets no epilogue, so its store is a plain (+)= .
+  const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;
   // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
   int64_t k0 = 0;
   do {
@@ -94,11 +96,12 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
         const int r = static_cast<int>(std::min<int64_t>(mr, rows - i));
         ep.residual = opt.residual ? opt.residual + i * opt.ldr + col : nullptr;
         float* cp = c + i * ldc + col;
-        const kernels::GemmEpilogue* epp = last ? &ep : nullptr;
+        const kernels::GemmEpilogue* epp = last && has_epilogue ? &ep : nullptr;
+        const bool accumulate = opt.accumulate || !first;
         if (opt.pack_a)
-          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, !first, epp);
+          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, accumulate, epp);
         else
-          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, !first, epp);
+          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, accumulate, epp);
       }
     }
     k0 += kc;

@@ -18,10 +18,14 @@ struct GemmBlockOptions {
   const float* residual = nullptr;  // at the block's first row and column, rows ldr apart
   int64_t ldr = 0;
   bool pack_a = false;  // copy A into MR-row panels first (worth it when rows >> MR)
+  // C = act(C + A*B + bias) + residual: the block adds onto what C holds (the micro-kernel's beta = 1 from the
+  // first K block on). Off (beta = 0), C is written without being read first.
+  bool accumulate = false;
 };
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels
-// [panel_begin, panel_end)] for `rows` rows of A. `c` points at the block's first row and column.
+// [panel_begin, panel_end)] (=, or += with options.accumulate) A[rows, k] * B, for `rows` rows of A (rows may be
+// 0). `c` points at the block's first row and column. K is blocked as in gemm_packed.
 void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
                        int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& options);
 

@@ -1,236 +1,131 @@
 // lstm.cc — LSTM layers as: one packed GEMM for the input projection of a chunk of steps (both biases folded
 // into its bias), then a step loop inside ONE OpenMP region per chunk. Threads own blocks of hidden units; per
-// step each thread multiplies h_{t-1} by its W_hh panels (accumulating onto the projected input) and runs the
-// fused gate kernel on the same units, then waits for the step to finish (StepStage: a barrier that steals
-// from preempted threads). Both directions of a bidirectional layer are work items of the same steps, so they
-// run side by side.
+// step each thread multiplies h_{t-1} by its W_hh panels (gemm_packed_block accumulating onto the projected input)
+// and runs the fused gate kernel on the same units, then waits for the step to finish (StepStage, step_team.h).
+// Both directions of a bidirectional layer are work items of the same steps, so they run side by side.
 #include "ops/lstm.h"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <functional>
-#include <vector>
-#include <cstdlib>
 #include <cstring>
-#include <stdexcept>
+#include <functional>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "ops/aligned_buffer.h"
 #include "ops/gemm.h"
-#include "ops/rowwise.h"
+#include "ops/lstm_gate_packing.h"
+#include "ops/step_team.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
 namespace {
 
-constexpr int64_t kKC = 256;                 // K block of the recurrent GEMM (as in gemm.cc): panel slice in L1
-constexpr int64_t kChunkFloats = 2 << 20;    // projected-input workspace per chunk (8 MiB), at least one step
+constexpr int64_t kChunkFloats = 2 << 20;  // projected-input workspace per chunk (8 MiB), at least one step
 
-// Reorders torch's [i; f; g; o] rows (4 blocks of H) into unit blocks of U: rows of block b are
-// [i_b; f_b; g_b; o_b] (U rows each, zero past H), so each block's gates land in 4 whole packed panels
-// and one thread can update c and h for those units without waiting for anyone else.
-void interleave_gate_rows(const float* w, int64_t hidden, int64_t k, int64_t units, int64_t blocks, float* dst) {
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t g = 0; g < 4; ++g)
-      for (int64_t u = 0; u < units; ++u) {
-        const int64_t j = b * units + u;
-        float* row = dst + ((b * 4 + g) * units + u) * k;
-        if (j < hidden) std::memcpy(row, w + (g * hidden + j) * k, sizeof(float) * k);
-        else std::memset(row, 0, sizeof(float) * k);
-      }
+// torch.nn.LSTM's name of weight `field` ("ih", "hh", "hr") or bias `field` of one layer and direction.
+std::string torch_name(const char* kind, const char* field, int64_t layer, int direction) {
+  return std::string(kind) + "_" + field + "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
 }
 
-void interleave_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, int64_t units, int64_t blocks,
-                          float* dst) {
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t g = 0; g < 4; ++g)
-      for (int64_t u = 0; u < units; ++u) {
-        const int64_t j = b * units + u;
-        float v = 0.0f;
-        if (j < hidden) v = (b_ih ? b_ih[g * hidden + j] : 0.0f) + (b_hh ? b_hh[g * hidden + j] : 0.0f);
-        dst[(b * 4 + g) * units + u] = v;
-      }
-}
-
-std::unique_ptr<PackedMatrix> pack_gates(const float* w, const float* b_ih, const float* b_hh, int64_t hidden,
-                                         int64_t k, int64_t units, int64_t blocks,
-                                         const kernels::KernelTable& kt) {
-  const int64_t rows = 4 * units * blocks;
-  AlignedBuffer w_inter(static_cast<size_t>(rows * k));
-  interleave_gate_rows(w, hidden, k, units, blocks, w_inter.data());
-  AlignedBuffer b_inter;
-  if (b_ih || b_hh) {
-    b_inter = AlignedBuffer(static_cast<size_t>(rows));
-    interleave_gate_bias(b_ih, b_hh, hidden, units, blocks, b_inter.data());
+// Checks one weight: `given` as required, then its shape; messages name weights[set].<arg> and torch's name.
+void check_weight(const FloatView& w, int64_t set, const char* arg, const std::string& torch, bool required,
+                  const std::vector<int64_t>& shape) {
+  const std::string name = "weights[" + std::to_string(set) + "]." + arg;
+  if (!w.given()) {
+    if (required) fail(name + " must have shape " + shape_str(shape) + ", got None (torch.nn.LSTM's " + torch + ")");
+    return;
   }
-  return std::make_unique<PackedMatrix>(w_inter.data(), rows, k, WeightLayout::out_in,
-                                        b_inter.empty() ? nullptr : b_inter.data(), kt);
-}
-
-// c[m, cols] (ldc) (+)= a[m, k] (lda) * panel; K blocked by kKC, rows by MR.
-void panel_gemm(const kernels::KernelTable& kt, const float* a, int64_t m, int64_t lda, int64_t k,
-                const float* panel, int nr, int cols, float* c, int64_t ldc, bool accumulate) {
-  for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-    const int64_t kc = std::min(kKC, k - k0);
-    for (int64_t i = 0; i < m; i += kt.gemm_mr) {
-      const int rows = static_cast<int>(std::min<int64_t>(kt.gemm_mr, m - i));
-      kt.gemm_ukernel(rows, cols, kc, a + i * lda + k0, lda, 1, panel + k0 * nr, c + i * ldc, ldc,
-                      accumulate || k0 > 0, nullptr);
-    }
-  }
-}
-
-// Whether the step loop's team still runs in parallel. A thread that waits far longer than a step should take
-// has seen a preempted teammate (other processes are using the cores); after a few such stalls the team turns
-// serial: thread 0 runs every item and the others leave, which beats waiting a time slice per step.
-struct StepTeam {
-  static constexpr int kStallsBeforeSerial = 2;
-  // A wait counts as a stall past this plus 8x the waiting thread's own time per item (big items legitimately
-  // make teammates wait longer).
-  static constexpr std::chrono::microseconds kStall{200};
-  std::atomic<bool> serial{false};
-  std::atomic<int> stalls{0};
-};
-
-// CPUFORMER_LSTM_STALL_US fixes the stall threshold (tests set 0 to drive the serial fallback); -1 when unset.
-std::chrono::microseconds stall_override() {
-  static const std::chrono::microseconds value = [] {
-    const char* env = std::getenv("CPUFORMER_LSTM_STALL_US");
-    return std::chrono::microseconds(env && *env ? std::atoll(env) : -1);
-  }();
-  return value;
-}
-
-// The work items of one stage (cell blocks, or projection panels) for every step, shared by a team of threads.
-// Each thread first runs the items it owns (the same ones every step, so its weight panels stay in its cache),
-// then waits for the stage to finish, stealing items nobody has claimed yet once it has spun a while. A thread
-// the OS preempts between items therefore delays nobody; one preempted inside an item counts as a stall.
-class StepStage {
- public:
-  explicit StepStage(int64_t items) : items_(items), claimed_(static_cast<size_t>(items)) {
-    for (auto& c : claimed_) c.store(-1, std::memory_order_relaxed);
-  }
-
-  // Runs step s of this stage: own items [lo, hi), then helps until all items of step s are done. Every thread
-  // calls it for every step in order until it returns false (the team went serial and this thread may leave).
-  template <class Fn>
-  bool run(int64_t s, int64_t lo, int64_t hi, bool leader, StepTeam& team, Fn&& fn) {
-    if (team.serial.load(std::memory_order_relaxed) && !leader) return false;
-    const auto own_start = std::chrono::steady_clock::now();
-    int64_t ran = 0;
-    for (int64_t i = lo; i < hi; ++i) ran += try_run(i, s, fn);
-    const int64_t target = (s + 1) * items_;
-    auto wait_start = std::chrono::steady_clock::now();
-    const auto stall_after = stall_override().count() >= 0
-                                 ? std::chrono::steady_clock::duration(stall_override())
-                                 : StepTeam::kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran
-                                                               : std::chrono::steady_clock::duration::zero());
-    bool stalled = false;
-    for (int64_t spins = 0; done_.load(std::memory_order_acquire) < target; ++spins) {
-      if (spins % 1024 == 0 && !stalled && std::chrono::steady_clock::now() - wait_start > stall_after) {
-        stalled = true;
-        if (team.stalls.fetch_add(1, std::memory_order_relaxed) + 1 >= StepTeam::kStallsBeforeSerial)
-          team.serial.store(true, std::memory_order_relaxed);
-      }
-      const bool serial = team.serial.load(std::memory_order_relaxed);
-      if (spins < kSpinsBeforeSteal && !serial) continue;
-      bool stole = false;
-      for (int64_t j = 0; j < items_ && !stole; ++j) stole = try_run((hi + j) % items_, s, fn);
-      if (stole) {
-        wait_start = std::chrono::steady_clock::now();
-        continue;
-      }
-      if (spins > kSpinsBeforeYield) std::this_thread::yield();
-    }
-    return true;
-  }
-
- private:
-  static constexpr int64_t kSpinsBeforeSteal = 2000;
-  static constexpr int64_t kSpinsBeforeYield = 20000;
-
-  template <class Fn>
-  bool try_run(int64_t i, int64_t s, Fn& fn) {
-    int64_t expected = s - 1;  // every item of step s - 1 is done, so each item reads s - 1 until claimed
-    if (claimed_[i].load(std::memory_order_relaxed) != expected ||
-        !claimed_[i].compare_exchange_strong(expected, s, std::memory_order_acq_rel))
-      return false;
-    fn(i);
-    done_.fetch_add(1, std::memory_order_release);
-    return true;
-  }
-
-  int64_t items_;
-  std::vector<std::atomic<int64_t>> claimed_;  // last step each item was claimed for
-  alignas(64) std::atomic<int64_t> done_{0};   // items finished, over all steps
-};
-
-// Until when (steady clock) new calls start their step loops serial because a recent call saw preempted
-// threads; after that they try parallel again, so a quiet machine gets its threads back within kSerialHold.
-std::atomic<int64_t> g_serial_until_ns{0};
-constexpr std::chrono::milliseconds kSerialHold{250};
-
-int64_t steady_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
+  if (w.shape != shape)
+    fail(name + " must have shape " + shape_str(shape) + ", got " + shape_str(w.shape) + " (torch.nn.LSTM's " +
+         torch + ")");
 }
 
 }  // namespace
 
-PackedLstm::PackedLstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bidirectional,
-                       int64_t proj_size, const std::vector<LstmWeightsView>& weights,
+void lstm_check_sizes(const LstmSizes& s) {
+  require(s.input_size >= 1, "input_size must be >= 1, got " + std::to_string(s.input_size));
+  require(s.hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(s.hidden_size));
+  require(s.num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(s.num_layers));
+  if (s.proj_size < 0 || s.proj_size >= s.hidden_size)
+    fail("proj_size must be in [0, hidden_size) = [0, " + std::to_string(s.hidden_size) + "), got " +
+         std::to_string(s.proj_size));
+}
+
+PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>& weights,
                        const kernels::KernelTable& kernels)
-    : input_size_(input_size), hidden_(hidden_size), proj_(proj_size), directions_(bidirectional ? 2 : 1),
-      units_per_block_(kernels.gemm_nr), blocks_(0), kernels_(&kernels) {
-  require(input_size > 0, "LSTM input_size must be positive, got " + std::to_string(input_size));
-  require(hidden_size > 0, "LSTM hidden_size must be positive, got " + std::to_string(hidden_size));
-  require(num_layers > 0, "LSTM num_layers must be positive, got " + std::to_string(num_layers));
-  require(proj_size >= 0 && proj_size < hidden_size,
-          "LSTM proj_size must be in [0, hidden_size) = [0, " + std::to_string(hidden_size) + "), got " +
-              std::to_string(proj_size));
-  require(static_cast<int64_t>(weights.size()) == num_layers * directions_,
-          "LSTM needs num_layers * directions = " + std::to_string(num_layers * directions_) +
-              " weight sets, got " + std::to_string(weights.size()));
+    : input_size_(sizes.input_size), hidden_(sizes.hidden_size), proj_(sizes.proj_size),
+      directions_(sizes.bidirectional ? 2 : 1), units_per_block_(kernels.gemm_nr), blocks_(0), kernels_(&kernels) {
+  lstm_check_sizes(sizes);
+  const int64_t sets = sizes.num_layers * directions_, hout = state_size(), four_h = 4 * hidden_;
+  if (static_cast<int64_t>(weights.size()) != sets)
+    fail("weights must hold num_layers * directions = " + std::to_string(sets) +
+         " tuples (w_ih, w_hh, b_ih, b_hh, w_hr), got " + std::to_string(weights.size()));
+  for (int64_t s = 0; s < sets; ++s) {
+    const LstmWeightArgs& w = weights[s];
+    const int64_t layer = s / directions_, in = layer == 0 ? input_size_ : directions_ * hout;
+    const int d = static_cast<int>(s % directions_);
+    check_weight(w.w_ih, s, "w_ih", torch_name("weight", "ih", layer, d), true, {four_h, in});
+    check_weight(w.w_hh, s, "w_hh", torch_name("weight", "hh", layer, d), true, {four_h, hout});
+    check_weight(w.b_ih, s, "b_ih", torch_name("bias", "ih", layer, d), false, {four_h});
+    check_weight(w.b_hh, s, "b_hh", torch_name("bias", "hh", layer, d), false, {four_h});
+    if (proj_ > 0) check_weight(w.w_hr, s, "w_hr", torch_name("weight", "hr", layer, d), true, {proj_, hidden_});
+    else if (w.w_hr.given()) fail("weights[" + std::to_string(s) + "].w_hr must be None when proj_size is 0");
+  }
   blocks_ = (hidden_ + units_per_block_ - 1) / units_per_block_;
-  const int64_t hout = state_size();
-  for (int64_t l = 0; l < num_layers; ++l) {
+  for (int64_t l = 0; l < sizes.num_layers; ++l) {
     Layer layer;
-    layer.input_size = l == 0 ? input_size : directions_ * hout;
+    layer.input_size = l == 0 ? input_size_ : directions_ * hout;
     for (int d = 0; d < directions_; ++d) {
-      const LstmWeightsView& w = weights[l * directions_ + d];
-      require(w.w_ih && w.w_hh && (proj_ == 0 || w.w_hr), "LSTM weight pointers must not be null");
+      const LstmWeightArgs& w = weights[l * directions_ + d];
       Direction dir;
-      dir.w_ih = pack_gates(w.w_ih, w.b_ih, w.b_hh, hidden_, layer.input_size, units_per_block_, blocks_, kernels);
-      dir.w_hh = pack_gates(w.w_hh, nullptr, nullptr, hidden_, hout, units_per_block_, blocks_, kernels);
+      dir.w_ih = lstm_pack_gates(w.w_ih.data, w.b_ih.data, w.b_hh.data, hidden_, layer.input_size, units_per_block_,
+                                 blocks_, kernels);
+      dir.w_hh = lstm_pack_gates(w.w_hh.data, nullptr, nullptr, hidden_, hout, units_per_block_, blocks_, kernels);
       if (proj_ > 0)
-        dir.w_hr = std::make_unique<PackedMatrix>(w.w_hr, proj_, hidden_, WeightLayout::out_in, nullptr, kernels);
+        dir.w_hr =
+            std::make_unique<PackedMatrix>(w.w_hr.data, proj_, hidden_, WeightLayout::out_in, nullptr, kernels);
       layer.dirs.push_back(std::move(dir));
     }
     layers_.push_back(std::move(layer));
   }
 }
 
-void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
-                         const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
-  require(steps > 0, "LSTM needs at least one time step, got " + std::to_string(steps));
-  require(batch >= 0, "LSTM batch must be >= 0, got " + std::to_string(batch));
-  if (batch == 0) return;
-  if (lengths)
+LstmForwardDims PackedLstm::check_forward(const LstmForwardArgs& a) const {
+  const std::vector<int64_t>& x = a.x.shape;
+  if (x.size() != 3 || x[2] != input_size_)
+    fail(std::string("x must have shape ") + (a.batch_first ? "(batch, steps, " : "(steps, batch, ") +
+         std::to_string(input_size_) + "), got " + shape_str(x));
+  const int64_t steps = a.batch_first ? x[1] : x[0], batch = a.batch_first ? x[0] : x[1];
+  if (steps == 0) fail("x has 0 time steps; an LSTM needs at least one, got " + shape_str(x));
+  const int64_t states = num_layers() * directions_;
+  if (a.h0.given()) require_shape(a.h0.shape, "h0", {states, batch, state_size()});
+  if (a.c0.given()) require_shape(a.c0.shape, "c0", {states, batch, hidden_});
+  if (a.lengths.given()) {
+    if (a.lengths.shape != std::vector<int64_t>{batch})
+      fail("lengths must have shape (" + std::to_string(batch) + ",) (one per batch entry), got " +
+           shape_str(a.lengths.shape));
     for (int64_t b = 0; b < batch; ++b)
-      require(lengths[b] >= 1 && lengths[b] <= steps,
-              "LSTM lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) + " is outside [1, " +
-                  std::to_string(steps) + "]");
+      if (a.lengths.data[b] < 1 || a.lengths.data[b] > steps)
+        fail("lengths[" + std::to_string(b) + "] = " + std::to_string(a.lengths.data[b]) + " is outside [1, " +
+             std::to_string(steps) + "] (every sequence needs 1 to T = " + std::to_string(steps) + " steps)");
+  }
+  return {steps, batch};
+}
+
+void PackedLstm::forward(const LstmForwardArgs& args, float* out, float* h_n, float* c_n) const {
+  const LstmForwardDims dims = check_forward(args);
+  run(args.x.data, dims.steps, dims.batch, args.batch_first, args.h0.data, args.c0.data, args.lengths.data, out, h_n,
+      c_n);
+}
+
+void PackedLstm::run(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
+                     const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
+  if (batch == 0) return;
   const int64_t hout = state_size(), out_cols = directions_ * hout;
   if (lengths && !std::is_sorted(lengths, lengths + batch, std::greater<int64_t>())) {
-    forward_sorted_by_length(x, steps, batch, batch_first, h0, c0, lengths, out, h_n, c_n);
+    run_sorted_by_length(x, steps, batch, batch_first, h0, c0, lengths, out, h_n, c_n);
     return;
   }
 
@@ -251,7 +146,7 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
 
   const float* layer_in = x;
   // Set once a step loop saw preempted threads (or a recent call did): later loops then run on one thread.
-  const bool started_serial = steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed);
+  const bool started_serial = step_team_recently_serial();
   bool serial = started_serial;
   for (int64_t l = 0; l < layers; ++l) {
     const bool last = l == layers - 1;
@@ -271,16 +166,15 @@ void PackedLstm::forward(const float* x, int64_t steps, int64_t batch, bool batc
               cn_dir, &serial);
     layer_in = layer_out;
   }
-  if (serial && !started_serial)
-    g_serial_until_ns.store(steady_now_ns() + std::chrono::nanoseconds(kSerialHold).count(), std::memory_order_relaxed);
+  if (serial && !started_serial) step_team_note_serial();
 }
 
 // Runs the batch reordered by decreasing length, so the sequences still running at any step are a prefix of
 // the batch and the recurrent GEMM skips the finished ones (as torch's PackedSequence does), then puts every
 // result back in the caller's order.
-void PackedLstm::forward_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
-                                          const float* h0, const float* c0, const int64_t* lengths, float* out,
-                                          float* h_n, float* c_n) const {
+void PackedLstm::run_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
+                                      const float* h0, const float* c0, const int64_t* lengths, float* out,
+                                      float* h_n, float* c_n) const {
   std::vector<int64_t> order(static_cast<size_t>(batch)), sorted(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) order[b] = b;
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
@@ -309,7 +203,7 @@ void PackedLstm::forward_sorted_by_length(const float* x, int64_t steps, int64_t
   if (c0) permute_states(c0, c0s.data(), hidden_, true);
   AlignedBuffer outs(static_cast<size_t>(steps * batch * out_cols));
   AlignedBuffer hns(static_cast<size_t>(states * batch * hout)), cns(static_cast<size_t>(states * batch * hidden_));
-  forward(xs.data(), steps, batch, false, h0 ? h0s.data() : nullptr, c0 ? c0s.data() : nullptr, sorted.data(),
+  run(xs.data(), steps, batch, false, h0 ? h0s.data() : nullptr, c0 ? c0s.data() : nullptr, sorted.data(),
           outs.data(), hns.data(), cns.data());
   for (int64_t t = 0; t < steps; ++t)
     for (int64_t j = 0; j < batch; ++j)
@@ -371,6 +265,9 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
     for (int d = 0; d < dirs; ++d)
       gemm_packed(x + first[d] * batch * in, n * batch, in, *layer.dirs[d].w_ih, gates.data() + d * gate_cols, ldg);
 
+    // K blocking is gemm_packed_block's own (the old K block of 256 here measured the same, B 1..64, H 256..1024).
+    GemmBlockOptions accumulate, project;
+    accumulate.accumulate = true;
     // One cell block: recurrent GEMM on 4 panels (accumulating onto the projected input), then the gates.
     auto cell_block = [&](int64_t item, int64_t s, int which) {
       const int d = static_cast<int>(item / blocks);
@@ -380,9 +277,7 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
       const float* h_prev = h_buf(d, which);
       float* h_next = h_buf(d, which ^ 1);
       const PackedMatrix& w_hh = *layer.dirs[d].w_hh;
-      for (int gate = 0; gate < 4; ++gate)
-        panel_gemm(kt, h_prev, running[t], hout, hout, w_hh.panel(blk * 4 + gate), nr, nr, g + gate * units, ldg,
-                   true);
+      gemm_packed_block(h_prev, running[t], hout, w_hh, blk * 4, blk * 4 + 4, g, ldg, accumulate);
       for (int64_t b = 0; b < batch; ++b) {
         const bool on = active(t, b);
         if (proj > 0) {
@@ -407,8 +302,7 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
       const int64_t t = d == 0 ? t0 + s : steps - 1 - (t0 + s);
       const float* h_prev = h_buf(d, which);
       float* h_next = h_buf(d, which ^ 1);
-      panel_gemm(kt, raw_buf(d), running[t], hidden, hidden, layer.dirs[d].w_hr->panel(p), nr, cols, h_next + j0,
-                 hout, false);
+      gemm_packed_block(raw_buf(d), running[t], hidden, *layer.dirs[d].w_hr, p, p + 1, h_next + j0, hout, project);
       for (int64_t b = 0; b < batch; ++b) {
         if (active(t, b)) {
           std::memcpy(out_row(t, b, d) + j0, h_next + b * hout + j0, sizeof(float) * cols);
@@ -435,36 +329,13 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
           break;
       }
     }
-    *serial = *serial || team.serial.load();
+    *serial = *serial || team.serial();
     cur ^= static_cast<int>(n & 1);
   }
   for (int d = 0; d < dirs; ++d) {
     std::memcpy(h_n[d], h_buf(d, cur), sizeof(float) * batch * hout);
     std::memcpy(c_n[d], c_buf(d), sizeof(float) * batch * hidden);
   }
-}
-
-void lstm_cell(const float* x, const float* h, const float* c, int64_t batch, int64_t input_size, int64_t hidden,
-               const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, float* h_out, float* c_out,
-               const kernels::KernelTable& kernels) {
-  require(hidden > 0, "lstm_cell hidden size must be positive, got " + std::to_string(hidden));
-  if (batch == 0) return;
-  AlignedBuffer bias;
-  if (b_ih || b_hh) {
-    bias = AlignedBuffer(static_cast<size_t>(4 * hidden));
-    for (int64_t j = 0; j < 4 * hidden; ++j) bias.data()[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
-  }
-  const PackedMatrix packed_ih(w_ih, 4 * hidden, input_size, WeightLayout::out_in, bias.empty() ? nullptr : bias.data(),
-                               kernels);
-  const PackedMatrix packed_hh(w_hh, 4 * hidden, hidden, WeightLayout::out_in, nullptr, kernels);
-  AlignedBuffer x_part(static_cast<size_t>(batch * 4 * hidden)), gates(static_cast<size_t>(batch * 4 * hidden));
-  gemm_packed(x, batch, input_size, packed_ih, x_part.data(), 4 * hidden);
-  gemm_packed(h, batch, hidden, packed_hh, gates.data(), 4 * hidden, kernels::Activation::none, x_part.data(),
-              4 * hidden);
-  std::memcpy(c_out, c, sizeof(float) * batch * hidden);
-  for_each_row(batch, 60.0 * hidden, [&](int64_t b) {
-    kernels.lstm_gates(gates.data() + b * 4 * hidden, hidden, c_out + b * hidden, h_out + b * hidden, hidden);
-  });
 }
 
 }  // namespace cpuformer

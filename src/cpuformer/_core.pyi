@@ -110,6 +110,11 @@ class PackedLSTM:
     reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
     w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuformer.nn.LSTM wraps this.
     """
+    @staticmethod
+    def check_sizes(input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        ValueError unless input_size, hidden_size, num_layers >= 1 and 0 <= proj_size < hidden_size (the constructor's first check, for callers that build weights from the sizes).
+        """
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence) -> None:
         ...
     def forward(self, x: typing.Any, h0: typing.Any = None, c0: typing.Any = None, lengths: typing.Any = None, batch_first: bool = False) -> tuple:

@@ -19,11 +19,9 @@ __all__ = ["LSTM"]
 State = Tuple[np.ndarray, np.ndarray]
 
 
-def _positive_int(name: str, value, minimum: int) -> int:
+def _int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -40,12 +38,12 @@ class LSTM:
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, proj_size: int = 0,
                  *, seed: Optional[int] = None):
-        self.input_size = _positive_int("input_size", input_size, 1)
-        self.hidden_size = _positive_int("hidden_size", hidden_size, 1)
-        self.num_layers = _positive_int("num_layers", num_layers, 1)
-        self.proj_size = _positive_int("proj_size", proj_size, 0)
-        if self.proj_size >= self.hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}")
+        self.input_size = _int("input_size", input_size)
+        self.hidden_size = _int("hidden_size", hidden_size)
+        self.num_layers = _int("num_layers", num_layers)
+        self.proj_size = _int("proj_size", proj_size)
+        # Sizes are checked in C++ (ops/lstm.cc); before drawing weights shaped by them.
+        _core.PackedLSTM.check_sizes(self.input_size, self.hidden_size, self.num_layers, self.proj_size)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
@@ -83,7 +81,8 @@ class LSTM:
     def load_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> None:
         """Loads torch.nn.LSTM's parameters (numpy arrays, any float dtype; cast to float32).
 
-        Every expected key must be present with its exact shape and no other key may appear; errors name them.
+        Every expected key must be present and no other key may appear; errors name them. Shapes are checked by
+        the packing (the message names torch's parameter).
         """
         expected = self.parameter_shapes()
         missing = [k for k in expected if k not in state_dict]
@@ -96,12 +95,10 @@ class LSTM:
                 parts.append(f"unexpected keys: {unexpected}")
             raise KeyError(f"state_dict does not match {self!r}: " + "; ".join(parts))
         params = {}
-        for name, shape in expected.items():
+        for name in expected:
             value = np.asarray(state_dict[name])
             if value.dtype.kind != "f":
                 raise TypeError(f"state_dict[{name!r}] must hold floating-point values, got dtype {value.dtype}")
-            if value.shape != shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, expected {shape} for {self!r}")
             params[name] = np.array(value, dtype=np.float32, order="C", copy=True)
         self._install(params)
 
@@ -128,14 +125,8 @@ class LSTM:
         hx = (h0 [L*dirs, B, proj_size or hidden_size], c0 [L*dirs, B, hidden_size]) (no batch axis when x is
         unbatched), zeros when None. output: [T, B, dirs * (proj_size or hidden_size)] in x's layout.
         """
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"x must be a numpy.ndarray of dtype float32, got {type(x).__name__}")
-        if x.ndim not in (2, 3):
-            raise ValueError(f"LSTM expects x to be 2-D (unbatched) or 3-D, got {x.ndim}-D with shape {x.shape}")
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have input_size = {self.input_size} features in its last axis, got shape "
-                             f"{x.shape}")
-        unbatched = x.ndim == 2
+        # Types and shapes are checked in C++; here only what unbatched input and the hx tuple need.
+        unbatched = isinstance(x, np.ndarray) and x.ndim == 2
         h0 = c0 = None
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
@@ -144,10 +135,10 @@ class LSTM:
             for name, state in (("h0", h0), ("c0", c0)):
                 if not isinstance(state, np.ndarray):
                     raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, got {type(state).__name__}")
-                if state.ndim != x.ndim:
-                    raise ValueError(f"{name} must be {x.ndim}-D for a {x.ndim}-D input "
-                                     f"({'unbatched' if unbatched else 'batched'}), got shape {state.shape}")
             if unbatched:
+                for name, state in (("h0", h0), ("c0", c0)):
+                    if state.ndim != 2:
+                        raise ValueError(f"{name} must be 2-D for a 2-D input (unbatched), got shape {state.shape}")
                 h0, c0 = h0[:, None, :], c0[:, None, :]
         if unbatched:
             if lengths is not None:

@@ -1,0 +1,93 @@
+// step_team.cc — StepStage's spin-and-steal wait, the stall count that turns a team serial, and the process-wide
+// "recently serial" hold. See step_team.h for how a loop uses them.
+#include "ops/step_team.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+namespace cpuformer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A wait counts as a stall past this plus 8x the waiting thread's own time per item (big items legitimately
+// make teammates wait longer).
+constexpr std::chrono::microseconds kStall{200};
+constexpr int64_t kSpinsBeforeSteal = 2000;
+constexpr int64_t kSpinsBeforeYield = 20000;
+constexpr std::chrono::milliseconds kSerialHold{250};
+
+// CPUFORMER_LSTM_STALL_US fixes the stall threshold (tests set 0 to drive the serial fallback); -1 when unset.
+std::chrono::microseconds stall_override() {
+  static const std::chrono::microseconds value = [] {
+    const char* env = std::getenv("CPUFORMER_LSTM_STALL_US");
+    return std::chrono::microseconds(env && *env ? std::atoll(env) : -1);
+  }();
+  return value;
+}
+
+// Until when (steady clock, ns) new loops start serial because a recent one saw preempted threads.
+std::atomic<int64_t> g_serial_until_ns{0};
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void StepTeam::count_stall() {
+  if (stalls_.fetch_add(1, std::memory_order_relaxed) + 1 >= kStallsBeforeSerial)
+    serial_.store(true, std::memory_order_relaxed);
+}
+
+StepStage::StepStage(int64_t items) : items_(items), claimed_(static_cast<size_t>(items)) {
+  for (auto& c : claimed_) c.store(-1, std::memory_order_relaxed);
+}
+
+bool StepStage::try_run(int64_t item, int64_t step, StepItemFn fn) {
+  int64_t expected = step - 1;  // every item of step - 1 is done, so each item reads step - 1 until claimed
+  if (claimed_[item].load(std::memory_order_relaxed) != expected ||
+      !claimed_[item].compare_exchange_strong(expected, step, std::memory_order_acq_rel))
+    return false;
+  fn(item);
+  done_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+bool StepStage::run(int64_t step, int64_t own_begin, int64_t own_end, bool leader, StepTeam& team, StepItemFn fn) {
+  if (team.serial() && !leader) return false;
+  const auto own_start = Clock::now();
+  int64_t ran = 0;
+  for (int64_t i = own_begin; i < own_end; ++i) ran += try_run(i, step, fn);
+  const int64_t target = (step + 1) * items_;
+  auto wait_start = Clock::now();
+  const auto stall_after = stall_override().count() >= 0
+                               ? Clock::duration(stall_override())
+                               : kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran : Clock::duration::zero());
+  bool stalled = false;
+  for (int64_t spins = 0; done_.load(std::memory_order_acquire) < target; ++spins) {
+    if (spins % 1024 == 0 && !stalled && Clock::now() - wait_start > stall_after) {
+      stalled = true;
+      team.count_stall();
+    }
+    if (spins < kSpinsBeforeSteal && !team.serial()) continue;
+    bool stole = false;
+    for (int64_t j = 0; j < items_ && !stole; ++j) stole = try_run((own_end + j) % items_, step, fn);
+    if (stole) {
+      wait_start = Clock::now();
+      continue;
+    }
+    if (spins > kSpinsBeforeYield) std::this_thread::yield();
+  }
+  return true;
+}
+
+bool step_team_recently_serial() { return steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed); }
+
+void step_team_note_serial() {
+  g_serial_until_ns.store(steady_now_ns() + std::chrono::nanoseconds(kSerialHold).count(),
+                          std::memory_order_relaxed);
+}
+
+}  // namespace cpuformer

@@ -48,6 +48,30 @@ def test_padding_mask_dtypes(isa, mask_dtype):
     ref.assert_close(ops.multi_head_attention(q, k, v, 2, mask), ref.attention(q, k, v, 2, mask), "attention")
 
 
+@pytest.mark.parametrize("mask_dtype", [np.uint8, bool])
+def test_column_slices_of_a_byte_mask_are_read_in_place(isa, mask_dtype):
+    # generation slices one [B, max_len] uint8 mask at every layer and step: rows are max_len bytes apart
+    rng = np.random.default_rng(8)
+    q, k, v = _qkv(rng, 3, 5, 70, 2, 32)
+    full = (rng.random((3, 200)) < 0.7).astype(mask_dtype)
+    full[:, 0] = 1
+    mask = full[:, :70]
+    assert not mask.flags.c_contiguous
+    got = ops.multi_head_attention(q, k, v, 2, mask)
+    np.testing.assert_array_equal(got, ops.multi_head_attention(q, k, v, 2, np.ascontiguousarray(mask)))
+    ref.assert_close(got, ref.attention(q, k, v, 2, mask), "attention")
+
+
+def test_byte_masks_are_still_checked_for_0_and_1():
+    rng = np.random.default_rng(9)
+    q, k, v = _qkv(rng, 2, 1, 6, 1, 8)
+    full = np.ones((2, 10), np.uint8)
+    full[1, 4] = 2
+    with pytest.raises(ValueError, match=r"attention_mask must contain only 0 and 1 \(1 = attend, 0 = padding\), "
+                                         r"got 2 at \[1, 4\]"):
+        ops.multi_head_attention(q, k, v, 1, full[:, :6])
+
+
 @pytest.mark.parametrize("tq", [1, 2, 3, 17, 64, 65, 130])
 def test_causal_aligns_last_query_with_last_key(isa, tq):
     rng = np.random.default_rng(tq)

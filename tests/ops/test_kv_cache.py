@@ -38,6 +38,8 @@ def test_left_padded_batch_with_mask(isa):
     cache = ops.KVCache(1, batch, heads, dim, max_len=32)
     k, v, q = (rand(rng, batch, prompt + 3, heads * dim) for _ in range(3))
     mask = (np.arange(prompt + 3)[None, :] >= pads[:, None]).astype(np.int64)
+    byte_mask = np.ones((batch, 32), np.uint8)
+    byte_mask[:, :prompt + 3] = mask
     cache.append(0, k[:, :prompt], v[:, :prompt])
     out = cache.attend(0, q[:, :prompt], mask[:, :prompt])
     ref.assert_close(out, ref.attention(q[:, :prompt], k[:, :prompt], v[:, :prompt], heads, mask[:, :prompt], True),
@@ -47,6 +49,8 @@ def test_left_padded_batch_with_mask(isa):
         step = cache.attend(0, q[:, t:t + 1], mask[:, :t + 1].astype(bool))
         expected = ref.attention(q[:, t:t + 1], k[:, :t + 1], v[:, :t + 1], heads, mask[:, :t + 1], True)
         ref.assert_close(step, expected, "attention")
+        # a column slice of one uint8 mask (what generation passes) is read in place and gives the same
+        np.testing.assert_array_equal(cache.attend(0, q[:, t:t + 1], byte_mask[:, :t + 1]), step)
 
 
 def test_long_decode_uses_key_splits(isa, two_threads):

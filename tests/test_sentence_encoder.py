@@ -33,7 +33,7 @@ def _needs_the_default_model(request):
 
 
 @pytest.fixture(scope="session")
-def encoder() -> SentenceEncoder:
+def encoder(default_model_folder) -> SentenceEncoder:
     return SentenceEncoder.from_pretrained()
 
 

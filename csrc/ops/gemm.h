@@ -21,6 +21,9 @@ struct GemmBlockOptions {
   // C = act(C + A*B + bias) + residual: the block adds onto what C holds (the micro-kernel's beta = 1 from the
   // first K block on). Off (beta = 0), C is written without being read first.
   bool accumulate = false;
+  // K block length; 0 = gemm's own choice (KC = 1024, or all of K when the A block is small). A caller whose
+  // row tiles must reuse each B panel slice from L1 passes a shorter one.
+  int64_t kc = 0;
 };
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels

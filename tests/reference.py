@@ -5,24 +5,50 @@ import math
 
 import numpy as np
 
-# One tolerance table per op (float32 results vs float64 references): (rtol, atol).
+# The one tolerance table: (rtol, atol) for np.testing.assert_allclose, named by what is compared. float32
+# results are compared against the float64 references below, or against another float32 path / torch.
 TOLERANCE = {
+    # ours vs the float64 reference of the op. assert_close's `scale` widens atol where the error grows with a
+    # reduction (sqrt(K) for K-term dot products, 4 for layer_norm's mean and variance).
     "linear": (1e-5, 1e-5),
-    "gelu": (1e-5, 1e-6),
+    "gelu": (1e-5, 1e-6),  # every ops.activation (none, gelu, gelu_tanh, relu)
     "relu": (0.0, 0.0),
     "layer_norm": (1e-5, 1e-5),
     "softmax": (1e-5, 1e-7),
+    "softmax_row_sum": (1e-5, 0.0),  # each row of ops.softmax sums to 1
     "embedding": (0.0, 0.0),
     "embedding_bag": (1e-6, 1e-6),
     "attention": (1e-5, 1e-5),
     "lstm": (1e-5, 1e-5),
+    "top_k_scores": (1e-5, 1e-5),  # scores top_k returns vs numpy's float32 dot products of the rows it chose
+    # ours vs ours: the same math along another path (thread split of the keys, varlen vs padded, one
+    # sequence alone vs in a batch, KV-cache decode vs one call, lstm_cell vs a one-step nn.LSTM).
+    "attention_paths": (1e-6, 1e-6),
+    "lstm_paths": (1e-6, 1e-6),
+    "cli_vs_in_process": (0.0, 1e-6),  # `cpuformer embed` in a subprocess vs SentenceEncoder here
+    # ours vs torch / gensim (float32 on both sides; torch runs in its own process: torch_reference.py).
+    "attention_vs_torch": (1e-4, 2e-5),
+    "lstm_vs_torch": (0.0, 1e-5),
+    "cosine_vs_gensim": (0.0, 1e-5),  # KeyedVectors scores; neighbours closer than this count as tied
+    "unit_norm": (0.0, 1e-6),  # KeyedVectors' normalised rows
+    # Models vs their references (transformers / sentence-transformers in their own process).
+    "model_vs_transformers": (0.0, 1e-4),  # hidden states, logits (CONVENTIONS: model outputs 1e-4 absolute)
+    "sentence_embedding_vs_sentence_transformers": (0.0, 1e-5),
+    # Models vs themselves along another path: a sequence alone vs in a batch, batch size, order, prefill vs the
+    # packed forward; probabilities (softmax scores) along two paths; pooling vs a plain numpy loop.
+    "model_paths": (0.0, 1e-5),
+    "model_paths_unit": (0.0, 1e-6),  # values of magnitude <= 1: probabilities, unit-norm embeddings
+    "pooling": (1e-6, 1e-6),
+    # Sampling frequencies over 20000 draws vs the target distribution (binomial sd <= 0.0036: > 4 sd).
+    "sampling_frequency": (0.0, 0.015),
 }
 
 
-def assert_close(actual, expected, op: str, scale: float = 1.0):
-    """Compare against the reference with the op's tolerance; `scale` widens atol for long reductions."""
-    rtol, atol = TOLERANCE[op]
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol * scale)
+def assert_close(actual, expected, what: str, scale: float = 1.0, err_msg: str = ""):
+    """assert_allclose with TOLERANCE[what]; `scale` widens atol for long reductions. NaN never matches."""
+    rtol, atol = TOLERANCE[what]
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=rtol,
+                               atol=atol * scale, equal_nan=False, err_msg=err_msg)
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

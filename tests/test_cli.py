@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import cpuformer
+import reference as ref
 from cpuformer.cli import main
-from cpuformer.default_model import default_model_path
 from cpuformer.sentence_encoder import SentenceEncoder
 
 # The child imports cpuformer from wherever this process did (the source tree in development, site-packages
@@ -29,8 +29,8 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def expected() -> np.ndarray:
-    return SentenceEncoder.from_pretrained().encode(TEXTS)
+def expected(default_model_folder) -> np.ndarray:
+    return SentenceEncoder.from_pretrained().encode(TEXTS)  # the default model, found as the CLI finds it
 
 
 def test_embed_arguments_print_json_lines(expected):
@@ -38,19 +38,19 @@ def test_embed_arguments_print_json_lines(expected):
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["text"] for r in rows] == TEXTS
-    np.testing.assert_allclose(np.array([r["embedding"] for r in rows]), expected, atol=1e-6)
+    ref.assert_close(np.array([r["embedding"] for r in rows]), expected, "cli_vs_in_process")
 
 
-def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected):
+def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected, default_model_folder):
     source = tmp_path / "sentences.txt"
     source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     out = tmp_path / "emb.npy"
     proc = run_cli("embed", "--file", str(source), "--output", str(out), "--batch-size", "2",
-                   "--model", str(default_model_path()), "--normalize")
+                   "--model", str(default_model_folder), "--normalize")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert "Batches: 2/2" in proc.stderr and f"wrote 3 x 384 embeddings to {out}" in proc.stderr
-    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    ref.assert_close(np.load(out), expected, "cli_vs_in_process")
 
 
 def test_embed_reads_stdin(expected):
@@ -58,7 +58,7 @@ def test_embed_reads_stdin(expected):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     got = np.array([json.loads(line)["embedding"] for line in proc.stdout.splitlines()])
-    np.testing.assert_allclose(got, expected[:2], atol=1e-6)
+    ref.assert_close(got, expected[:2], "cli_vs_in_process")
 
 
 def test_info_shows_config():

@@ -13,7 +13,12 @@
 namespace cpuformer::bind {
 namespace {
 
-using MaskArray = py::array_t<uint8_t, py::array::c_style>;
+// A 0/1 padding mask as the attention driver reads it: uint8 flags, rows `row_stride` bytes apart.
+struct MaskInput {
+  py::array keep;  // owns or borrows the bytes
+  const uint8_t* data;
+  int64_t row_stride;
+};
 
 int64_t head_dim_of(int64_t hidden, int64_t num_heads, const char* name) {
   if (num_heads < 1) throw py::value_error("num_heads must be >= 1, got " + std::to_string(num_heads));
@@ -30,8 +35,17 @@ float scale_of(const py::handle& scale, int64_t head_dim) {
   return static_cast<float>(s);
 }
 
-// 0/1 padding mask of any bool/int/float dtype -> contiguous uint8 of shape (rows, cols).
-std::optional<MaskArray> mask_input(const py::handle& obj, const char* name, int64_t rows, int64_t cols) {
+[[noreturn]] void throw_not_01(const char* name, double value, int64_t row, int64_t col) {
+  std::ostringstream s;
+  s << name << " must contain only 0 and 1 (1 = attend, 0 = padding), got " << value << " at [" << row << ", "
+    << col << "]";
+  throw py::value_error(s.str());
+}
+
+// 0/1 padding mask of shape (rows, cols). bool and uint8 masks whose columns are contiguous are read in place,
+// rows at any stride (generation makes its mask once and passes a column slice of it at every layer and step;
+// uint8 values are still checked, a byte scan); other integer and float dtypes are converted to uint8 once.
+std::optional<MaskInput> mask_input(const py::handle& obj, const char* name, int64_t rows, int64_t cols) {
   if (obj.is_none()) return std::nullopt;
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray of 0/1 values, got " + type_name(obj));
@@ -42,20 +56,25 @@ std::optional<MaskArray> mask_input(const py::handle& obj, const char* name, int
                          std::string(py::str(arr.dtype())));
   if (arr.ndim() != 2 || arr.shape(0) != rows || arr.shape(1) != cols)
     throw py::value_error(std::string(name) + " must have shape " + shape_str({rows, cols}) + ", got " + shape_str(arr));
+  const bool bytes = kind == 'b' || (kind == 'u' && arr.itemsize() == 1);
+  if (bytes && (cols <= 1 || arr.strides(1) == 1) && arr.strides(0) >= 0) {
+    const auto* data = static_cast<const uint8_t*>(arr.data());
+    const int64_t row_stride = arr.strides(0);
+    if (kind == 'u')
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          if (data[r * row_stride + c] > 1) throw_not_01(name, data[r * row_stride + c], r, c);
+    return MaskInput{arr, data, row_stride};
+  }
   auto values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
-  MaskArray mask({rows, cols});
+  py::array_t<uint8_t, py::array::c_style> mask({rows, cols});
   const double* src = values.data();
   uint8_t* dst = mask.mutable_data();
   for (int64_t i = 0; i < rows * cols; ++i) {
-    if (src[i] != 0.0 && src[i] != 1.0) {
-      std::ostringstream s;
-      s << name << " must contain only 0 and 1 (1 = attend, 0 = padding), got " << src[i] << " at [" << i / cols
-        << ", " << i % cols << "]";
-      throw py::value_error(s.str());
-    }
+    if (src[i] != 0.0 && src[i] != 1.0) throw_not_01(name, src[i], i / cols, i % cols);
     dst[i] = src[i] != 0.0;
   }
-  return mask;
+  return MaskInput{mask, mask.data(), cols};
 }
 
 FloatArray output_for(const py::handle& out_obj, const std::vector<py::ssize_t>& shape,
@@ -107,7 +126,7 @@ py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py:
     throw py::value_error("k must have shape (" + std::to_string(batch) + ", k_len, " + std::to_string(hidden) +
                           ") to match q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
   if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
-  const std::optional<MaskArray> mask = mask_input(mask_obj, "attention_mask", batch, tk);
+  const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", batch, tk);
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {batch, tq, hidden}, {&q, &k, &v});
 
@@ -116,8 +135,8 @@ py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py:
   p.q_len.assign(batch, tq);
   p.k_begin.assign(batch, 0);
   p.k_len.assign(batch, tk);
-  p.key_mask = mask ? mask->data() : nullptr;
-  p.mask_batch_stride = tk;
+  p.key_mask = mask ? mask->data : nullptr;
+  p.mask_batch_stride = mask ? mask->row_stride : tk;
   {
     py::gil_scoped_release release;
     multi_head_attention(p);
@@ -184,15 +203,16 @@ py::array cache_attend(const KVCache& c, int64_t layer, const py::handle& q_obj,
   const StridedFloatArray q = cache_rows_input(c, q_obj, "q");
   const int64_t tq = q.shape[1];
   const int64_t cached = c.longest(layer);
-  const std::optional<MaskArray> mask = mask_input(mask_obj, "attention_mask", c.batch(), cached);
+  const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", c.batch(), cached);
   const float scale = scale_of(scale_obj, c.head_dim());
   FloatArray out = output_for(out_obj, {c.batch(), tq, c.num_heads() * c.head_dim()}, {&q});
   const HeadRows<const float> qr = head_rows(q, c.head_dim());
   const HeadRows<float> outr = head_rows(out, c.head_dim());
-  const uint8_t* mp = mask ? mask->data() : nullptr;
+  const uint8_t* mp = mask ? mask->data : nullptr;
+  const int64_t row_stride = mask ? mask->row_stride : cached;
   {
     py::gil_scoped_release release;
-    c.attend(layer, qr, tq, mp, cached, causal, scale, outr);
+    c.attend(layer, qr, tq, mp, cached, row_stride, causal, scale, outr);
   }
   return std::move(out);
 }

@@ -4,7 +4,8 @@
 //    K_block · (scale Q)^T, with the GEMM micro-kernel reading K rows in place and Q packed once per call as
 //    B panels; the softmax then runs down the columns (one vector = W queries), and O += P V reads V rows in
 //    place.
-//  * rows (decode, nq tiny): each query does dot products against 4 keys at a time and axpys V rows.
+//  * rows (decode, nq tiny): each query does dot products against 8 keys at a time (then 4, then 1 for the
+//    tail) and accumulates the block's V rows into register chunks of up to 8 vectors of the output.
 #include "kernels/attention_kernels.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // gemm_kernels.cc — C tile (m x n, m <= MR, n <= NR) = A rows (m x k, lda) * packed B panel (k x NR).
-// A is read in place (one broadcast per row and k), B from its packed panel (NR contiguous floats per k).
+// A through its strides (rows in place, or an MR-row panel gemm.cc packed; one broadcast per row and k), B from
+// its packed panel (NR contiguous floats per k).
 #include "kernels/gemm_kernels.h"
 
 #include <array>

@@ -1,5 +1,5 @@
 // vec_math.h — exp, erf-based GELU, tanh-based GELU and ReLU on one Vec. Our own polynomial fits;
-// accuracy is stated next to each, and tests/ops/test_activations.py checks it against float64 numpy.
+// accuracy is stated next to each, and tests/ops/test_elementwise.py checks it against float64 numpy.
 #pragma once
 #include "kernels/kernel_table.h"
 #include "kernels/simd.h"

@@ -72,7 +72,7 @@ void KVCache::append(int64_t layer, HeadRows<const float> k, HeadRows<const floa
 }
 
 void KVCache::attend(int64_t layer, HeadRows<const float> q, int64_t tq, const uint8_t* mask, int64_t mask_len,
-                     bool causal, float scale, HeadRows<float> out) const {
+                     int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out) const {
   check_layer(layer);
   std::shared_lock lock(mutex_);
   const int64_t longest = longest_locked(layer);
@@ -95,7 +95,7 @@ void KVCache::attend(int64_t layer, HeadRows<const float> q, int64_t tq, const u
   p.k_begin.assign(batch_, 0);
   p.k_len.assign(lengths_.begin() + layer * batch_, lengths_.begin() + (layer + 1) * batch_);
   p.key_mask = mask;
-  p.mask_batch_stride = mask_len;
+  p.mask_batch_stride = mask_row_stride;
   p.causal = causal;
   p.scale = scale;
   multi_head_attention(p);

@@ -21,9 +21,10 @@ class KVCache {
   void append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens);
 
   // out = attention of q ([batch, tq] rows, head h at column h * head_dim) over the cached keys of `layer`.
-  // mask: [batch, mask_len] flags or null; mask_len must equal the longest cached sequence.
+  // mask: [batch, mask_len] flags, row b at mask + b * mask_row_stride, or null; mask_len must equal the longest
+  // cached sequence.
   void attend(int64_t layer, HeadRows<const float> q, int64_t tq, const uint8_t* mask, int64_t mask_len,
-              bool causal, float scale, HeadRows<float> out) const;
+              int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out) const;
 
   std::vector<int64_t> lengths(int64_t layer) const;
   int64_t longest(int64_t layer) const;

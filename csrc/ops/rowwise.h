@@ -1,4 +1,4 @@
-// rowwise.h — runs a per-row kernel over `rows` rows of `cols` floats, in parallel when it pays.
+// rowwise.h — runs fn(row) for each of `rows` rows, over OpenMP threads when flops_per_row * rows pays for them.
 #pragma once
 #include <omp.h>
 

@@ -6,6 +6,7 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
+from .generation import GenerationConfig
 from .embeddings import KeyedVectors
 from .models import (
     AutoModel,
@@ -26,6 +27,7 @@ __all__ = [
     "nn",
     "ops",
     "AutoModel",
+    "GenerationConfig",
     "BertForMaskedLM",
     "BertForSequenceClassification",
     "BertModel",

@@ -1,8 +1,12 @@
 """Architecture-neutral building blocks that models assemble: linears packed from a WeightStore, layer norm,
-embedding tables, the packed (padding-free) token batch, and a self-attention block on a fused QKV projection.
+embedding tables, the two token layouts attention runs on, and a self-attention block on a fused QKV projection.
 
-Activations run packed: every sequence of a batch is laid end to end in one [total_tokens, hidden] matrix, so
-GEMMs never touch padding and attention gets the sequence boundaries as `cu_seqlens`.
+The token layouts:
+- `PackedBatch`: every sequence of a batch laid end to end in one [total_tokens, hidden] matrix, so GEMMs never
+  touch padding and attention gets the sequence boundaries as `cu_seqlens` (encoders, and a decoder's forward).
+- `KVCacheBatch`: the T newest tokens of B left-padded rows ([B, T, hidden]) whose keys and values go into a
+  KV cache and whose queries attend to everything cached (generation).
+Both have `attend(layer, q, k, v, ...)`, so one SelfAttention and one block forward serve both.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from .io import WeightStore
 
 __all__ = [
     "Embedding",
+    "KVCacheBatch",
     "LayerNorm",
     "PackedBatch",
     "SelfAttention",
@@ -161,40 +166,71 @@ class PackedBatch:
         """The first real token of each sequence: [B, ...] (the [CLS] position for right-padded input)."""
         return packed[self.cu_seqlens[:-1]]
 
+    def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
+               scale: float | None, out: np.ndarray) -> np.ndarray:
+        """Attention of each sequence's queries to its own keys (q, k, v: [total_tokens, heads * head_dim])."""
+        return ops.multi_head_attention_varlen(q, k, v, self.cu_seqlens, num_heads, causal=causal, scale=scale,
+                                               out=out)
+
+
+class KVCacheBatch:
+    """B left-padded rows decoding through an ops.KVCache: each forward appends its T newest tokens per row.
+
+    key_mask: uint8 [B, max_len] (1 = token, 0 = left padding), made once per generate call, or None when no
+    row is padded. `advance(T)` before running the layers on T new tokens; every layer then appends its keys
+    and values and attends to the first `length` cached positions."""
+
+    def __init__(self, cache: ops.KVCache, key_mask: np.ndarray | None = None):
+        self.cache, self.key_mask, self.length = cache, key_mask, 0
+
+    def advance(self, new_tokens: int) -> None:
+        if self.length + new_tokens > self.cache.max_len:
+            raise ValueError(f"{self.length} cached + {new_tokens} new tokens exceed the cache's max_len "
+                             f"{self.cache.max_len}")
+        self.length += new_tokens
+
+    def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
+               scale: float | None, out: np.ndarray) -> np.ndarray:
+        """q, k, v: [B, T, heads * head_dim] of the newest tokens -> context [B, T, heads * head_dim]."""
+        self.cache.append(layer, k, v)
+        mask = None if self.key_mask is None else self.key_mask[:, :self.length]
+        return self.cache.attend(layer, q, mask, causal=causal, scale=scale, out=out)
+
 
 class SelfAttention:
-    """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([3 * hidden, hidden]).
+    """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([3 * hidden, in]).
 
-    Attention reads Q, K and V as row-strided column slices of the fused output, so nothing is copied
-    between the projection and the attention kernel."""
+    Runs on either token layout (PackedBatch or KVCacheBatch: the batch decides where keys and values come from),
+    so an architecture writes its block forward once. Attention reads Q, K and V as row-strided column slices of
+    the fused output, so nothing is copied between the projection and the attention kernel. `layer` is this
+    layer's index in a KV cache."""
 
-    def __init__(self, qkv: ops.PackedLinear, out: ops.PackedLinear, num_heads: int, scale: float | None = None):
+    def __init__(self, qkv: ops.PackedLinear, out: ops.PackedLinear, num_heads: int, scale: float | None = None, *,
+                 causal: bool = False, layer: int = 0):
         if qkv.out_features % 3 or (qkv.out_features // 3) % num_heads:
             raise ValueError(
                 f"fused QKV has {qkv.out_features} outputs; expected 3 * hidden with hidden divisible by "
                 f"num_heads={num_heads}"
             )
         self.qkv, self.out, self.num_heads, self.scale = qkv, out, num_heads, scale
+        self.causal, self.layer = causal, layer
         self.hidden = qkv.out_features // 3
 
     def __call__(
         self,
         x: np.ndarray,
-        cu_seqlens: np.ndarray,
+        batch: "PackedBatch | KVCacheBatch",
         *,
         residual: np.ndarray | None = None,
-        causal: bool = False,
         workspace: "Workspace | None" = None,
     ) -> np.ndarray:
-        """x: packed [total_tokens, in] -> [total_tokens, out_features of `out`]."""
+        """x: [total_tokens, in] (PackedBatch) or [B, T, in] (KVCacheBatch) -> the same rows, out_features wide."""
         ws = workspace or Workspace()
-        n, h = x.shape[0], self.hidden
-        qkv = self.qkv(x, out=ws.get("qkv", (n, 3 * h)))
-        context = ops.multi_head_attention_varlen(
-            qkv[:, :h], qkv[:, h:2 * h], qkv[:, 2 * h:], cu_seqlens, self.num_heads, causal=causal, scale=self.scale,
-            out=ws.get("context", (n, h)),
-        )
-        return self.out(context, residual=residual, out=ws.get("attn_out", (n, self.out.out_features)))
+        rows, h = x.shape[:-1], self.hidden
+        qkv = self.qkv(x, out=ws.get("qkv", rows + (3 * h,)))
+        context = batch.attend(self.layer, qkv[..., :h], qkv[..., h:2 * h], qkv[..., 2 * h:], self.num_heads,
+                               causal=self.causal, scale=self.scale, out=ws.get("context", rows + (h,)))
+        return self.out(context, residual=residual, out=ws.get("attn_out", rows + (self.out.out_features,)))
 
 
 class Workspace:

@@ -6,7 +6,6 @@ the sorting only matters for memory, not for wasted compute.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,7 +14,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .io import read_json
 from .layers import PackedBatch
+from .models.base import Checkpoint
 from .models.registry import AutoModel
 from .tokenizer import Tokenizer
 
@@ -36,11 +37,6 @@ _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
 
 
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
     if "pooling_mode" in config:  # sentence-transformers >= 5 writes one key: a name or a list of names
         mode = config["pooling_mode"]
@@ -53,28 +49,48 @@ def _pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
     return modes
 
 
-def pool(hidden: np.ndarray, batch: PackedBatch, modes: Sequence[str]) -> np.ndarray:
-    """Packed token states [total_tokens, dim] -> [B, dim * len(modes)], modes concatenated in order."""
-    starts, ends = batch.cu_seqlens[:-1], batch.cu_seqlens[1:]
-    lengths = (ends - starts)[:, None].astype(np.float32)
+def pool(hidden: np.ndarray, batch: PackedBatch, modes: Sequence[str], skip: int = 0) -> np.ndarray:
+    """Packed token states [total_tokens, dim] -> [B, dim * len(modes)], modes concatenated in order.
+
+    skip: leading tokens of every sequence left out of the pooling (a prompt, with sentence-transformers'
+    include_prompt=False), as its Pooling masks them: weightedmean keeps the weights of the tokens' positions,
+    and a sequence with nothing left pools to zeros (max: -inf; cls: its first token)."""
+    lengths = batch.lengths
+    position = np.arange(hidden.shape[0]) - np.repeat(batch.cu_seqlens[:-1], lengths)  # in its sequence, from 0
+    if skip:
+        keep = position >= skip
+        tokens, position, lengths = hidden[keep], position[keep], np.maximum(lengths - skip, 0)
+    else:
+        tokens = hidden
+    filled = np.flatnonzero(lengths > 0)  # sequences with tokens to pool
+    starts = (np.cumsum(lengths) - lengths)[filled]
+    ends = starts + lengths[filled]
+    counts = lengths[filled, None].astype(np.float32)
     sums = None
     parts = []
     for mode in modes:
+        part = np.zeros((len(lengths), hidden.shape[1]), np.float32)
         if mode == "cls":
-            parts.append(hidden[starts])
+            part[:] = hidden[batch.cu_seqlens[:-1]]
+            part[filled] = tokens[starts]
         elif mode == "lasttoken":
-            parts.append(hidden[ends - 1])
+            part[filled] = tokens[ends - 1]
         elif mode == "max":
-            parts.append(np.maximum.reduceat(hidden, starts, axis=0))
+            part[:] = -np.inf
+            if filled.size:
+                part[filled] = np.maximum.reduceat(tokens, starts, axis=0)
         elif mode in ("mean", "mean_sqrt_len_tokens"):
-            if sums is None:
-                sums = np.add.reduceat(hidden, starts, axis=0)
-            parts.append(sums / (lengths if mode == "mean" else np.sqrt(lengths)))
+            if sums is None and filled.size:
+                sums = np.add.reduceat(tokens, starts, axis=0)
+            if filled.size:
+                part[filled] = sums / (counts if mode == "mean" else np.sqrt(counts))
         elif mode == "weightedmean":  # token i of a sequence (from 0) weighs i + 1
-            weights = (np.arange(hidden.shape[0]) - np.repeat(starts, ends - starts) + 1).astype(np.float32)
-            weighted = np.add.reduceat(hidden * weights[:, None], starts, axis=0)
-            parts.append(weighted / (lengths * (lengths + 1) / 2))
-    return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+            if filled.size:
+                weights = (position + 1).astype(np.float32)
+                weighted = np.add.reduceat(tokens * weights[:, None], starts, axis=0)
+                part[filled] = weighted / np.add.reduceat(weights, starts)[:, None]
+        parts.append(part)
+    return np.concatenate(parts, axis=1)
 
 
 class _Progress:
@@ -99,15 +115,27 @@ class _Progress:
 
 
 class SentenceEncoder:
-    """Embeds sentences with a sentence-transformers model folder (default: all-MiniLM-L6-v2)."""
+    """Embeds sentences with a sentence-transformers model folder (default: all-MiniLM-L6-v2).
+
+    What the folder says is honoured as sentence-transformers honours it: the truncation length
+    (sentence_bert_config.json's max_seq_length, else tokenizer_config.json's model_max_length, capped at the
+    model's positions), lower-casing, the pooling modes and include_prompt, Normalize, and the prompts of
+    config_sentence_transformers.json (`default_prompt_name` applies unless a call names another prompt)."""
 
     def __init__(self, model, tokenizer: Tokenizer, pooling_modes: Sequence[str] = ("mean",),
-                 normalize: bool = False, do_lower_case: bool = False):
+                 normalize: bool = False, do_lower_case: bool = False, *, prompts: dict[str, str] | None = None,
+                 default_prompt_name: str | None = None, include_prompt: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.pooling_modes = tuple(pooling_modes)
         self.normalize = normalize
         self.tokenizer.lowercase = do_lower_case
+        self.prompts = dict(prompts or {})
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise ValueError(f"default prompt name {default_prompt_name!r} is not among the prompts "
+                             f"{sorted(self.prompts)}")
+        self.default_prompt_name = default_prompt_name
+        self.include_prompt = include_prompt
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None) -> "SentenceEncoder":
@@ -120,16 +148,18 @@ class SentenceEncoder:
         root = Path(path)
         if not root.is_dir():
             raise FileNotFoundError(f"model folder {os.fspath(path)!r} does not exist")
-        modules = _read_json(root / "modules.json") if (root / "modules.json").is_file() else [
+        modules = read_json(root / "modules.json") if (root / "modules.json").is_file() else [
             {"type": _TRANSFORMER, "path": ""}, {"type": _POOLING, "path": None}]
-        transformer_dir, modes, normalize = None, ("mean",), False
+        if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+            raise ValueError(f"{root / 'modules.json'} must hold a list of module objects")
+        transformer_dir, pooling, normalize = None, {}, False
         for module in modules:
-            kind, sub = module.get("type", ""), module.get("path") or ""
+            kind, sub = str(module.get("type", "")), _module_folder(root, module.get("path"))
             if kind.endswith(".Transformer"):
-                transformer_dir = root / sub
+                transformer_dir = sub
             elif kind.endswith(".Pooling"):
-                config_path = root / sub / "config.json"
-                modes = _pooling_modes(_read_json(config_path)) if sub and config_path.is_file() else ("mean",)
+                config_path = sub / "config.json"
+                pooling = read_json(config_path) if sub != root and config_path.is_file() else {}
             elif kind.endswith(".Normalize"):
                 normalize = True
             else:
@@ -137,14 +167,25 @@ class SentenceEncoder:
                                  "(supported: Transformer, Pooling, Normalize)")
         if transformer_dir is None:
             raise ValueError(f"{root / 'modules.json'} has no Transformer module")
-        model = AutoModel.from_pretrained(transformer_dir)
+        checkpoint = Checkpoint.open(transformer_dir)
+        model = AutoModel.from_checkpoint(checkpoint)
         base = getattr(model, "bert", model)  # a task checkpoint still embeds with its encoder
-        st_config_path = transformer_dir / "sentence_bert_config.json"
-        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
-        max_positions = base.config.max_position_embeddings
-        max_seq_length = min(int(st_config.get("max_seq_length") or max_positions), max_positions)
-        tokenizer = Tokenizer.from_pretrained(transformer_dir, max_length=max_seq_length)
-        return cls(base, tokenizer, modes, normalize, bool(st_config.get("do_lower_case", False)))
+        st_config = _optional_json(transformer_dir / "sentence_bert_config.json")
+        # sentence-transformers < 6 saves max_seq_length here; 6 saves it as the tokenizer's model_max_length
+        max_seq_length = st_config.get("max_seq_length")
+        if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
+            raise ValueError(f"sentence_bert_config.json: max_seq_length must be an int >= 2, got {max_seq_length!r}")
+        tokenizer = checkpoint.tokenizer(max_length=max_seq_length,
+                                         max_positions=base.config.max_position_embeddings)
+        st_model_config = _optional_json(root / "config_sentence_transformers.json")
+        prompts = st_model_config.get("prompts") or {}
+        if not isinstance(prompts, dict) or not all(isinstance(v, (str, type(None))) for v in prompts.values()):
+            raise ValueError("config_sentence_transformers.json: prompts must map prompt names to strings")
+        return cls(base, tokenizer, _pooling_modes(pooling) if pooling else ("mean",), normalize,
+                   bool(st_config.get("do_lower_case", False)),
+                   prompts={k: v or "" for k, v in prompts.items()},
+                   default_prompt_name=st_model_config.get("default_prompt_name"),
+                   include_prompt=bool(pooling.get("include_prompt", True)))
 
     @property
     def max_seq_length(self) -> int:
@@ -154,11 +195,25 @@ class SentenceEncoder:
     def embedding_dimension(self) -> int:
         return self.model.config.hidden_size * len(self.pooling_modes)
 
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str:
+        """The text put before every sentence: `prompt`, else the prompt named `prompt_name`, else the default
+        prompt (none unless the folder names one), as sentence-transformers resolves them."""
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(f"prompt name {prompt_name!r} is not among this model's prompts "
+                                 f"{sorted(self.prompts)}")
+            return self.prompts[prompt_name]
+        return self.prompts.get(self.default_prompt_name, "") if self.default_prompt_name else ""
+
+    def _embed_batch(self, texts: Sequence[str], skip: int) -> np.ndarray:
         ids, types, lengths = self.tokenizer.encode_packed(texts)
         batch = PackedBatch.from_lengths(lengths)
         hidden = self.model.forward_packed(ids, types, batch)
-        return pool(hidden, batch, self.pooling_modes)
+        return pool(hidden, batch, self.pooling_modes, skip)
 
     def encode(
         self,
@@ -167,9 +222,13 @@ class SentenceEncoder:
         normalize_embeddings: bool = False,
         show_progress_bar: bool = False,
         convert_to_numpy: bool = True,
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """[N, dim] float32 embeddings (a single string gives [dim]); normalized to unit length when asked or
-        when the folder has a Normalize module. convert_to_numpy=False returns a list of [dim] arrays."""
+        when the folder has a Normalize module. convert_to_numpy=False returns a list of [dim] arrays.
+        prompt / prompt_name: text put before every sentence (see `resolve_prompt`)."""
         single = isinstance(sentences, str)
         texts = [sentences] if single else list(sentences)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -177,12 +236,14 @@ class SentenceEncoder:
         bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
         if bad is not None:
             raise TypeError(f"sentences must be strings; item {bad} is {type(texts[bad]).__name__}")
+        prefix = self.resolve_prompt(prompt_name, prompt)
+        skip = self.tokenizer.prompt_length(prefix) if prefix and not self.include_prompt else 0
         out = np.empty((len(texts), self.embedding_dimension), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         progress = _Progress((len(texts) + batch_size - 1) // batch_size, show_progress_bar)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+            out[idx] = self._embed_batch([prefix + texts[i] for i in idx], skip)
             progress.advance()
         if normalize_embeddings or self.normalize:
             # as torch.nn.functional.normalize: x / max(||x||, 1e-12)
@@ -190,3 +251,37 @@ class SentenceEncoder:
         if single:
             return out[0]
         return out if convert_to_numpy else list(out)
+
+    def encode_query(self, sentences: str | Sequence[str], **kwargs: Any):
+        """`encode` with the model's "query" prompt when it has one and the call names no other."""
+        return self._encode_role("query", sentences, kwargs)
+
+    def encode_document(self, sentences: str | Sequence[str], **kwargs: Any):
+        """`encode` with the model's "document" prompt when it has one and the call names no other."""
+        return self._encode_role("document", sentences, kwargs)
+
+    def _encode_role(self, role: str, sentences, kwargs: dict[str, Any]):
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and role in self.prompts:
+            kwargs["prompt_name"] = role
+        return self.encode(sentences, **kwargs)
+
+
+def _module_folder(root: Path, sub: Any) -> Path:
+    """A module's folder inside the model folder; a path that leaves it (absolute, '..') is a ValueError."""
+    if sub in (None, ""):
+        return root
+    if not isinstance(sub, str):
+        raise ValueError(f"{root / 'modules.json'}: module path must be a string, got {sub!r}")
+    folder = (root / sub).resolve()
+    if folder != root.resolve() and root.resolve() not in folder.parents:
+        raise ValueError(f"{root / 'modules.json'}: module path {sub!r} leaves the model folder")
+    return root / sub
+
+
+def _optional_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value

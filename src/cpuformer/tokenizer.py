@@ -52,8 +52,18 @@ class Tokenizer:
         return None
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, max_length: int | None = None) -> "Tokenizer":
-        """Load `folder/tokenizer.json`; max_length defaults to tokenizer_config.json's model_max_length."""
+    def from_pretrained(
+        cls,
+        folder: str | os.PathLike,
+        max_length: int | None = None,
+        *,
+        max_positions: int | None = None,
+        clean_up_spaces: bool | None = None,
+    ) -> "Tokenizer":
+        """Load `folder/tokenizer.json`. max_length (the truncation length) defaults to tokenizer_config.json's
+        model_max_length, as transformers and sentence-transformers read it, else to max_positions, else 512;
+        it is always capped at max_positions (the model's position limit). clean_up_spaces defaults to
+        tokenizer_config.json's clean_up_tokenization_spaces (True when absent)."""
         from tokenizers import Tokenizer as _RustTokenizer  # imported lazily: only models with text need it
 
         path = Path(folder) / "tokenizer.json"
@@ -67,15 +77,18 @@ class Tokenizer:
         if config_path.is_file():
             with open(config_path, encoding="utf-8") as f:
                 config = json.load(f)
+            if not isinstance(config, dict):
+                raise ValueError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
         if max_length is None:
             max_length = config.get("model_max_length")
-            if not isinstance(max_length, int) or max_length > 1_000_000:  # transformers' "no limit" sentinel
-                max_length = 512
-        return cls(
-            _RustTokenizer.from_file(os.fspath(path)),
-            max_length,
-            clean_up_spaces=bool(config.get("clean_up_tokenization_spaces", True)),
-        )
+            # transformers writes a huge sentinel (1e30) for "no limit"
+            if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length > 1_000_000:
+                max_length = max_positions or 512
+        if max_positions is not None:
+            max_length = min(max_length, max_positions)
+        if clean_up_spaces is None:
+            clean_up_spaces = bool(config.get("clean_up_tokenization_spaces", True))
+        return cls(_RustTokenizer.from_file(os.fspath(path)), max_length, clean_up_spaces=clean_up_spaces)
 
     @property
     def vocab_size(self) -> int:
@@ -96,6 +109,10 @@ class Tokenizer:
         if self.lowercase:
             texts = [t.lower() for t in texts]
         limit = self.max_length if max_length is None else max_length
+        specials = self._tok.num_special_tokens_to_add(pairs is not None)
+        if limit < specials:  # `tokenizers` would then skip truncation altogether and return everything
+            raise ValueError(f"max_length {limit} is shorter than the {specials} special tokens each "
+                             f"{'text pair' if pairs is not None else 'text'} gets; use max_length >= {specials}")
         self._tok.enable_truncation(limit)
         if pairs is None:
             return self._tok.encode_batch(texts)
@@ -128,6 +145,13 @@ class Tokenizer:
         ids = np.fromiter((i for e in encodings for i in e.ids), np.int64, int(lengths.sum()))
         types = np.fromiter((i for e in encodings for i in e.type_ids), np.int64, int(lengths.sum()))
         return ids, types, lengths
+
+    def prompt_length(self, prompt: str) -> int:
+        """How many leading tokens a prompt puts before a text: its encoding's length without the trailing
+        special token ([SEP], </s>), as sentence-transformers counts it for include_prompt=False."""
+        (encoding,) = self._encode([prompt], None, None)
+        n = len(encoding.ids)
+        return n - 1 if n and encoding.special_tokens_mask[-1] else n
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         text = self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)

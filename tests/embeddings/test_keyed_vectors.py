@@ -3,9 +3,9 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+import reference as ref
+from helpers import given, hnp, settings, st
 
 gensim_models = pytest.importorskip("gensim.models")
 GKV = gensim_models.KeyedVectors
@@ -14,9 +14,9 @@ from cpuformer.embeddings import KeyedVectors  # noqa: E402
 from cpuformer import ops  # noqa: E402
 from cpuformer.embeddings.keyed_vectors import _top_k_scores  # noqa: E402
 
-# Tolerances, stated once: cosine scores agree with gensim's to 1e-5 absolute (float32 dot products summed in a
-# different order); neighbours whose scores differ by less than that count as tied and may swap places.
-SCORE_ATOL = 1e-5
+# Cosine scores agree with gensim's to this (float32 dot products summed in a different order); neighbours whose
+# scores differ by less than that count as tied and may swap places.
+SCORE_ATOL = ref.TOLERANCE["cosine_vs_gensim"][1]
 
 N, DIM, ZERO_ROW = 2000, 48, 5
 UNICODE_WORDS = ["naïve", "日本語", "Ζεύς", "straße", "🙂", "a\u00a0b"]
@@ -119,7 +119,7 @@ def test_normed_vectors_cached_unit_and_zero_safe(pair):
     assert not np.isnan(normed).any()
     np.testing.assert_array_equal(normed[ZERO_ROW], 0)
     norms = np.linalg.norm(normed, axis=1)
-    np.testing.assert_allclose(np.delete(norms, ZERO_ROW), 1, atol=1e-6)
+    ref.assert_close(np.delete(norms, ZERO_ROW), np.ones(N - 1), "unit_norm")
     with np.errstate(invalid="ignore"):
         reference = theirs.get_normed_vectors()  # NaN in the zero row
     np.testing.assert_array_equal(np.delete(normed, ZERO_ROW, 0), np.delete(reference, ZERO_ROW, 0))

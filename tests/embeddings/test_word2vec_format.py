@@ -5,8 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+from helpers import HealthCheck, given, settings, st
 
 gensim_models = pytest.importorskip("gensim.models")
 GKV = gensim_models.KeyedVectors

@@ -8,9 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from cpuformer.io import (
     BFLOAT16,
@@ -20,6 +17,7 @@ from cpuformer.io import (
     save_safetensors,
     to_float32,
 )
+from helpers import HealthCheck, given, hnp, settings, st
 
 safetensors = pytest.importorskip("safetensors")
 from safetensors import TensorSpec, deserialize, serialize  # noqa: E402

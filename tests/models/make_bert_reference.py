@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_process import build_cases, run_reference_script
+from torch_reference import build_cases, run_reference_script
 
 # torch is imported inside the case functions, so the tests can import the texts above without loading it.
 
@@ -168,7 +168,62 @@ def case_minilm(out: Path) -> None:
     (out / "sentences.json").write_text(json.dumps(MINILM_SENTENCES))
 
 
-CASES = {"base": case_base, "odd_mlm": case_odd_mlm, "odd_cls": case_odd_cls, "minilm": case_minilm}
+PROMPTS = {"query": "query: ", "passage": "passage: ", "empty": ""}
+CUSTOM_PROMPT = "Represent this sentence for retrieval: "
+
+
+def case_minilm_prompts(out: Path) -> None:
+    """all-MiniLM-L6-v2 saved by sentence-transformers with max_seq_length 64 and prompts (default: query), once
+    with the prompt pooled (st/) and once with include_prompt=False (st_excl/)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_folder()), device="cpu", prompts=PROMPTS, default_prompt_name="query")
+    model.max_seq_length = 64
+    model.save(str(out / "st"))
+    runs = {"default": {}, "passage": {"prompt_name": "passage"}, "custom": {"prompt": CUSTOM_PROMPT},
+            "none": {"prompt": ""}}
+    for name, kwargs in runs.items():
+        save(out, **{f"st_{name}": model.encode(MINILM_SENTENCES, batch_size=4, **kwargs)})
+    model[1].include_prompt = False
+    model.save(str(out / "st_excl"))
+    for name, kwargs in runs.items():
+        save(out, **{f"st_excl_{name}": model.encode(MINILM_SENTENCES, batch_size=4, **kwargs)})
+    (out / "sentences.json").write_text(json.dumps(MINILM_SENTENCES))
+
+
+def case_relatives(out: Path) -> None:
+    """Folders of BERT's relatives (RoBERTa, XLM-RoBERTa, DistilBERT) that a BERT class must refuse."""
+    import torch
+    from transformers import (DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel, XLMRobertaConfig,
+                              XLMRobertaModel)
+
+    torch.manual_seed(4)
+    small = dict(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                 max_position_embeddings=40)
+    RobertaModel(RobertaConfig(**small)).save_pretrained(out / "roberta")
+    XLMRobertaModel(XLMRobertaConfig(**small)).save_pretrained(out / "xlm-roberta")
+    DistilBertModel(DistilBertConfig(vocab_size=120, dim=32, n_layers=1, n_heads=2, hidden_dim=64,
+                                     max_position_embeddings=40)).save_pretrained(out / "distilbert")
+
+
+def case_qa(out: Path) -> None:
+    """A BertForQuestionAnswering checkpoint, and what transformers' BertModel gives when loaded from it."""
+    import torch
+    from transformers import BertForQuestionAnswering, BertModel
+
+    torch.manual_seed(5)
+    BertForQuestionAnswering(odd_config(initializer_range=0.2)).eval().save_pretrained(out)
+    model = BertModel.from_pretrained(out).eval()
+    ids, mask, types = padded_batch(np.random.default_rng(5), [11, 6], 30522, 2, 101, 102)
+    with torch.no_grad():
+        res = model(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                    token_type_ids=torch.from_numpy(types))
+    save(out, input_ids=ids, attention_mask=mask, token_type_ids=types,
+         last_hidden_state=res.last_hidden_state.numpy(), pooler_output=res.pooler_output.numpy())
+
+
+CASES = {"base": case_base, "odd_mlm": case_odd_mlm, "odd_cls": case_odd_cls, "minilm": case_minilm,
+         "minilm_prompts": case_minilm_prompts, "relatives": case_relatives, "qa": case_qa}
 
 
 def make_reference(root: Path, *cases: str) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_process import build_cases, run_reference_script
+from torch_reference import build_cases, run_reference_script
 
 NEW_TOKENS = 64
 PROMPT_LENGTHS = (20, 13, 5)  # the batch: left-padded to 20

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cpuformer import ops
 from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
 from cpuformer.layers import PackedBatch, fused_activation
 from cpuformer.models import AutoModel, BertForMaskedLM, BertForSequenceClassification, BertModel, register_model
+from helpers import HealthCheck, given, settings, st
+from reference import TOLERANCE, assert_close
 from make_bert_reference import CLS_PAIRS, CLS_TEXTS, MLM_TEXTS, make_reference
 
-ATOL = 1e-4  # model outputs vs transformers (CONVENTIONS: 1e-4 absolute)
+ATOL = TOLERANCE["model_vs_transformers"][1]
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +88,10 @@ def test_fill_mask_matches_transformers_pipeline(ref, mlm_model):
         flat_want = want if isinstance(want[0], dict) else [p for preds in want for p in preds]
         assert [(p["token"], p["token_str"], p["sequence"]) for p in flat_got] == \
                [(p["token"], p["token_str"], p["sequence"]) for p in flat_want]
-        np.testing.assert_allclose([p["score"] for p in flat_got], [p["score"] for p in flat_want], atol=1e-6)
+        assert_close([p["score"] for p in flat_got], [p["score"] for p in flat_want], "model_paths_unit")
     batched, alone = mlm_model.fill_mask(MLM_TEXTS[:2], top_k=2)[1], mlm_model.fill_mask(MLM_TEXTS[1], top_k=2)
     assert [p["token"] for p in batched] == [p["token"] for p in alone]
-    np.testing.assert_allclose([p["score"] for p in batched], [p["score"] for p in alone], atol=1e-6)
+    assert_close([p["score"] for p in batched], [p["score"] for p in alone], "model_paths_unit")
 
 
 def test_classification_logits_match_transformers(ref, cls_model):
@@ -106,9 +106,9 @@ def test_predict_names_labels_with_softmax_scores(ref, cls_model):
     names = ["negative", "neutral", "positive"]
     got = cls_model.predict(CLS_TEXTS)
     assert [g["label"] for g in got] == [names[i] for i in probs.argmax(axis=1)]
-    np.testing.assert_allclose([g["score"] for g in got], probs.max(axis=1), atol=1e-5)
+    assert_close([g["score"] for g in got], probs.max(axis=1), "model_paths")
     one = cls_model.predict(CLS_TEXTS[0])
-    assert one["label"] == got[0]["label"] and abs(one["score"] - got[0]["score"]) < 1e-5
+    assert one["label"] == got[0]["label"] and abs(one["score"] - got[0]["score"]) <= TOLERANCE["model_paths"][1]
     pair_logits = load(ref / "odd_cls", "pair_logits")
     assert [g["label"] for g in cls_model.predict(CLS_TEXTS, CLS_PAIRS)] == [names[i] for i in
                                                                              pair_logits.argmax(axis=1)]
@@ -145,8 +145,8 @@ def test_mixed_length_batch_equals_one_by_one(ref, base_model):
     for b in range(ids.shape[0]):
         n = int(mask[b].sum())
         alone = base_model(ids[b:b + 1, :n], None, types[b:b + 1, :n])
-        np.testing.assert_allclose(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], atol=1e-5)
-        np.testing.assert_allclose(batched.pooler_output[b], alone.pooler_output[0], atol=1e-5)
+        assert_close(batched.last_hidden_state[b, :n], alone.last_hidden_state[0], "model_paths")
+        assert_close(batched.pooler_output[b], alone.pooler_output[0], "model_paths")
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -158,7 +158,7 @@ def test_any_mix_of_lengths_equals_one_by_one(mlm_model, lengths, seed):
     batched = mlm_model.bert(ids, mask).last_hidden_state
     for b, n in enumerate(lengths):
         alone = mlm_model.bert(ids[b:b + 1, :n]).last_hidden_state[0]
-        np.testing.assert_allclose(batched[b, :n], alone, atol=1e-5)
+        assert_close(batched[b, :n], alone, "model_paths")
         assert not batched[b, n:].any()
 
 
@@ -325,3 +325,90 @@ def test_attention_op_is_the_cpp_kernel():
 
 def test_torch_never_loads_in_the_test_process(ref):
     assert "torch" not in sys.modules
+
+
+# --- the class must implement the folder's architecture ----------------------------------------------------
+@pytest.fixture(scope="session")
+def relatives_ref(tmp_path_factory) -> Path:
+    return make_reference(tmp_path_factory.mktemp("bert_relatives"), "relatives", "qa")
+
+
+@pytest.mark.parametrize("folder, model_type", [("roberta", "roberta"), ("xlm-roberta", "xlm-roberta"),
+                                                ("distilbert", "distilbert")])
+@pytest.mark.parametrize("cls", [BertModel, BertForMaskedLM, BertForSequenceClassification])
+def test_bert_classes_refuse_a_relatives_folder(relatives_ref, folder, model_type, cls):
+    # RoBERTa's weights have BERT's names and shapes: without this check it loaded and ran with wrong positions.
+    with pytest.raises(ValueError, match=rf"describes a '{model_type}' model \(architecture \w+\); {cls.__name__} "
+                                         r"implements model_type 'bert'\. Supported architectures: .*BertModel"):
+        cls.from_pretrained(relatives_ref / "relatives" / folder)
+
+
+def test_automodel_refuses_a_relatives_folder(relatives_ref):
+    with pytest.raises(ValueError, match="architecture 'RobertaModel' is not supported by cpuformer; supported: "):
+        AutoModel.from_pretrained(relatives_ref / "relatives" / "roberta")
+
+
+def test_gpt2_class_refuses_a_bert_folder(ref):
+    from cpuformer.models import GPT2LMHeadModel
+
+    with pytest.raises(ValueError, match="describes a 'bert' model .*GPT2LMHeadModel implements model_type 'gpt2'"):
+        GPT2LMHeadModel.from_pretrained(ref / "odd_cls")
+
+
+def test_bare_encoder_skips_any_task_head_by_one_rule(relatives_ref):
+    # BertForQuestionAnswering's qa_outputs.* failed to load while classifier.* was skipped: heads outside
+    # "bert." are all skipped, whatever their name.
+    folder = relatives_ref / "qa"
+    encoder = BertModel.from_pretrained(folder)
+    ids, mask, types = inputs(folder)
+    got = encoder(ids, mask, types)
+    assert max_diff_on_tokens(got.last_hidden_state, load(folder, "last_hidden_state"), mask) <= ATOL
+    assert got.pooler_output is None  # the QA checkpoint has no pooler (transformers initialises a random one)
+    with pytest.raises(CheckpointError, match="weight 'pooler.dense.weight' not found"):
+        BertForSequenceClassification.from_pretrained(folder)  # a task model still needs what its head reads
+
+
+def test_a_task_model_still_names_weights_it_does_not_use(ref, tmp_path):
+    folder = copy_checkpoint(ref / "odd_cls", tmp_path)
+    rewrite_weights(folder, lambda t: t.update({"qa_outputs.weight": np.zeros((2, 96), np.float32)}))
+    with pytest.raises(CheckpointError, match="were not used by the model: qa_outputs.weight"):
+        BertForSequenceClassification.from_pretrained(folder)
+    BertModel.from_pretrained(folder)  # the bare encoder: a head, skipped
+
+
+# --- one loading template ------------------------------------------------------------------------------------
+def count_reads(monkeypatch):
+    """Counts how often each file name is parsed as JSON or as a tokenizer."""
+    import tokenizers
+
+    from cpuformer.io import checkpoint
+
+    counts: dict[str, int] = {}
+    real_json, real_tok = checkpoint.read_json, tokenizers.Tokenizer.from_file
+
+    def read_json(path):
+        counts[Path(path).name] = counts.get(Path(path).name, 0) + 1
+        return real_json(path)
+
+    def from_file(path):
+        counts[Path(path).name] = counts.get(Path(path).name, 0) + 1
+        return real_tok(path)
+
+    monkeypatch.setattr(checkpoint, "read_json", read_json)
+    monkeypatch.setattr(tokenizers.Tokenizer, "from_file", staticmethod(from_file))
+    return counts
+
+
+def test_automodel_reads_config_once_and_the_tokenizer_when_text_comes(ref, monkeypatch):
+    counts = count_reads(monkeypatch)
+    model = AutoModel.from_pretrained(ref / "odd_mlm")
+    assert isinstance(model, BertForMaskedLM) and counts == {"config.json": 1}
+    model.fill_mask("The capital of France is [MASK].")
+    model.fill_mask("Paris is a [MASK] city.")
+    assert counts == {"config.json": 1, "tokenizer.json": 1}
+
+
+def test_dtype_argument_is_reserved(ref):
+    assert isinstance(BertModel.from_pretrained(ref / "base", dtype=np.float32), BertModel)
+    with pytest.raises(ValueError, match="dtype 'int8' is not supported; supported: float32"):
+        AutoModel.from_pretrained(ref / "base", dtype="int8")

@@ -11,9 +11,10 @@ import pytest
 
 from cpuformer.io import CheckpointError, load_safetensors, save_safetensors
 from cpuformer.models import AutoModel, GPT2Config, GPT2LMHeadModel, GPT2Model
+from reference import TOLERANCE, assert_close
 from make_gpt2_reference import NEW_TOKENS, PROMPT_LENGTHS, make_reference
 
-ATOL = 1e-4  # model outputs vs transformers (CONVENTIONS: 1e-4 absolute)
+ATOL = TOLERANCE["model_vs_transformers"][1]
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,7 @@ def test_left_padded_logits_use_per_row_positions(case):
     assert np.abs(logits[real] - load(folder, "logits_padded")[real]).max() <= ATOL
     assert not logits[~real].any(), "padding positions are zeros"
     n = PROMPT_LENGTHS[2]  # the short row alone gives the same logits as inside the padded batch
-    np.testing.assert_allclose(model(ids[2:3, -n:])[0], logits[2, -n:], atol=1e-5)
+    assert_close(model(ids[2:3, -n:])[0], logits[2, -n:], "model_paths")
 
 
 def test_greedy_generate_matches_transformers(case):
@@ -129,7 +130,7 @@ def test_gpt2_model_returns_final_hidden_states(ref, odd):
     hidden = base(ids, mask)
     assert hidden.shape == ids.shape + (80,)
     real = mask.astype(bool)
-    np.testing.assert_allclose(odd.lm_head(hidden[real]), odd(ids, mask)[real], atol=1e-5)
+    assert_close(odd.lm_head(hidden[real]), odd(ids, mask)[real], "model_paths")
 
 
 def test_auto_model_picks_gpt2(ref):

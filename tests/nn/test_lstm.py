@@ -1,24 +1,21 @@
-"""nn.LSTM against torch.nn.LSTM (run in a subprocess that writes state_dicts, inputs and outputs as .npz), on
-every ISA, plus the error paths of the constructor, load_state_dict and forward."""
+"""nn.LSTM against torch.nn.LSTM (make_lstm_reference.py, run in its own process, returns state_dicts, inputs and
+outputs), on every ISA, plus the error paths of the constructor, load_state_dict and forward."""
 from __future__ import annotations
 
 import itertools
-import json
+import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
-import cpuformer
 import reference as ref
 from cpuformer import _core
 from cpuformer.nn import LSTM
-
-MAX_ABS_DIFF = 1e-5
+from helpers import given, num_threads, rand, run_in_threads, settings, st
+from make_lstm_reference import make_reference
 
 # Every combination of the layer options, each run plain, with hx, with lengths, and with both.
 OPTION_GRID = [
@@ -44,65 +41,10 @@ EXTRA_CASES = [
 CASES = GRID_CASES + EXTRA_CASES
 MODES = ["plain", "hx", "lengths", "hx_lengths"]
 
-TORCH_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    import numpy as np
-    import torch
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    torch.set_num_threads(1)
-    cases, out_dir = json.loads(sys.argv[1]), sys.argv[2]
-    for index, case in enumerate(cases):
-        torch.manual_seed(index)
-        lstm = torch.nn.LSTM(case["input_size"], case["hidden_size"], num_layers=case["num_layers"],
-                             bias=case["bias"], batch_first=case["batch_first"],
-                             bidirectional=case["bidirectional"], proj_size=case["proj_size"]).eval()
-        T, B = case["steps"], case["batch"]
-        dirs = 2 if case["bidirectional"] else 1
-        h_out = case["proj_size"] or case["hidden_size"]
-        shape = (B, T, case["input_size"]) if case["batch_first"] else (T, B, case["input_size"])
-        arrays = {"sd." + k: v.detach().numpy() for k, v in lstm.state_dict().items()}
-        x = torch.randn(shape)
-        h0 = torch.randn(case["num_layers"] * dirs, B, h_out)
-        c0 = torch.randn(case["num_layers"] * dirs, B, case["hidden_size"])
-        gen = torch.Generator().manual_seed(index)
-        lengths = torch.randint(1, T + 1, (B,), generator=gen)
-        lengths[0] = T  # one full-length sequence
-        arrays.update(x=x.numpy(), h0=h0.numpy(), c0=c0.numpy(), lengths=lengths.numpy())
-        with torch.no_grad():
-            for mode in ("plain", "hx", "lengths", "hx_lengths"):
-                hx = (h0, c0) if "hx" in mode else None
-                if "lengths" in mode:
-                    packed = pack_padded_sequence(x, lengths, batch_first=case["batch_first"], enforce_sorted=False)
-                    out, (h_n, c_n) = lstm(packed, hx)
-                    out, _ = pad_packed_sequence(out, batch_first=case["batch_first"], total_length=T)
-                else:
-                    out, (h_n, c_n) = lstm(x, hx)
-                arrays.update({f"{mode}.out": out.numpy(), f"{mode}.h_n": h_n.numpy(), f"{mode}.c_n": c_n.numpy()})
-            # Unbatched: the first sequence alone, time-major [T, I], with and without hx.
-            x1 = x[0] if case["batch_first"] else x[:, 0]
-            out, (h_n, c_n) = lstm(x1)
-            arrays.update({"unbatched.out": out.numpy(), "unbatched.h_n": h_n.numpy(), "unbatched.c_n": c_n.numpy()})
-            out, (h_n, c_n) = lstm(x1, (h0[:, 0], c0[:, 0]))
-            arrays.update({"unbatched_hx.out": out.numpy(), "unbatched_hx.h_n": h_n.numpy(),
-                           "unbatched_hx.c_n": c_n.numpy()})
-        np.savez(f"{out_dir}/{case['name']}.npz", **arrays)
-    """
-)
-
-
 @pytest.fixture(scope="session")
 def torch_outputs(tmp_path_factory):
     """Runs torch once in its own process (its OpenMP never meets ours) and returns case name -> arrays."""
-    out_dir = tmp_path_factory.mktemp("torch_lstm")
-    subprocess.run([sys.executable, "-c", TORCH_SCRIPT, json.dumps(CASES), str(out_dir)], check=True,
-                   capture_output=True, text=True, timeout=300)
-    loaded = {}
-    for case in CASES:
-        with np.load(out_dir / f"{case['name']}.npz") as data:
-            loaded[case["name"]] = {k: data[k] for k in data.files}
-    return loaded
+    return make_reference(tmp_path_factory.mktemp("torch_lstm"), CASES)
 
 
 def _build(case, data):
@@ -117,8 +59,7 @@ def _assert_matches(ours, data, prefix):
     for name, value in (("out", out), ("h_n", h_n), ("c_n", c_n)):
         expected = data[f"{prefix}.{name}"]
         assert value.shape == expected.shape and value.dtype == np.float32, name
-        diff = float(np.max(np.abs(value - expected))) if value.size else 0.0
-        assert diff <= MAX_ABS_DIFF, f"{prefix}.{name}: max abs diff {diff:.3g}"
+        ref.assert_close(value, expected, "lstm_vs_torch", err_msg=f"{prefix}.{name}")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -178,10 +119,10 @@ def test_random_configurations_match_float64_reference(data):
     lstm = LSTM(inp, hidden, num_layers=layers, bias=data.draw(st.booleans()), bidirectional=bidir,
                 proj_size=proj, seed=data.draw(st.integers(0, 2**16)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    x = rng.standard_normal((steps, batch, inp)).astype(np.float32)
+    x = rand(rng, steps, batch, inp)
     states = layers * lstm.num_directions
-    h0 = rng.standard_normal((states, batch, proj or hidden)).astype(np.float32)
-    c0 = rng.standard_normal((states, batch, hidden)).astype(np.float32)
+    h0 = rand(rng, states, batch, proj or hidden)
+    c0 = rand(rng, states, batch, hidden)
     lengths = rng.integers(1, steps + 1, batch) if data.draw(st.booleans()) else None
     out, (h_n, c_n) = lstm(x, (h0, c0), lengths=lengths)
     want = _reference_lstm(lstm, x, h0, c0, lengths)
@@ -196,7 +137,7 @@ def _small(**kwargs):
 
 
 def _x(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return rand(np.random.default_rng(seed), *shape)
 
 
 def test_full_lengths_equal_no_lengths():
@@ -229,22 +170,18 @@ def test_each_sequence_equals_running_it_alone():
     out, (h_n, c_n) = lstm(x, lengths=lengths)
     for b, n in enumerate(lengths):
         out_b, (h_b, c_b) = lstm(x[b:b + 1, :n])
-        np.testing.assert_allclose(out[b, :n], out_b[0], rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(h_n[:, b], h_b[:, 0], rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(c_n[:, b], c_b[:, 0], rtol=1e-6, atol=1e-6)
+        ref.assert_close(out[b, :n], out_b[0], "lstm_paths")
+        ref.assert_close(h_n[:, b], h_b[:, 0], "lstm_paths")
+        ref.assert_close(c_n[:, b], c_b[:, 0], "lstm_paths")
 
 
 def test_results_do_not_depend_on_thread_count():
     lstm = LSTM(40, 96, num_layers=2, bidirectional=True, seed=1)
     x = _x(9, 5, 40)
-    previous = cpuformer.get_num_threads()
-    try:
-        cpuformer.set_num_threads(1)
+    with num_threads(1):
         one = lstm(x, lengths=[9, 3, 5, 9, 1])
-        cpuformer.set_num_threads(2)
+    with num_threads(2):
         two = lstm(x, lengths=[9, 3, 5, 9, 1])
-    finally:
-        cpuformer.set_num_threads(previous)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1][0], two[1][0])
 
@@ -253,17 +190,7 @@ def test_concurrent_python_threads_get_their_own_results():
     lstm = _small()
     inputs = [_x(8, 3, 6, seed=s) for s in range(4)]
     expected = [lstm(x)[0] for x in inputs]
-    results = [None] * len(inputs)
-
-    def run(i):
-        results[i] = lstm(inputs[i])[0]
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got, want in zip(results, expected):
+    for got, want in zip(run_in_threads(lambda x: lstm(x)[0], [(x,) for x in inputs]), expected):
         np.testing.assert_array_equal(got, want)
 
 
@@ -288,8 +215,6 @@ SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
 
 def test_serial_fallback_gives_the_same_results():
     """CPUFORMER_LSTM_STALL_US=0 makes every wait a stall, driving the team's switch to one thread mid-call."""
-    import os
-
     env = dict(os.environ, CPUFORMER_LSTM_STALL_US="0", PYTHONPATH=os.pathsep.join(sys.path))
     result = subprocess.run([sys.executable, "-c", SERIAL_FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
                             timeout=120)

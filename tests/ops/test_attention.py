@@ -1,41 +1,24 @@
 """multi_head_attention / multi_head_attention_varlen against the float64 numpy reference and torch SDPA."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import threading
-
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
-import cpuformer
 import reference as ref
 from cpuformer import ops
+from helpers import given, num_threads, rand, run_in_threads, settings, st
+from make_attention_reference import make_reference
 
 HEAD_DIMS = [32, 33, 64, 65, 80, 96, 128]
 
 
-def _rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
-
-
 def _qkv(rng, batch, tq, tk, heads, dim):
-    return _rand(rng, batch, tq, heads * dim), _rand(rng, batch, tk, heads * dim), _rand(rng, batch, tk, heads * dim)
+    return rand(rng, batch, tq, heads * dim), rand(rng, batch, tk, heads * dim), rand(rng, batch, tk, heads * dim)
 
 
 def _right_padding(rng, batch, tk, min_len=1):
     lengths = rng.integers(min_len, tk + 1, batch)
     return (np.arange(tk)[None, :] < lengths[:, None]).astype(np.int64)
-
-
-@pytest.fixture
-def two_threads():
-    previous = cpuformer.get_num_threads()
-    cpuformer.set_num_threads(2)
-    yield
-    cpuformer.set_num_threads(previous)
 
 
 # ---- parity with the float64 reference -----------------------------------------------------------------------
@@ -65,6 +48,30 @@ def test_padding_mask_dtypes(isa, mask_dtype):
     ref.assert_close(ops.multi_head_attention(q, k, v, 2, mask), ref.attention(q, k, v, 2, mask), "attention")
 
 
+@pytest.mark.parametrize("mask_dtype", [np.uint8, bool])
+def test_column_slices_of_a_byte_mask_are_read_in_place(isa, mask_dtype):
+    # generation slices one [B, max_len] uint8 mask at every layer and step: rows are max_len bytes apart
+    rng = np.random.default_rng(8)
+    q, k, v = _qkv(rng, 3, 5, 70, 2, 32)
+    full = (rng.random((3, 200)) < 0.7).astype(mask_dtype)
+    full[:, 0] = 1
+    mask = full[:, :70]
+    assert not mask.flags.c_contiguous
+    got = ops.multi_head_attention(q, k, v, 2, mask)
+    np.testing.assert_array_equal(got, ops.multi_head_attention(q, k, v, 2, np.ascontiguousarray(mask)))
+    ref.assert_close(got, ref.attention(q, k, v, 2, mask), "attention")
+
+
+def test_byte_masks_are_still_checked_for_0_and_1():
+    rng = np.random.default_rng(9)
+    q, k, v = _qkv(rng, 2, 1, 6, 1, 8)
+    full = np.ones((2, 10), np.uint8)
+    full[1, 4] = 2
+    with pytest.raises(ValueError, match=r"attention_mask must contain only 0 and 1 \(1 = attend, 0 = padding\), "
+                                         r"got 2 at \[1, 4\]"):
+        ops.multi_head_attention(q, k, v, 1, full[:, :6])
+
+
 @pytest.mark.parametrize("tq", [1, 2, 3, 17, 64, 65, 130])
 def test_causal_aligns_last_query_with_last_key(isa, tq):
     rng = np.random.default_rng(tq)
@@ -91,15 +98,11 @@ def test_decode_single_query(isa, two_threads, tk, heads):
 def test_one_thread_and_two_threads_agree(isa):
     rng = np.random.default_rng(8)
     q, k, v = _qkv(rng, 1, 2, 3000, 1, 96)
-    previous = cpuformer.get_num_threads()
-    try:
-        cpuformer.set_num_threads(1)
+    with num_threads(1):
         serial = ops.multi_head_attention(q, k, v, 1)
-        cpuformer.set_num_threads(2)
+    with num_threads(2):
         parallel = ops.multi_head_attention(q, k, v, 1)
-    finally:
-        cpuformer.set_num_threads(previous)
-    np.testing.assert_allclose(parallel, serial, rtol=1e-5, atol=1e-6)
+    ref.assert_close(parallel, serial, "attention_paths")
 
 
 def test_fully_masked_rows_give_zeros_not_nan(isa, two_threads):
@@ -164,7 +167,7 @@ def test_fused_qkv_views_are_read_in_place(isa):
     rng = np.random.default_rng(13)
     batch, t, heads, dim = 2, 70, 3, 64
     hd = heads * dim
-    qkv = _rand(rng, batch, t, 3 * hd)
+    qkv = rand(rng, batch, t, 3 * hd)
     q, k, v = qkv[..., :hd], qkv[..., hd:2 * hd], qkv[..., 2 * hd:]
     assert not q.flags.c_contiguous
     contiguous = [np.ascontiguousarray(x) for x in (q, k, v)]
@@ -175,13 +178,13 @@ def test_fused_qkv_views_are_read_in_place(isa):
 
 def test_strided_last_axis_and_batch_views_are_handled(isa):
     rng = np.random.default_rng(14)
-    wide = _rand(rng, 4, 10, 128)
+    wide = rand(rng, 4, 10, 128)
     q = wide[::2, :, ::2]  # strided last axis: copied once
     k = wide[1::2, ::-1, 1::2]  # negative row stride: copied once
     v = wide[::2, ::-1, :64]
     ref.assert_close(ops.multi_head_attention(q, k, v, 2), ref.attention(q, k, v, 2), "attention")
-    bq = np.broadcast_to(_rand(rng, 1, 5, 64), (3, 5, 64))  # zero batch stride
-    bk = _rand(rng, 3, 6, 64)
+    bq = np.broadcast_to(rand(rng, 1, 5, 64), (3, 5, 64))  # zero batch stride
+    bk = rand(rng, 3, 6, 64)
     ref.assert_close(ops.multi_head_attention(bq, bk, bk, 1), ref.attention(bq, bk, bk, 1), "attention")
 
 
@@ -204,7 +207,7 @@ def test_varlen_equals_per_sequence_attention(isa, causal, cu_dtype):
     heads, dim = 3, 65
     cu = np.concatenate([[0], np.cumsum(lengths)]).astype(cu_dtype)
     total = int(cu[-1])
-    qkv = _rand(rng, total, 3 * heads * dim)
+    qkv = rand(rng, total, 3 * heads * dim)
     hd = heads * dim
     q, k, v = qkv[:, :hd], qkv[:, hd:2 * hd], qkv[:, 2 * hd:]
     out = ops.multi_head_attention_varlen(q, k, v, cu, heads, causal=causal)
@@ -214,7 +217,7 @@ def test_varlen_equals_per_sequence_attention(isa, causal, cu_dtype):
         if lengths[b] == 0:
             continue
         per_seq = ops.multi_head_attention(q[None, rows], k[None, rows], v[None, rows], heads, causal=causal)
-        np.testing.assert_allclose(out[rows], per_seq[0], rtol=1e-6, atol=1e-6)
+        ref.assert_close(out[rows], per_seq[0], "attention_paths")
         ref.assert_close(out[rows], ref.attention(q[None, rows], k[None, rows], v[None, rows], heads,
                                                   causal=causal)[0], "attention")
 
@@ -229,12 +232,12 @@ def test_varlen_equals_padded_batch_with_mask(isa):
     pack = lambda x: np.concatenate([x[b, :n] for b, n in enumerate(lengths)])
     cu = np.concatenate([[0], np.cumsum(lengths)])
     packed = ops.multi_head_attention_varlen(pack(q), pack(k), pack(v), cu, heads)
-    np.testing.assert_allclose(packed, pack(padded), rtol=1e-6, atol=1e-6)
+    ref.assert_close(packed, pack(padded), "attention_paths")
 
 
 def test_varlen_out_argument_and_empty_batch(isa):
     rng = np.random.default_rng(18)
-    q = _rand(rng, 9, 64)
+    q = rand(rng, 9, 64)
     out = np.empty_like(q)
     assert ops.multi_head_attention_varlen(q, q, q, np.array([0, 4, 9]), 2, out=out) is out
     empty = np.zeros((0, 64), np.float32)
@@ -247,23 +250,13 @@ def test_threads_calling_concurrently():
     rng = np.random.default_rng(19)
     jobs = [(_qkv(rng, 2, tq, 90, 2, 64), tq % 2 == 0) for tq in (1, 3, 40, 70, 90, 5)]
     expected = [ops.multi_head_attention(*qkv, 2, causal=c) for qkv, c in jobs]
-    results = [None] * len(jobs)
-    errors = []
 
-    def work(i):
-        try:
-            for _ in range(5):
-                results[i] = ops.multi_head_attention(*jobs[i][0], 2, causal=jobs[i][1])
-        except Exception as e:  # noqa: BLE001 - surfaced below
-            errors.append(e)
+    def work(qkv, causal):
+        for _ in range(5):
+            out = ops.multi_head_attention(*qkv, 2, causal=causal)
+        return out
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for got, want in zip(results, expected):
+    for got, want in zip(run_in_threads(work, jobs), expected):
         np.testing.assert_array_equal(got, want)
 
 
@@ -327,27 +320,6 @@ def test_bad_inputs_name_the_problem(case):
 
 # ---- torch parity (torch runs in a subprocess) -------------------------------------------------------------------
 
-TORCH_SCRIPT = r"""
-import json, sys
-import numpy as np, torch
-torch.set_num_threads(1)
-folder = sys.argv[1]
-F = torch.nn.functional
-for case in json.load(open(f"{folder}/cases.json")):
-    name, heads = case["name"], case["num_heads"]
-    q, k, v = (torch.from_numpy(np.load(f"{folder}/{name}_{x}.npy")) for x in "qkv")
-    (batch, tq, hidden), tk = q.shape, k.shape[1]
-    split = lambda x, t: x.view(batch, t, heads, hidden // heads).transpose(1, 2)
-    visible = torch.ones(batch, 1, tq, tk, dtype=torch.bool)
-    if case["mask"]:
-        visible &= torch.from_numpy(np.load(f"{folder}/{name}_mask.npy")).bool()[:, None, None, :]
-    if case["causal"]:
-        visible &= torch.ones(tq, tk, dtype=torch.bool).tril(tk - tq)
-    out = F.scaled_dot_product_attention(split(q, tq), split(k, tk), split(v, tk), attn_mask=visible,
-                                         scale=case["scale"])
-    np.save(f"{folder}/{name}_torch.npy", out.transpose(1, 2).reshape(batch, tq, hidden).numpy())
-"""
-
 # name, batch, tq, tk, heads, dim, mask, causal, scale. Every query sees at least one key (torch gives NaN else).
 TORCH_CASES = [
     ("encoder_padding", 3, 77, 77, 4, 64, "right", False, None),
@@ -361,9 +333,8 @@ TORCH_CASES = [
 
 @pytest.fixture(scope="session")
 def torch_outputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("attention_torch")
     rng = np.random.default_rng(2024)
-    inputs, cases = {}, []
+    inputs, arrays, cases = {}, {}, []
     for name, batch, tq, tk, heads, dim, mask_kind, causal, scale in TORCH_CASES:
         q, k, v = _qkv(rng, batch, tq, tk, heads, dim)
         mask = None
@@ -373,19 +344,17 @@ def torch_outputs(tmp_path_factory):
             pos = np.arange(tk)[None, :]
             mask = (pos < lengths[:, None]) if mask_kind == "right" else (pos >= tk - lengths[:, None])
             mask = mask.astype(np.int64)
-            np.save(folder / f"{name}_mask.npy", mask)
-        for x, a in zip("qkv", (q, k, v)):
-            np.save(folder / f"{name}_{x}.npy", a)
+            arrays[f"{name}.mask"] = mask
+        arrays.update({f"{name}.{x}": a for x, a in zip("qkv", (q, k, v))})
         inputs[name] = (q, k, v, heads, mask, causal, scale)
-        cases.append({"name": name, "num_heads": heads, "mask": mask is not None, "causal": causal, "scale": scale})
-    (folder / "cases.json").write_text(json.dumps(cases))
-    subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(folder)], check=True, timeout=300)
-    return {name: (inputs[name], np.load(folder / f"{name}_torch.npy")) for name in inputs}
+        cases.append({"name": name, "num_heads": heads, "causal": causal, "scale": scale})
+    outputs = make_reference(tmp_path_factory.mktemp("attention_torch"), arrays, cases)
+    return {name: (inputs[name], outputs[name]) for name in inputs}
 
 
 @pytest.mark.parametrize("name", [c[0] for c in TORCH_CASES])
 def test_matches_torch_sdpa(isa, two_threads, torch_outputs, name):
     (q, k, v, heads, mask, causal, scale), expected = torch_outputs[name]
     out = ops.multi_head_attention(q, k, v, heads, mask, causal, scale)
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=2e-5)
+    ref.assert_close(out, expected, "attention_vs_torch")
     ref.assert_close(out, ref.attention(q, k, v, heads, mask, causal, scale), "attention")

@@ -6,12 +6,13 @@ import pytest
 
 import reference as ref
 from cpuformer import ops
+from helpers import rand
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16])
 def test_embedding_any_shape(isa, dtype):
     rng = np.random.default_rng(0)
-    table = rng.standard_normal((50, 19)).astype(np.float32)
+    table = rand(rng, 50, 19)
     ids = rng.integers(0, 50, (3, 4)).astype(dtype)
     out = ops.embedding(ids, table)
     assert out.shape == (3, 4, 19)
@@ -21,7 +22,7 @@ def test_embedding_any_shape(isa, dtype):
 @pytest.mark.parametrize("mode", ["sum", "mean"])
 def test_embedding_bag(isa, mode):
     rng = np.random.default_rng(1)
-    table = rng.standard_normal((30, 37)).astype(np.float32)
+    table = rand(rng, 30, 37)
     ids = rng.integers(0, 30, 20)
     offsets = np.array([0, 3, 3, 10, 19])  # includes an empty bag
     out = ops.embedding_bag(ids, offsets, table, mode=mode)

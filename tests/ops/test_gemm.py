@@ -1,55 +1,90 @@
 """PackedLinear / linear against the float64 numpy reference, swept around the micro-kernel tile edges."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
 import reference as ref
-from cpuformer import ops
+from conftest import available_isas
+from cpuformer import _core, ops
+from helpers import given, rand, run_in_threads, settings, st
 
-EDGE_SIZES = [1, 2, 7, 15, 16, 17, 63, 65]
-ODD_K = [118, 119, 120, 121, 122]
 ACTIVATIONS = ["none", "gelu", "gelu_tanh", "relu"]
 
 
-def _rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
+def _gemm_tiles() -> dict[str, tuple[int, int]]:
+    """(MR, NR) of the micro-kernel of every ISA tested here, as the kernel table reports them."""
+    tiles, previous = {}, _core._isa()
+    try:
+        for isa in available_isas():
+            _core._set_isa(isa)
+            mr, nr = _core._config()["gemm_tile"].split("x")
+            tiles[isa] = (int(mr), int(nr))
+    finally:
+        _core._set_isa(previous)
+    return tiles
 
 
-@pytest.mark.parametrize("m", EDGE_SIZES)
-@pytest.mark.parametrize("n", EDGE_SIZES)
-def test_edge_shapes_m_n(isa, m, n):
-    rng = np.random.default_rng(m * 100 + n)
-    x, w, b = _rand(rng, m, 37), _rand(rng, n, 37), _rand(rng, n)
-    ref.assert_close(ops.PackedLinear(w, b)(x), ref.linear(x, w, b), "linear")
+def _around_multiples(step: int, multiples=(1, 2)) -> set[int]:
+    return {j * step + d for j in multiples for d in (-1, 0, 1)}
 
 
-@pytest.mark.parametrize("k", EDGE_SIZES + ODD_K + [255, 256, 257, 600])
+# M around 1x and 2x MR and N around 1x and 2x NR of every ISA (generic 4x8, AVX2 6x16, AVX-512 12x32), so
+# each ISA's full tiles, row tails and column tails all run; 63 / 65 cross several row tiles.
+TILES = _gemm_tiles()
+EDGE_M = sorted({1, 2, 63, 65}.union(*(_around_multiples(mr) for mr, _ in TILES.values())))
+EDGE_N = sorted({1, 2, 63, 65}.union(*(_around_multiples(nr) for _, nr in TILES.values())))
+# K: the 1- and 2-row kernels unroll k by 4 and 2 (tails 1..3); 118..122 are odd K; 255..257 and 600 long K.
+EDGE_K = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 65, 118, 119, 120, 121, 122, 255, 256, 257, 600]
+
+
+@pytest.mark.parametrize("m", EDGE_M)
+def test_edge_shapes_m_n(isa, m):
+    rng = np.random.default_rng(m)
+    x = rand(rng, m, 37)
+    for n in EDGE_N:
+        w, b = rand(rng, n, 37), rand(rng, n)
+        ref.assert_close(ops.PackedLinear(w, b)(x), ref.linear(x, w, b), "linear", err_msg=f"m={m}, n={n}")
+
+
+@pytest.mark.parametrize("k", EDGE_K)
 def test_edge_shapes_k(isa, k):
     rng = np.random.default_rng(k)
-    x, w = _rand(rng, 13, k), _rand(rng, 33, k)
-    ref.assert_close(ops.PackedLinear(w)(x), ref.linear(x, w), "linear", scale=np.sqrt(k))
+    for m in (1, 2, 13):  # the 4-way and 2-way k-unrolled rows kernels, then full tiles plus a tail
+        x, w = rand(rng, m, k), rand(rng, 33, k)
+        ref.assert_close(ops.PackedLinear(w)(x), ref.linear(x, w), "linear", scale=np.sqrt(k), err_msg=f"m={m}")
 
 
 @pytest.mark.parametrize("k", [1023, 1024, 1025, 2100])
-def test_k_blocks_with_packed_a(isa, k):
-    # 100 rows x k is past the small-A-block limit, so A is packed and K is blocked: partial sums accumulate
-    # in C across blocks and the fused epilogue runs only on the last one.
+def test_k_blocks_with_a_in_place(isa, k):
+    # 100 rows make 2 row tasks of ~50 rows; at k = 2100 such a block is past the small-A-block limit (64K
+    # floats), so K is blocked by 1024 and partial sums accumulate in C, the epilogue running only on the last
+    # block. 40 columns are too few panels to pack A, which is read in place.
     rng = np.random.default_rng(k)
-    x, w, b = _rand(rng, 100, k), _rand(rng, 40, k), _rand(rng, 40)
-    res = _rand(rng, 100, 40)
+    x, w, b = rand(rng, 100, k), rand(rng, 40, k), rand(rng, 40)
+    res = rand(rng, 100, 40)
     y = ops.PackedLinear(w, b, activation="relu")(x, residual=res)
     ref.assert_close(y, ref.linear(x, w, b, "relu", res), "linear", scale=np.sqrt(k))
+
+
+@pytest.mark.parametrize("k", [1023, 1024, 1025, 2100])
+def test_k_blocks_with_packed_a(isa, two_threads, k):
+    # 600 rows make >= 8 row tasks of ~72 rows (so 1 or 2 threads never split columns): each task spans
+    # min(48, N / NR) >= 12 panels at N = 400 on every ISA, and rows >= 4 * MR, so A is packed into MR-row
+    # panels; 72 x k > 64K floats, so K is blocked by 1024 (1023: one short block, 1025: a 1-wide last block).
+    rng = np.random.default_rng(k)
+    x, w, b = rand(rng, 600, k), rand(rng, 400, k), rand(rng, 400)
+    res = rand(rng, 600, 400)
+    y = ops.PackedLinear(w, b, activation="gelu")(x, residual=res)
+    rows = rng.choice(600, 150, replace=False)  # a float64 reference of every row would dominate the run
+    ref.assert_close(y[rows], ref.linear(x[rows], w, b, "gelu", res[rows]), "linear", scale=np.sqrt(k))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fused_bias_activation_residual(isa, activation):
     rng = np.random.default_rng(3)
-    x, w, b = _rand(rng, 2, 5, 70), _rand(rng, 45, 70), _rand(rng, 45)
-    res = _rand(rng, 2, 5, 45)
+    x, w, b = rand(rng, 2, 5, 70), rand(rng, 45, 70), rand(rng, 45)
+    res = rand(rng, 2, 5, 45)
     lin = ops.PackedLinear(w, b, activation=activation)
     ref.assert_close(lin(x, residual=res), ref.linear(x, w, b, activation, res), "linear", scale=10)
     ref.assert_close(lin(x), ref.linear(x, w, b, activation), "linear", scale=10)
@@ -57,7 +92,7 @@ def test_fused_bias_activation_residual(isa, activation):
 
 def test_large_transformer_shape(isa):
     rng = np.random.default_rng(0)
-    x, w, b = _rand(rng, 4096, 768), _rand(rng, 3072, 768) * 0.05, _rand(rng, 3072)
+    x, w, b = rand(rng, 4096, 768), rand(rng, 3072, 768) * 0.05, rand(rng, 3072)
     y = ops.PackedLinear(w, b, activation="gelu")(x)
     rows = rng.choice(4096, 64, replace=False)  # the float64 reference on every row would dominate the run
     ref.assert_close(y[rows], ref.linear(x[rows], w, b, "gelu"), "linear", scale=10)
@@ -65,16 +100,15 @@ def test_large_transformer_shape(isa):
 
 def test_in_out_layout_matches_out_in(isa):
     rng = np.random.default_rng(1)
-    x, w, b = _rand(rng, 9, 50), _rand(rng, 31, 50), _rand(rng, 31)
+    x, w, b = rand(rng, 9, 50), rand(rng, 31, 50), rand(rng, 31)
     conv1d = ops.PackedLinear(np.ascontiguousarray(w.T), b, layout="in_out")
     np.testing.assert_array_equal(conv1d(x), ops.PackedLinear(w, b)(x))
     np.testing.assert_array_equal(conv1d.weight, w)
 
 
 def test_packed_keeps_its_isa_after_switch():
-    from cpuformer import _core
     rng = np.random.default_rng(2)
-    x, w = _rand(rng, 4, 20), _rand(rng, 19, 20)
+    x, w = rand(rng, 4, 20), rand(rng, 19, 20)
     before = _core._isa()
     lin = ops.PackedLinear(w)
     _core._set_isa("generic")
@@ -87,7 +121,7 @@ def test_packed_keeps_its_isa_after_switch():
 
 def test_out_argument_and_properties():
     rng = np.random.default_rng(4)
-    x, w, b = _rand(rng, 3, 8), _rand(rng, 6, 8), _rand(rng, 6)
+    x, w, b = rand(rng, 3, 8), rand(rng, 6, 8), rand(rng, 6)
     lin = ops.PackedLinear(w, b)
     out = np.empty((3, 6), np.float32)
     result = lin(x, out=out)
@@ -100,7 +134,7 @@ def test_out_argument_and_properties():
 
 def test_non_contiguous_input_is_copied():
     rng = np.random.default_rng(5)
-    x, w = _rand(rng, 10, 40), _rand(rng, 12, 20)
+    x, w = rand(rng, 10, 40), rand(rng, 12, 20)
     view = x[:, ::2]
     assert not view.flags.c_contiguous
     ref.assert_close(ops.PackedLinear(w)(view), ref.linear(view, w), "linear")
@@ -116,21 +150,16 @@ def test_empty_batch_and_zero_k():
 
 def test_threads_share_one_packed_layer():
     rng = np.random.default_rng(6)
-    w = _rand(rng, 256, 128)
+    w = rand(rng, 256, 128)
     lin = ops.PackedLinear(w)
-    xs = [_rand(rng, 33, 128) for _ in range(8)]
-    results = [None] * len(xs)
+    xs = [rand(rng, 33, 128) for _ in range(8)]
 
-    def work(i):
+    def work(x):
         for _ in range(5):
-            results[i] = lin(xs[i])
+            y = lin(x)
+        return y
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for x, y in zip(xs, results):
+    for x, y in zip(xs, run_in_threads(work, [(x,) for x in xs])):
         ref.assert_close(y, ref.linear(x, w), "linear", scale=10)
 
 
@@ -139,8 +168,8 @@ def test_threads_share_one_packed_layer():
        activation=st.sampled_from(ACTIVATIONS))
 def test_hypothesis_shapes(m, n, k, bias, activation):
     rng = np.random.default_rng(m * 7 + n * 13 + k)
-    x, w = _rand(rng, m, k), _rand(rng, n, k)
-    b = _rand(rng, n) if bias else None
+    x, w = rand(rng, m, k), rand(rng, n, k)
+    b = rand(rng, n) if bias else None
     y = ops.PackedLinear(w, b, activation=activation)(x)
     assert y.shape == (m, n)
     ref.assert_close(y, ref.linear(x, w, b, activation), "linear", scale=max(1.0, np.sqrt(k)))

@@ -1,18 +1,12 @@
 """KVCache: incremental decoding equals full attention; storage, lengths, trimming and every error message."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 import reference as ref
 from cpuformer import ops
-
-
-def _rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
-
+from helpers import rand, run_in_threads
 
 @pytest.mark.parametrize("dim", [33, 64, 80])
 def test_incremental_decode_equals_full_causal_attention(isa, dim):
@@ -21,7 +15,7 @@ def test_incremental_decode_equals_full_causal_attention(isa, dim):
     total = prompt + steps
     hd = heads * dim
     cache = ops.KVCache(layers, batch, heads, dim, max_len=total)
-    q, k, v = (_rand(rng, layers, batch, total, hd) for _ in range(3))
+    q, k, v = (rand(rng, layers, batch, total, hd) for _ in range(3))
     outputs = np.zeros((layers, batch, total, hd), np.float32)
     for layer in range(layers):  # prefill
         cache.append(layer, k[layer, :, :prompt], v[layer, :, :prompt])
@@ -32,7 +26,7 @@ def test_incremental_decode_equals_full_causal_attention(isa, dim):
             outputs[layer, :, t:t + 1] = cache.attend(layer, q[layer, :, t:t + 1])
     for layer in range(layers):
         full = ops.multi_head_attention(q[layer], k[layer], v[layer], heads, causal=True)
-        np.testing.assert_allclose(outputs[layer], full, rtol=1e-5, atol=1e-6)
+        ref.assert_close(outputs[layer], full, "attention_paths")
         ref.assert_close(outputs[layer], ref.attention(q[layer], k[layer], v[layer], heads, causal=True), "attention")
     np.testing.assert_array_equal(cache.lengths(1), [total, total])
 
@@ -42,8 +36,10 @@ def test_left_padded_batch_with_mask(isa):
     batch, heads, dim, prompt = 3, 2, 64, 9
     pads = np.array([0, 4, 8])
     cache = ops.KVCache(1, batch, heads, dim, max_len=32)
-    k, v, q = (_rand(rng, batch, prompt + 3, heads * dim) for _ in range(3))
+    k, v, q = (rand(rng, batch, prompt + 3, heads * dim) for _ in range(3))
     mask = (np.arange(prompt + 3)[None, :] >= pads[:, None]).astype(np.int64)
+    byte_mask = np.ones((batch, 32), np.uint8)
+    byte_mask[:, :prompt + 3] = mask
     cache.append(0, k[:, :prompt], v[:, :prompt])
     out = cache.attend(0, q[:, :prompt], mask[:, :prompt])
     ref.assert_close(out, ref.attention(q[:, :prompt], k[:, :prompt], v[:, :prompt], heads, mask[:, :prompt], True),
@@ -53,27 +49,23 @@ def test_left_padded_batch_with_mask(isa):
         step = cache.attend(0, q[:, t:t + 1], mask[:, :t + 1].astype(bool))
         expected = ref.attention(q[:, t:t + 1], k[:, :t + 1], v[:, :t + 1], heads, mask[:, :t + 1], True)
         ref.assert_close(step, expected, "attention")
+        # a column slice of one uint8 mask (what generation passes) is read in place and gives the same
+        np.testing.assert_array_equal(cache.attend(0, q[:, t:t + 1], byte_mask[:, :t + 1]), step)
 
 
-def test_long_decode_uses_key_splits(isa):
-    import cpuformer
+def test_long_decode_uses_key_splits(isa, two_threads):
     rng = np.random.default_rng(2)
-    previous = cpuformer.get_num_threads()
-    cpuformer.set_num_threads(2)
-    try:
-        cache = ops.KVCache(1, 1, 1, 128, max_len=2048)
-        k, v, q = _rand(rng, 1, 2000, 128), _rand(rng, 1, 2000, 128), _rand(rng, 1, 1, 128)
-        cache.append(0, k, v)
-        ref.assert_close(cache.attend(0, q), ref.attention(q, k, v, 1, causal=True), "attention")
-    finally:
-        cpuformer.set_num_threads(previous)
+    cache = ops.KVCache(1, 1, 1, 128, max_len=2048)
+    k, v, q = rand(rng, 1, 2000, 128), rand(rng, 1, 2000, 128), rand(rng, 1, 1, 128)
+    cache.append(0, k, v)
+    ref.assert_close(cache.attend(0, q), ref.attention(q, k, v, 1, causal=True), "attention")
 
 
 def test_fused_qkv_views_append_and_attend(isa):
     rng = np.random.default_rng(3)
     batch, heads, dim, t = 2, 4, 32, 10
     hd = heads * dim
-    qkv = _rand(rng, batch, t, 3 * hd)
+    qkv = rand(rng, batch, t, 3 * hd)
     q, k, v = qkv[..., :hd], qkv[..., hd:2 * hd], qkv[..., 2 * hd:]
     cache = ops.KVCache(1, batch, heads, dim, max_len=16)
     cache.append(0, k, v)
@@ -85,7 +77,7 @@ def test_fused_qkv_views_append_and_attend(isa):
 def test_not_causal_and_scale_and_out(isa):
     rng = np.random.default_rng(4)
     cache = ops.KVCache(1, 2, 2, 16, max_len=8)
-    k, v, q = _rand(rng, 2, 5, 32), _rand(rng, 2, 5, 32), _rand(rng, 2, 3, 32)
+    k, v, q = rand(rng, 2, 5, 32), rand(rng, 2, 5, 32), rand(rng, 2, 3, 32)
     cache.append(0, k, v)
     out = np.empty((2, 3, 32), np.float32)
     assert cache.attend(0, q, causal=False, scale=0.2, out=out) is out
@@ -97,7 +89,7 @@ def test_lengths_reset_trim_and_copies():
     cache = ops.KVCache(2, 2, 2, 8, max_len=10)
     assert (cache.num_layers, cache.batch, cache.num_heads, cache.head_dim, cache.max_len) == (2, 2, 2, 8, 10)
     assert repr(cache) == "KVCache(num_layers=2, batch=2, num_heads=2, head_dim=8, max_len=10)"
-    k, v = _rand(rng, 2, 6, 16), _rand(rng, 2, 6, 16)
+    k, v = rand(rng, 2, 6, 16), rand(rng, 2, 6, 16)
     cache.append(0, k[:, :4], v[:, :4])
     cache.append(0, k[:, 4:], v[:, 4:])
     cache.append(1, k[:, :2], v[:, :2])
@@ -116,30 +108,21 @@ def test_lengths_reset_trim_and_copies():
     np.testing.assert_array_equal(cache.lengths(0), [0, 0])
     assert cache.keys(1).shape == (2, 0, 16)
     # Attending an empty cache: no key is visible, zeros.
-    assert not cache.attend(0, _rand(rng, 2, 1, 16)).any()
+    assert not cache.attend(0, rand(rng, 2, 1, 16)).any()
 
 
 def test_threads_attending_and_appending_concurrently():
     rng = np.random.default_rng(6)
     caches = [ops.KVCache(1, 1, 2, 32, max_len=400) for _ in range(4)]
-    ks = [_rand(rng, 1, 300, 64) for _ in caches]
-    q = _rand(rng, 1, 1, 64)
-    errors = []
+    ks = [rand(rng, 1, 300, 64) for _ in caches]
+    q = rand(rng, 1, 1, 64)
 
-    def work(i):
-        try:
-            for start in range(0, 300, 30):
-                caches[i].append(0, ks[i][:, start:start + 30], ks[i][:, start:start + 30])
-                caches[0].attend(0, q)  # shared cache, read while others append to it
-        except Exception as e:  # noqa: BLE001 - surfaced below
-            errors.append(e)
+    def work(cache, k):
+        for start in range(0, 300, 30):
+            cache.append(0, k[:, start:start + 30], k[:, start:start + 30])
+            caches[0].attend(0, q)  # shared cache, read while others append to it
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, list(zip(caches, ks)))
     for c, k in zip(caches, ks):
         np.testing.assert_array_equal(c.keys(0), k)
         ref.assert_close(c.attend(0, q), ref.attention(q, k, k, 2, causal=True), "attention")

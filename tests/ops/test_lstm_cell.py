@@ -6,17 +6,14 @@ import pytest
 
 import reference as ref
 from cpuformer import ops
-
-
-def _rand(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+from helpers import rand
 
 
 def _cell_args(rng, batch, input_size, hidden, scale=0.3, bias=True):
-    x, h, c = _rand(rng, batch, input_size), _rand(rng, batch, hidden), _rand(rng, batch, hidden)
-    w_ih, w_hh = _rand(rng, 4 * hidden, input_size, scale=scale), _rand(rng, 4 * hidden, hidden, scale=scale)
-    b_ih = _rand(rng, 4 * hidden) if bias else None
-    b_hh = _rand(rng, 4 * hidden) if bias else None
+    x, h, c = rand(rng, batch, input_size), rand(rng, batch, hidden), rand(rng, batch, hidden)
+    w_ih, w_hh = rand(rng, 4 * hidden, input_size, scale=scale), rand(rng, 4 * hidden, hidden, scale=scale)
+    b_ih = rand(rng, 4 * hidden) if bias else None
+    b_hh = rand(rng, 4 * hidden) if bias else None
     return x, h, c, w_ih, w_hh, b_ih, b_hh
 
 
@@ -68,8 +65,8 @@ def test_matches_sequence_of_one_step():
     lstm.load_state_dict({"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
     out, (h_n, c_n) = lstm(x[None], (h[None], c[None]))
     h_new, c_new = ops.lstm_cell(*args)
-    np.testing.assert_allclose(h_n[0], h_new, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(c_n[0], c_new, rtol=1e-6, atol=1e-6)
+    ref.assert_close(h_n[0], h_new, "lstm_paths")
+    ref.assert_close(c_n[0], c_new, "lstm_paths")
     np.testing.assert_array_equal(out[0], h_n[0])
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import reference as ref
 from cpuformer import ops
+from helpers import rand
 
 
 def reference(queries, matrix, k, exclude=None):
@@ -20,14 +22,14 @@ def reference(queries, matrix, k, exclude=None):
 @pytest.mark.parametrize("n,q", [(1, 1), (17, 3), (1000, 1), (5000, 2), (5000, 40), (70000, 1)])
 def test_matches_full_sort(isa, n, q):
     rng = np.random.default_rng(n + q)
-    matrix = rng.standard_normal((n, 37)).astype(np.float32)
-    queries = rng.standard_normal((q, 37)).astype(np.float32)
+    matrix = rand(rng, n, 37)
+    queries = rand(rng, q, 37)
     k = min(10, n)
     indices, scores = ops.PackedLinear(matrix).top_k(queries, 10)
     assert indices.shape == scores.shape == (q, k)
     for r, expected in enumerate(reference(queries, matrix, 10)):
         np.testing.assert_array_equal(indices[r], expected)
-        np.testing.assert_allclose(scores[r], matrix[expected] @ queries[r], rtol=1e-5, atol=1e-5)
+        ref.assert_close(scores[r], matrix[expected] @ queries[r], "top_k_scores")
 
 
 def test_ties_come_in_ascending_index_order(isa):
@@ -40,9 +42,9 @@ def test_ties_come_in_ascending_index_order(isa):
 
 def test_exclude_bias_and_padding():
     rng = np.random.default_rng(0)
-    matrix = rng.standard_normal((6, 5)).astype(np.float32)
-    bias = rng.standard_normal(6).astype(np.float32)
-    queries = rng.standard_normal((2, 5)).astype(np.float32)
+    matrix = rand(rng, 6, 5)
+    bias = rand(rng, 6)
+    queries = rand(rng, 2, 5)
     exclude = np.array([[0, -1], [5, 99]])
     indices, scores = ops.PackedLinear(matrix, bias).top_k(queries, 10, exclude=exclude)
     full = queries @ matrix.T + bias

@@ -1,6 +1,6 @@
 """Offline checkpoint I/O in pure Python + numpy: safetensors files and Hugging Face folders."""
 
-from .checkpoint import CheckpointError, WeightStore, find_weight_files, read_config
+from .checkpoint import CheckpointError, WeightStore, find_weight_files, read_config, read_json
 from .safetensors import (
     BFLOAT16,
     SafetensorsError,
@@ -18,6 +18,7 @@ __all__ = [
     "find_weight_files",
     "load_safetensors",
     "read_config",
+    "read_json",
     "read_safetensors_metadata",
     "save_safetensors",
     "to_float32",

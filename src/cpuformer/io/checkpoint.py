@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from .safetensors import BFLOAT16, SafetensorsError, load_safetensors, to_float32
 
-__all__ = ["CheckpointError", "WeightStore", "find_weight_files", "read_config"]
+__all__ = ["CheckpointError", "WeightStore", "find_weight_files", "read_config", "read_json"]
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -43,7 +43,8 @@ def _folder(folder: str | os.PathLike) -> Path:
     return path
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; bad JSON or UTF-8 is a CheckpointError naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -58,7 +59,7 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     path = _folder(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"no config.json in {os.fspath(folder)!r}; a Hugging Face-format folder needs one")
-    config = _read_json(path)
+    config = read_json(path)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
@@ -67,7 +68,7 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
 def _read_weight_map(folder: Path) -> dict[str, str]:
     """tensor name -> shard file name, from model.safetensors.index.json."""
     path = folder / INDEX_FILE
-    index = _read_json(path)
+    index = read_json(path)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{path} has no 'weight_map' object of tensor name -> shard file name")
@@ -139,6 +140,7 @@ class WeightStore:
         self._tensors: dict[str, tuple[str, np.ndarray]] = {n: (n, a) for n, a in tensors.items()}
         self._used: set[str] = set()
         self._ignored: list[str] = []
+        self._ignored_outside: list[str] = []
 
     def __len__(self) -> int:
         return len(self._tensors)
@@ -180,8 +182,15 @@ class WeightStore:
         stay unused: buffers that checkpoints carry but the model recomputes."""
         self._ignored.extend(patterns)
 
+    def ignore_outside(self, prefix: str) -> None:
+        """Allow every key whose checkpoint name does not start with `prefix` to stay unused: the task heads
+        of a task checkpoint (cls.*, qa_outputs.*, lm_head.*) when a base model loads its `prefix` part."""
+        self._ignored_outside.append(prefix)
+
     def _is_ignored(self, name: str) -> bool:
         original = self._tensors[name][0]
+        if any(not original.startswith(prefix) for prefix in self._ignored_outside):
+            return True
         return any(fnmatch.fnmatchcase(n, p) for p in self._ignored for n in (name, original))
 
     def _label(self, name: str) -> str:

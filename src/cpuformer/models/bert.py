@@ -6,19 +6,17 @@ varlen attention over `cu_seqlens`; outputs are scattered back to [B, T, ...] at
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from .. import ops
-from ..io import WeightStore, read_config
+from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
                       take_fused_linear, take_linear)
-from ..tokenizer import Tokenizer
+from .base import PretrainedModel, config_sizes
 from .registry import register_model
 
 __all__ = [
@@ -30,11 +28,6 @@ __all__ = [
     "MaskedLMOutput",
     "SequenceClassifierOutput",
 ]
-
-# Buffers that checkpoints carry but the model recomputes.
-_BUFFERS = ("*position_ids",)
-# Task heads a bare encoder skips when loaded from a task checkpoint (as transformers' BertModel does).
-_HEAD_PREFIXES = ("cls.*", "classifier.*")
 
 
 @dataclass(frozen=True)
@@ -48,29 +41,30 @@ class BertConfig:
     max_position_embeddings: int
     type_vocab_size: int
     layer_norm_eps: float
+    # for sequence classification: label names by class index, and how logits become scores
+    id2label: dict[int, str] = field(default_factory=dict, compare=False, hash=False)
+    problem_type: str | None = None
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "BertConfig":
-        ints = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size"]
-        missing = [k for k in ints if k not in config]
-        if missing:
-            raise ValueError(f"config.json lacks {', '.join(missing)} (needed for a BERT model)")
-        for key in ints:
-            if not isinstance(config[key], int) or config[key] < (0 if key == "num_hidden_layers" else 1):
-                raise ValueError(f"config {key} must be a positive int, got {config[key]!r}")
-        if config["hidden_size"] % config["num_attention_heads"]:
-            raise ValueError(
-                f"hidden_size {config['hidden_size']} is not divisible by num_attention_heads "
-                f"{config['num_attention_heads']}"
-            )
+        sizes = config_sizes(config, "BERT", ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                              "intermediate_size", "max_position_embeddings", "type_vocab_size"],
+                             may_be_zero=["num_hidden_layers"], divisible=("hidden_size", "num_attention_heads"))
         position_type = config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; only 'absolute'")
         hidden_act = config.get("hidden_act", "gelu")
         fused_activation(hidden_act)  # fails early with the list of supported names
-        return cls(**{k: config[k] for k in ints}, hidden_act=hidden_act,
-                   layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)))
+        id2label = config.get("id2label") or {}
+        if not isinstance(id2label, dict):
+            raise ValueError(f"config id2label must be an object of index -> label, got {id2label!r}")
+        try:
+            labels = {int(k): str(v) for k, v in id2label.items()}
+        except ValueError:
+            raise ValueError(f"config id2label keys must be integers, got {list(id2label)!r}") from None
+        return cls(**sizes, hidden_act=hidden_act,
+                   layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)), id2label=labels,
+                   problem_type=config.get("problem_type"))
 
     @property
     def head_dim(self) -> int:
@@ -93,6 +87,19 @@ class MaskedLMOutput:
 class SequenceClassifierOutput:
     logits: np.ndarray  # [B, num_labels]
     pooler_output: np.ndarray
+
+
+class BertPretrainedModel(PretrainedModel):
+    """What every BERT class shares in loading: its config, weight names and tokenizer set-up."""
+
+    config_class = BertConfig
+    model_types = ("bert",)
+    base_prefix = "bert."
+    buffers = ("*position_ids",)  # checkpoints carry them; the model recomputes them
+
+    @classmethod
+    def tokenizer_options(cls, config: BertConfig) -> dict[str, Any]:
+        return {"max_positions": config.max_position_embeddings}
 
 
 class BertEmbeddings:
@@ -129,21 +136,25 @@ class BertLayer:
         self.output = take_linear(store, f"{prefix}.output.dense", i, h)
         self.output_norm = LayerNorm.from_store(store, f"{prefix}.output.LayerNorm", h, config.layer_norm_eps)
 
-    def __call__(self, x: np.ndarray, cu_seqlens: np.ndarray, ws: Workspace) -> np.ndarray:
+    def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace) -> np.ndarray:
         n = x.shape[0]
-        h = self.attention_norm(self.attention(x, cu_seqlens, residual=x, workspace=ws))
+        h = self.attention_norm(self.attention(x, batch, residual=x, workspace=ws))
         inner = self.intermediate(h, out=ws.get("ffn", (n, self.intermediate.out_features)))
         return self.output_norm(self.output(inner, residual=h, out=ws.get("ffn_out", h.shape)))
 
 
-class BertModel:
-    """The BERT encoder. `model(input_ids, attention_mask=None, token_type_ids=None)` -> BertOutput."""
+@register_model("BertModel")
+class BertModel(BertPretrainedModel):
+    """The BERT encoder. `model(input_ids, attention_mask=None, token_type_ids=None)` -> BertOutput.
 
-    def __init__(self, config: BertConfig, store: WeightStore, *, pooler: bool | None = None,
-                 tokenizer: Tokenizer | None = None):
+    `BertModel.from_pretrained(folder)` also loads the encoder of a task checkpoint (BertForMaskedLM,
+    BertForQuestionAnswering, ...): its `bert.` prefix is stripped and the task head skipped, as transformers does."""
+
+    is_base_model = True
+
+    def __init__(self, config: BertConfig, store: WeightStore, *, pooler: bool | None = None):
         """Takes every encoder weight from `store` (already prefix-stripped); pooler=None loads it if present."""
         self.config = config
-        self.tokenizer = tokenizer
         self.embeddings = BertEmbeddings(store, config)
         self.encoder_layers = [BertLayer(store, config, f"encoder.layer.{n}")
                                for n in range(config.num_hidden_layers)]
@@ -151,19 +162,9 @@ class BertModel:
             pooler = store.has("pooler.dense.weight")
         self.pooler = take_linear(store, "pooler.dense", config.hidden_size, config.hidden_size) if pooler else None
 
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "BertModel":
-        """Load a Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json if present). A task
-        checkpoint (BertForMaskedLM, ...) loads too: its `bert.` prefix is stripped and its head skipped."""
-        config, store, tokenizer = _open_checkpoint(path)
-        store.ignore(*_HEAD_PREFIXES)
-        model = cls(config, store, tokenizer=tokenizer)
-        store.assert_all_used()
-        return model
-
     # --- inputs -------------------------------------------------------------------------------------------
-    def _prepare(self, input_ids, attention_mask, token_type_ids):
-        """Validate the padded inputs and lay the real tokens out packed."""
+    def prepare_inputs(self, input_ids, attention_mask=None, token_type_ids=None):
+        """Validate the padded inputs and lay the real tokens out packed: (PackedBatch, ids, token types)."""
         cfg = self.config
         ids = check_input_ids(input_ids)
         t = ids.shape[1]
@@ -188,7 +189,7 @@ class BertModel:
         x = self.embeddings(ids, token_types, batch.cols)
         ws = Workspace()
         for layer in self.encoder_layers:
-            x = layer(x, batch.cu_seqlens, ws)
+            x = layer(x, batch, ws)
         return x
 
     def pool(self, hidden: np.ndarray, batch: PackedBatch) -> np.ndarray | None:
@@ -198,27 +199,9 @@ class BertModel:
         return np.tanh(self.pooler(np.ascontiguousarray(batch.first_tokens(hidden))))
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> BertOutput:
-        batch, ids, types = self._prepare(input_ids, attention_mask, token_type_ids)
+        batch, ids, types = self.prepare_inputs(input_ids, attention_mask, token_type_ids)
         hidden = self.forward_packed(ids, types, batch)
         return BertOutput(batch.scatter(hidden), self.pool(hidden, batch))
-
-    def _require_tokenizer(self) -> Tokenizer:
-        if self.tokenizer is None:
-            raise ValueError("this model was loaded without a tokenizer.json, so it cannot take text")
-        return self.tokenizer
-
-
-def _open_checkpoint(path: str | os.PathLike) -> tuple[BertConfig, WeightStore, Tokenizer | None]:
-    raw = read_config(path)
-    config = BertConfig.from_dict(raw)
-    store = WeightStore(path)
-    store.strip_prefix("bert.")
-    store.ignore(*_BUFFERS)
-    tokenizer = None
-    if (Path(path) / "tokenizer.json").is_file():
-        tokenizer = Tokenizer.from_pretrained(path)
-        tokenizer.max_length = min(tokenizer.max_length, config.max_position_embeddings)
-    return config, store, tokenizer
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -226,14 +209,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-class BertForMaskedLM:
+@register_model("BertForMaskedLM", "BertForPreTraining")
+class BertForMaskedLM(BertPretrainedModel):
     """BERT + MLM head: transform (dense, act, LN) then a decoder tied to the word embeddings, plus a bias."""
 
-    def __init__(self, config: BertConfig, store: WeightStore, tokenizer: Tokenizer | None = None):
+    unused_heads = {"BertForPreTraining": ("cls.seq_relationship.*",)}  # next-sentence head: not masked LM
+
+    def __init__(self, config: BertConfig, store: WeightStore):
         h, v = config.hidden_size, config.vocab_size
         self.config = config
-        self.bert = BertModel(config, store, tokenizer=tokenizer)
-        self.tokenizer = tokenizer
+        self.bert = BertModel(config, store)
         self.transform = take_linear(store, "cls.predictions.transform.dense", h, h,
                                      activation=fused_activation(config.hidden_act))
         self.transform_norm = LayerNorm.from_store(store, "cls.predictions.transform.LayerNorm", h,
@@ -245,21 +230,12 @@ class BertForMaskedLM:
         bias = [store.take(n, (v,)) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
         self.decoder = ops.PackedLinear(decoder_weight, bias)
 
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "BertForMaskedLM":
-        config, store, tokenizer = _open_checkpoint(path)
-        if read_config(path).get("architectures", [None])[0] == "BertForPreTraining":
-            store.ignore("cls.seq_relationship.*")  # next-sentence head: not part of masked LM
-        model = cls(config, store, tokenizer)
-        store.assert_all_used()
-        return model
-
     def head(self, hidden: np.ndarray) -> np.ndarray:
         """[n, hidden] -> vocabulary logits [n, vocab]."""
         return self.decoder(self.transform_norm(self.transform(hidden)))
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> MaskedLMOutput:
-        batch, ids, types = self.bert._prepare(input_ids, attention_mask, token_type_ids)
+        batch, ids, types = self.bert.prepare_inputs(input_ids, attention_mask, token_type_ids)
         hidden = self.bert.forward_packed(ids, types, batch)
         return MaskedLMOutput(batch.scatter(self.head(hidden)), batch.scatter(hidden))
 
@@ -267,7 +243,7 @@ class BertForMaskedLM:
         """Like transformers' fill-mask pipeline: per [MASK] in the text, the top_k predictions as dicts
         {score, token, token_str, sequence}. One text with one mask -> list of dicts; with several masks ->
         one list per mask; a list of texts -> one such result per text."""
-        tok = self.bert._require_tokenizer()
+        tok = self.require_tokenizer()
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         if tok.mask_token_id is None:
@@ -276,7 +252,7 @@ class BertForMaskedLM:
         if not texts:
             raise ValueError("fill_mask needs at least one text")
         enc = tok.encode_batch(texts)
-        batch, ids, types = self.bert._prepare(enc.input_ids, enc.attention_mask, enc.token_type_ids)
+        batch, ids, types = self.bert.prepare_inputs(enc.input_ids, enc.attention_mask, enc.token_type_ids)
         hidden = self.bert.forward_packed(ids, types, batch)
         masked = np.flatnonzero(ids == tok.mask_token_id)
         seq_of = np.searchsorted(batch.cu_seqlens, masked, side="right") - 1
@@ -303,43 +279,32 @@ class BertForMaskedLM:
         return results[0] if isinstance(text, str) else results
 
 
-class BertForSequenceClassification:
+@register_model("BertForSequenceClassification")
+class BertForSequenceClassification(BertPretrainedModel):
     """BERT + pooler + classifier: logits = classifier(pooler_output); `predict(texts)` names the labels."""
 
-    def __init__(self, config: BertConfig, store: WeightStore, raw_config: dict[str, Any],
-                 tokenizer: Tokenizer | None = None):
+    def __init__(self, config: BertConfig, store: WeightStore):
         self.config = config
-        self.bert = BertModel(config, store, pooler=True, tokenizer=tokenizer)
-        self.tokenizer = tokenizer
+        self.bert = BertModel(config, store, pooler=True)
         num_labels = store.take("classifier.weight", (None, config.hidden_size)).shape[0]
         self.classifier = take_linear(store, "classifier", config.hidden_size, num_labels)
-        id2label = raw_config.get("id2label") or {}
-        self.id2label = {int(k): v for k, v in id2label.items()}
-        for i in range(num_labels):
-            self.id2label.setdefault(i, f"LABEL_{i}")
-        self.problem_type = raw_config.get("problem_type") or (
+        self.id2label = {i: config.id2label.get(i, f"LABEL_{i}") for i in range(num_labels)}
+        self.problem_type = config.problem_type or (
             "regression" if num_labels == 1 else "single_label_classification")
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "BertForSequenceClassification":
-        config, store, tokenizer = _open_checkpoint(path)
-        model = cls(config, store, read_config(path), tokenizer)
-        store.assert_all_used()
-        return model
 
     @property
     def num_labels(self) -> int:
         return self.classifier.out_features
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> SequenceClassifierOutput:
-        batch, ids, types = self.bert._prepare(input_ids, attention_mask, token_type_ids)
+        batch, ids, types = self.bert.prepare_inputs(input_ids, attention_mask, token_type_ids)
         pooled = self.bert.pool(self.bert.forward_packed(ids, types, batch), batch)
         return SequenceClassifierOutput(self.classifier(pooled), pooled)
 
     def predict(self, texts: str | Sequence[str], text_pairs: Sequence[str] | None = None):
         """Top label per text as {"label", "score"} (softmax probability; sigmoid for multi-label; the raw
         value for regression). A single string gives one dict, a list gives a list."""
-        tok = self.bert._require_tokenizer()
+        tok = self.require_tokenizer()
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         if not items:
@@ -357,7 +322,3 @@ class BertForSequenceClassification:
         out = [{"label": self.id2label[int(i)], "score": float(scores[r, i])} for r, i in enumerate(best)]
         return out[0] if single else out
 
-
-register_model("BertModel")(BertModel)
-register_model("BertForMaskedLM", "BertForPreTraining")(BertForMaskedLM)
-register_model("BertForSequenceClassification")(BertForSequenceClassification)

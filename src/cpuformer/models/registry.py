@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from ..io import read_config
+from .base import Checkpoint
 
 __all__ = ["AutoModel", "register_model", "registered_architectures"]
 
@@ -14,7 +14,7 @@ T = TypeVar("T", bound=type)
 
 def register_model(*architectures: str) -> Callable[[T], T]:
     """Class decorator: `@register_model("BertModel")` makes AutoModel load that architecture with the class.
-    The class must have a `from_pretrained(path)` classmethod."""
+    The class must have `from_checkpoint(checkpoint, dtype=...)` (PretrainedModel provides it)."""
     if not architectures:
         raise ValueError("register_model needs at least one architecture name")
 
@@ -36,13 +36,14 @@ class AutoModel:
     """`AutoModel.from_pretrained(path)` loads the class registered for config.json["architectures"][0]."""
 
     @staticmethod
-    def model_class(path: str | os.PathLike) -> type:
-        config = read_config(path)
-        archs = config.get("architectures")
+    def model_class(checkpoint: Checkpoint | str | os.PathLike) -> type:
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.open(checkpoint)
+        archs = checkpoint.config.get("architectures")
         if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
             raise ValueError(
-                f"config.json in {os.fspath(path)!r} has no 'architectures' list; load with the model class "
-                f"directly (e.g. BertModel.from_pretrained). Known: {', '.join(registered_architectures())}"
+                f"config.json in {os.fspath(checkpoint.folder)!r} has no 'architectures' list; load with the model "
+                f"class directly (e.g. BertModel.from_pretrained). Known: {', '.join(registered_architectures())}"
             )
         for name in archs:
             if name in _REGISTRY:
@@ -53,5 +54,10 @@ class AutoModel:
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike):
-        return cls.model_class(path).from_pretrained(path)
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
+        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
+        """The registered class's model, from a folder already opened (its config.json read once)."""
+        return cls.model_class(checkpoint).from_checkpoint(checkpoint, dtype=dtype)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cpuformer.generation import IncrementalDecoder, Sampler, SamplingConfig
+from cpuformer.generation import GenerationConfig, IncrementalDecoder, Sampler
 from cpuformer.io import save_safetensors
 from cpuformer.models import GPT2LMHeadModel
+from reference import assert_close
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade, \u20ac 12, "
         "\u65e5\u672c\u8a9e \U0001F600. ") * 20
@@ -88,12 +89,12 @@ def test_prefill_logits_equal_the_forward_pass_and_the_head_sees_one_row_per_seq
     finally:
         model.lm_head = head
     assert calls == [(2, 32), (2, 32)], "prefill projects only the last position of each row"
-    np.testing.assert_allclose(logits, model(ids, mask)[:, -1], atol=1e-5)
+    assert_close(logits, model(ids, mask)[:, -1], "model_paths")
 
 
 def test_each_decode_step_matches_a_full_forward(model):
     ids, mask = batch()
-    out = model.generate(ids, 10, attention_mask=mask)
+    out = model.generate(ids, 10, attention_mask=mask, eos_token_id=None)
     full_mask = np.concatenate([mask, np.ones((2, 10), np.int64)], axis=1)
     logits = model(out, full_mask)  # logits at position t predict token t + 1
     np.testing.assert_array_equal(logits[:, ids.shape[1] - 1:-1].argmax(axis=-1), out[:, ids.shape[1]:])
@@ -101,7 +102,7 @@ def test_each_decode_step_matches_a_full_forward(model):
 
 def test_seeded_sampling_is_reproducible_and_seeds_differ(model):
     ids, mask = batch()
-    args = dict(do_sample=True, temperature=1.5, attention_mask=mask)
+    args = dict(do_sample=True, temperature=1.5, attention_mask=mask, eos_token_id=None)
     a = model.generate(ids, 20, seed=1, **args)
     np.testing.assert_array_equal(a, model.generate(ids, 20, seed=1, **args))
     assert not np.array_equal(a, model.generate(ids, 20, seed=2, **args))
@@ -129,11 +130,11 @@ def test_stream_yields_the_ids_generate_returns(model):
 def test_decode_buffers_are_reused_but_never_shared(model):
     ids, mask = batch()
     expected = model.generate(ids, 6, attention_mask=mask)[:, ids.shape[1]:]
-    kept = model._decode_buffers
+    kept = model.decode_states.kept
     assert kept is not None and kept.cache.batch == 2, "the KV cache is kept for the next call"
     first = model.stream(ids, 6, attention_mask=mask)
     steps = [next(first)]  # takes the kept buffers
-    assert model._decode_buffers is None
+    assert model.decode_states.kept is None
     second = np.stack(list(model.stream(ids, 6, attention_mask=mask)), axis=1)  # runs in between: its own
     steps += list(first)
     np.testing.assert_array_equal(second, expected)
@@ -141,9 +142,9 @@ def test_decode_buffers_are_reused_but_never_shared(model):
     early = model.stream(ids, 6, attention_mask=mask)
     next(early)
     early.close()  # stopping a stream early hands the buffers back too
-    assert model._decode_buffers is not None
+    assert model.decode_states.kept is not None
     model.generate(ids[:1], 3)  # another batch size: fresh buffers, kept instead
-    assert model._decode_buffers.cache.batch == 1
+    assert model.decode_states.kept.cache.batch == 1
 
 
 def test_generate_from_several_threads_gives_each_its_own_answer(model):
@@ -160,7 +161,7 @@ def test_generate_from_several_threads_gives_each_its_own_answer(model):
 
 def test_eos_stops_generation_and_pads_finished_rows(model):
     ids, mask = batch()
-    greedy = model.generate(ids, 20, attention_mask=mask)[:, ids.shape[1]:]
+    greedy = model.generate(ids, 20, attention_mask=mask, eos_token_id=None)[:, ids.shape[1]:]
     eos = int(greedy[0, 2])  # row 0 emits it at step 2 (at the latest)
     first = [int(np.flatnonzero(r == eos)[0]) if (r == eos).any() else None for r in greedy]
     out = model.generate(ids, 20, attention_mask=mask, eos_token_id=eos, pad_token_id=1)[:, ids.shape[1]:]
@@ -177,53 +178,53 @@ def test_eos_stops_generation_and_pads_finished_rows(model):
 
 def test_generation_can_fill_every_position(model):
     ids, mask = batch()
-    out = model.generate(ids, N_POSITIONS - ids.shape[1], attention_mask=mask)
+    out = model.generate(ids, N_POSITIONS - ids.shape[1], attention_mask=mask, eos_token_id=None)
     assert out.shape == (2, N_POSITIONS)
     np.testing.assert_array_equal(model.generate(ids, 0, attention_mask=mask), ids)
     assert list(model.stream(ids, 0)) == []
 
 
 # --- the sampler on hand-made logits ------------------------------------------------------------------------
-def draw(config: SamplingConfig, logits: np.ndarray, n: int) -> np.ndarray:
+def draw(config: GenerationConfig, logits: np.ndarray, n: int) -> np.ndarray:
     sampler = Sampler(config, 1, logits.shape[0])
     return np.concatenate([sampler(logits[None]) for _ in range(n)])
 
 
 def test_sampling_follows_the_softmax_with_temperature():
     logits = np.log(np.array([0.5, 0.3, 0.2], np.float32))
-    counts = np.bincount(draw(SamplingConfig(do_sample=True, seed=0), logits, 20000), minlength=3) / 20000
-    np.testing.assert_allclose(counts, [0.5, 0.3, 0.2], atol=0.015)
+    counts = np.bincount(draw(GenerationConfig(do_sample=True, seed=0), logits, 20000), minlength=3) / 20000
+    assert_close(counts, [0.5, 0.3, 0.2], "sampling_frequency")
     hot = np.array([0.5, 0.3, 0.2]) ** 0.5
-    counts = np.bincount(draw(SamplingConfig(do_sample=True, temperature=2.0, seed=0), logits, 20000),
+    counts = np.bincount(draw(GenerationConfig(do_sample=True, temperature=2.0, seed=0), logits, 20000),
                          minlength=3) / 20000
-    np.testing.assert_allclose(counts, hot / hot.sum(), atol=0.015)
+    assert_close(counts, hot / hot.sum(), "sampling_frequency")
 
 
 def test_top_k_and_top_p_keep_only_the_best_tokens():
     probs = np.array([0.05, 0.4, 0.02, 0.3, 0.2, 0.03])
     logits = np.log(probs).astype(np.float32)
-    assert set(draw(SamplingConfig(do_sample=True, top_k=2, seed=0), logits, 500)) == {1, 3}
-    assert set(draw(SamplingConfig(do_sample=True, top_p=0.75, seed=0), logits, 500)) == {1, 3, 4}  # .4+.3 < .75
-    assert set(draw(SamplingConfig(do_sample=True, top_p=0.7, seed=0), logits, 500)) == {1, 3}  # .4 + .3 >= .7
-    assert set(draw(SamplingConfig(do_sample=True, top_k=3, top_p=0.5, seed=0), logits, 500)) == {1, 3}
+    assert set(draw(GenerationConfig(do_sample=True, top_k=2, seed=0), logits, 500)) == {1, 3}
+    assert set(draw(GenerationConfig(do_sample=True, top_p=0.75, seed=0), logits, 500)) == {1, 3, 4}  # .4+.3 < .75
+    assert set(draw(GenerationConfig(do_sample=True, top_p=0.7, seed=0), logits, 500)) == {1, 3}  # .4 + .3 >= .7
+    assert set(draw(GenerationConfig(do_sample=True, top_k=3, top_p=0.5, seed=0), logits, 500)) == {1, 3}
 
 
 def test_top_p_over_a_flat_vocabulary_sorts_everything():
     # 1000 near-equal tokens: the 256 best cannot hold 90% of the mass, so the full-sort path runs.
     logits = np.random.default_rng(0).normal(0, 1e-3, 1000).astype(np.float32)
-    picks = draw(SamplingConfig(do_sample=True, top_p=0.9, seed=0), logits, 3000)
+    picks = draw(GenerationConfig(do_sample=True, top_p=0.9, seed=0), logits, 3000)
     allowed = set(np.argsort(-logits.astype(np.float64))[:900])
     assert set(picks) <= allowed and len(set(picks)) > 600
 
 
 def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
     logits = np.array([[2.0, 1.9, -1.0, -1.1]], np.float32)
-    sampler = Sampler(SamplingConfig(repetition_penalty=1.2), 1, 4)
+    sampler = Sampler(GenerationConfig(repetition_penalty=1.2), 1, 4)
     assert sampler(logits)[0] == 0
     sampler.observe(np.array([0]))
     assert sampler(logits)[0] == 1  # 2.0 / 1.2 < 1.9
     only_negative = np.array([[-1.0, -1.1]], np.float32)
-    sampler = Sampler(SamplingConfig(repetition_penalty=1.2), 1, 2)
+    sampler = Sampler(GenerationConfig(repetition_penalty=1.2), 1, 2)
     sampler.observe(np.array([[0, 1]]), mask=np.array([[1, 0]]))  # masked tokens are not seen
     assert sampler(only_negative)[0] == 1  # -1.0 * 1.2 < -1.1
 
@@ -233,7 +234,7 @@ def test_generate_text_and_stream_text_agree(model):
     tok = model.tokenizer
     text = model.generate_text("The quick brown", 15, eos_token_id=None)
     ids = tok.encode_packed(["The quick brown"])[0]
-    out = model.generate(ids[None], 15)
+    out = model.generate(ids[None], 15, eos_token_id=None)
     assert text == tok.decode(out[0, len(ids):])
     assert "".join(model.stream_text("The quick brown", 15, eos_token_id=None)) == text
     prompts = ["Caf\u00e9 cr\u00e8me", "The lazy dog. \u65e5\u672c"]
@@ -247,9 +248,9 @@ def test_text_stops_at_the_model_eos(model, monkeypatch):
     assert model.eos_token_id == 0 and model.tokenizer.id_to_token(0) == "<|endoftext|>"
     prompt = "The quick brown"
     ids = model.tokenizer.encode_packed([prompt])[0]
-    free = model.generate(ids[None], 30)[0, len(ids):]
+    free = model.generate(ids[None], 30, eos_token_id=None)[0, len(ids):]
     stop = int(free[4])
-    monkeypatch.setattr(GPT2LMHeadModel, "eos_token_id", property(lambda self: stop))  # the model's default eos
+    monkeypatch.setattr(model, "generation_config", model.generation_config.replace(eos_token_id=stop))
     cut = int(np.flatnonzero(free == stop)[0])
     expected = model.tokenizer.decode(free[:cut + 1])
     assert model.generate_text(prompt, 30) == expected
@@ -304,7 +305,8 @@ def test_text_needs_a_tokenizer_and_tokens(bare, model):
     (dict(max_new_tokens=-1), "max_new_tokens must be an int >= 0, got -1"),
     (dict(max_new_tokens=43), r"prompt length 6 \+ max_new_tokens 43 = 49 exceeds the model's n_positions=48"),
     (dict(eos_token_id=100), r"eos_token_id must be None or an int in \[0, 100\), got 100"),
-    (dict(pad_token_id=-1), "pad_token_id must be None or an int in"),
+    (dict(pad_token_id=-1), "pad_token_id must be None or an int >= 0, got -1"),
+    (dict(pad_token_id=100), r"pad_token_id must be None or an int in \[0, 100\), got 100"),
 ])
 def test_bad_generation_arguments_are_rejected(bare, kwargs, message):
     ids = np.ones((1, 6), np.int64)
@@ -316,7 +318,7 @@ def test_bad_generation_arguments_are_rejected(bare, kwargs, message):
 
 
 def test_greedy_ignores_temperature():
-    SamplingConfig(do_sample=False, temperature=0.0)  # as transformers: only sampling uses it
+    GenerationConfig(do_sample=False, temperature=0.0)  # as transformers: only sampling uses it
 
 
 @pytest.mark.parametrize("ids, mask, message", [
@@ -342,3 +344,69 @@ def test_ids_under_left_padding_may_be_anything(bare):
     out = bare.generate(ids, 5, attention_mask=np.array([[0, 0, 1, 1]]))
     np.testing.assert_array_equal(out[:, :4], ids)
     np.testing.assert_array_equal(out[0, 4:], bare.generate(ids[:, 2:], 5)[0, 2:])
+
+
+# --- one GenerationConfig ---------------------------------------------------------------------------------
+def test_generate_stops_at_the_model_eos_by_default_and_none_never_stops(model, monkeypatch):
+    ids, mask = batch()
+    free = model.generate(ids, 20, attention_mask=mask, eos_token_id=None)[:, ids.shape[1]:]
+    stop = int(free[0, 3])
+    first = int(np.flatnonzero(free[0] == stop)[0])
+    monkeypatch.setattr(model, "generation_config", model.generation_config.replace(eos_token_id=stop))
+    assert model.eos_token_id == stop
+    default = model.generate(ids, 20, attention_mask=mask)[:, ids.shape[1]:]
+    np.testing.assert_array_equal(default, model.generate(ids, 20, attention_mask=mask, eos_token_id=stop)
+                                  [:, ids.shape[1]:])
+    np.testing.assert_array_equal(default[0, :first + 1], free[0, :first + 1])
+    assert (default[0, first + 1:] == stop).all(), "a finished row is padded with the eos"
+    np.testing.assert_array_equal(model.generate(ids, 20, attention_mask=mask, eos_token_id=None)[:, ids.shape[1]:],
+                                  free)
+
+
+def test_a_generation_config_object_equals_the_same_options_as_keywords(model):
+    ids, mask = batch()
+    options = dict(max_new_tokens=9, do_sample=True, top_k=7, temperature=0.8, seed=11, eos_token_id=None)
+    by_keywords = model.generate(ids, attention_mask=mask, **options)
+    config = GenerationConfig(**options)
+    np.testing.assert_array_equal(model.generate(ids, attention_mask=mask, generation_config=config), by_keywords)
+    # keywords override the config's fields
+    np.testing.assert_array_equal(
+        model.generate(ids, 9, attention_mask=mask, generation_config=config.replace(seed=0), seed=11), by_keywords)
+    assert by_keywords.shape == (2, ids.shape[1] + 9)
+
+
+def test_unknown_options_and_wrong_config_types_are_named(model):
+    ids, _ = batch()
+    with pytest.raises(TypeError, match="unknown generation option 'num_beam'; options: max_new_tokens, do_sample"):
+        model.generate(ids, 3, num_beam=2)
+    with pytest.raises(TypeError, match="generation_config must be a GenerationConfig, got dict"):
+        model.generate(ids, 3, generation_config={"do_sample": True})
+
+
+def test_generation_config_json_sets_the_model_defaults(tmp_path):
+    write_tiny_gpt2(tmp_path, 100, seed=3)
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"eos_token_id": [7, 9], "pad_token_id": 5000, "max_new_tokens": 4, "do_sample": True, "top_k": 3,
+         "bos_token_id": 0, "transformers_version": "5.0"}))
+    model = GPT2LMHeadModel.from_pretrained(tmp_path)
+    cfg = model.generation_config
+    assert (cfg.eos_token_id, cfg.max_new_tokens, cfg.do_sample, cfg.top_k) == (7, 4, True, 3)
+    assert cfg.pad_token_id is None  # outside the 100-token vocabulary: ignored, as the config's eos would be
+    out = model.generate(np.ones((1, 3), np.int64), seed=0)
+    assert out.shape[1] <= 3 + 4
+    (tmp_path / "generation_config.json").write_text(json.dumps({"top_p": 2.0}))
+    with pytest.raises(ValueError, match=r"generation_config.json: top_p must be in \(0, 1\]"):
+        GPT2LMHeadModel.from_pretrained(tmp_path)
+
+
+def test_prompt_is_validated_once_per_call(model, monkeypatch):
+    import cpuformer.generation as generation
+
+    calls = []
+    real = generation.check_prompt
+    monkeypatch.setattr(generation, "check_prompt", lambda *a: calls.append(1) or real(*a))
+    ids, mask = batch()
+    model.generate(ids, 3, attention_mask=mask)
+    list(model.stream(ids, 3, attention_mask=mask))
+    model.generate_text("The quick", 3)
+    assert len(calls) == 3

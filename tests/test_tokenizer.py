@@ -1,0 +1,226 @@
+"""cpuformer/tokenizer.py against the `tokenizers` library encoding one text at a time: padding, pairs,
+truncation, packing, decoding with space clean-up, lowercase, loading from a folder, and every error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tokenizers = pytest.importorskip("tokenizers")
+
+from cpuformer.tokenizer import Tokenizer  # noqa: E402
+
+WORDS = "the a cat dog sat on mat it is was not hello world quick brown fox".split()
+TEXTS = ["the cat sat on the mat.", "hello!", "is it? it's not the dog, the fox was quick and brown.", "",
+         "zebra # qux"]
+PAIRS = ["the dog.", "world", "a", "hello world", "cat"]
+
+
+def build_wordpiece(folder: Path, lowercase: bool = True) -> Path:
+    """A BERT-style WordPiece tokenizer.json over a tiny vocabulary; [PAD] is deliberately not id 0."""
+    from tokenizers import decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    tokens = specials + WORDS + letters + ["##" + c for c in letters] + list(".,!?'")
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    tok = tokenizers.Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tok.decoder = decoders.WordPiece(cleanup=False)  # leaves "hello , world !": the wrapper's clean-up is tested
+    tok.add_special_tokens(specials)  # so decoding can skip them
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return build_wordpiece(tmp_path_factory.mktemp("wordpiece"))
+
+
+def raw(folder: Path, max_length: int | None = None):
+    """The library's own tokenizer, encoding one text at a time: the reference."""
+    tok = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_padding()  # a saved tokenizer.json may pad (MiniLM pads to 128); the wrapper pads itself
+    if max_length is not None:
+        tok.enable_truncation(max_length)
+    return tok
+
+
+def assert_matches_one_at_a_time(enc, reference_encodings, pad_id):
+    longest = max((len(e.ids) for e in reference_encodings), default=0)
+    assert enc.input_ids.shape == enc.attention_mask.shape == enc.token_type_ids.shape == (len(reference_encodings),
+                                                                                          longest)
+    assert enc.input_ids.dtype == enc.attention_mask.dtype == enc.token_type_ids.dtype == np.int64
+    for i, e in enumerate(reference_encodings):
+        n = len(e.ids)
+        np.testing.assert_array_equal(enc.input_ids[i, :n], e.ids)
+        np.testing.assert_array_equal(enc.token_type_ids[i, :n], e.type_ids)
+        np.testing.assert_array_equal(enc.attention_mask[i], np.arange(longest) < n)
+        assert (enc.input_ids[i, n:] == pad_id).all() and not enc.token_type_ids[i, n:].any()
+
+
+def test_encode_batch_equals_encoding_each_text(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    enc = tok.encode_batch(TEXTS)
+    assert tok.pad_token_id == raw(folder).token_to_id("[PAD]") == 3
+    assert_matches_one_at_a_time(enc, [raw(folder, 512).encode(t) for t in TEXTS], tok.pad_token_id)
+    assert enc["input_ids"] is enc.input_ids
+    assert tok.token_to_id("[UNK]") in enc.input_ids[4]  # "#" is not in the vocabulary
+
+
+def test_pairs_put_token_type_1_on_the_second_text(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    enc = tok.encode_batch(TEXTS, PAIRS)
+    reference = [raw(folder, 512).encode(t, p) for t, p in zip(TEXTS, PAIRS)]
+    assert_matches_one_at_a_time(enc, reference, tok.pad_token_id)
+    sep = tok.token_to_id("[SEP]")
+    for i, e in enumerate(reference):  # type 1 runs from after the first [SEP] to the end of the sequence
+        first_sep = e.ids.index(sep)
+        np.testing.assert_array_equal(enc.token_type_ids[i, :len(e.ids)], np.arange(len(e.ids)) > first_sep)
+
+
+@pytest.mark.parametrize("max_length", [2, 3, 5, 8])
+def test_truncation_keeps_special_tokens_and_is_per_call(folder, max_length):
+    tok = Tokenizer.from_pretrained(folder, max_length=max_length)
+    enc = tok.encode_batch(TEXTS)
+    assert_matches_one_at_a_time(enc, [raw(folder, max_length).encode(t) for t in TEXTS], tok.pad_token_id)
+    lengths = enc.attention_mask.sum(axis=1)
+    assert lengths.max() <= max_length
+    last = enc.input_ids[np.arange(len(TEXTS)), lengths - 1]
+    assert (enc.input_ids[:, 0] == tok.token_to_id("[CLS]")).all() and (last == tok.token_to_id("[SEP]")).all()
+    if max_length >= 3:  # a pair has 3 special tokens; max_length 2 is test_pairs_with_max_length_2
+        pairs = tok.encode_batch(TEXTS, PAIRS)
+        assert pairs.attention_mask.sum(axis=1).max() <= max_length
+    # A per-call max_length applies to that call only.
+    longer = tok.encode_batch(TEXTS, max_length=64)
+    assert_matches_one_at_a_time(longer, [raw(folder, 64).encode(t) for t in TEXTS], tok.pad_token_id)
+    np.testing.assert_array_equal(tok.encode_batch(TEXTS).input_ids, enc.input_ids)
+
+
+def test_pairs_shorter_than_their_special_tokens_are_refused(folder):
+    # max_length=2 fits [CLS] [SEP] but a pair needs 3 special tokens, and `tokenizers` then did not truncate at all
+    tok = Tokenizer.from_pretrained(folder, max_length=2)
+    with pytest.raises(ValueError, match="max_length 2 is shorter than the 3 special tokens each text pair gets"):
+        tok.encode_batch(TEXTS, PAIRS)
+    assert tok.encode_batch(TEXTS).attention_mask.sum(axis=1).max() <= 2
+    tok.max_length = 3
+    assert tok.encode_batch(TEXTS, PAIRS).attention_mask.sum(axis=1).max() <= 3
+
+
+def test_encode_packed_is_the_padded_batch_without_padding(folder):
+    tok = Tokenizer.from_pretrained(folder, max_length=9)
+    padded = tok.encode_batch(TEXTS)
+    ids, types, lengths = tok.encode_packed(TEXTS)
+    assert ids.dtype == types.dtype == lengths.dtype == np.int64
+    real = padded.attention_mask.astype(bool)
+    np.testing.assert_array_equal(lengths, real.sum(axis=1))
+    np.testing.assert_array_equal(ids, padded.input_ids[real])
+    np.testing.assert_array_equal(types, padded.token_type_ids[real])
+    ids, types, lengths = tok.encode_packed(TEXTS, max_length=4)
+    assert lengths.max() == 4 and len(ids) == len(types) == lengths.sum()
+
+
+def test_empty_batch(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    assert tok.encode_batch([]).input_ids.shape == (0, 0)
+    ids, types, lengths = tok.encode_packed([])
+    assert ids.shape == types.shape == lengths.shape == (0,)
+
+
+@pytest.mark.parametrize("text", ["the cat sat on the mat.", "hello, world! it's not a dog?",
+                                  "the fox's mat, isn't it? we're, i'm, you've."])
+def test_decode_cleans_up_spaces_before_punctuation(folder, text):
+    tok = Tokenizer.from_pretrained(folder)
+    ids = tok.encode_batch([text]).input_ids[0]
+    spaced = raw(folder).decode(ids.tolist())  # WordPiece puts a space before every punctuation mark
+    assert spaced != text and spaced.replace(" ", "") == text.replace(" ", "")
+    assert tok.decode(ids) == text  # the clean-up gives back the text for these
+    assert Tokenizer(raw(folder), 512, clean_up_spaces=False).decode(ids) == spaced
+
+
+def test_decode_skips_special_tokens_unless_asked(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    ids = tok.encode_batch(["hello world"]).input_ids[0]
+    assert tok.decode(ids) == "hello world"
+    assert tok.decode(ids, skip_special_tokens=False) == "[CLS] hello world [SEP]"
+    assert tok.decode(np.array([tok.token_to_id("hello")], np.int32)) == "hello"  # numpy ints are accepted
+
+
+def test_lowercase_option_for_a_case_sensitive_tokenizer(tmp_path, folder):
+    cased = build_wordpiece(tmp_path / "cased", lowercase=False)
+    lowered = Tokenizer(raw(cased), 64, lowercase=True)
+    as_is = Tokenizer(raw(cased), 64)
+    mixed = ["The CAT sat", "Hello World"]
+    expected = as_is.encode_batch([t.lower() for t in mixed])
+    np.testing.assert_array_equal(lowered.encode_batch(mixed).input_ids, expected.input_ids)
+    unk = as_is.token_to_id("[UNK]")
+    assert (as_is.encode_batch(mixed).input_ids == unk).any() and not (expected.input_ids == unk).any()
+
+
+def test_vocabulary_and_mask_token(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    vocab = raw(folder).get_vocab()
+    assert tok.vocab_size == len(vocab)
+    for token, idx in vocab.items():
+        assert tok.token_to_id(token) == idx and tok.id_to_token(np.int64(idx)) == token
+    assert tok.token_to_id("zebra") is None
+    assert (tok.mask_token, tok.mask_token_id) == ("[MASK]", vocab["[MASK]"])
+
+
+def test_from_pretrained_reads_max_length_and_clean_up_from_tokenizer_config(tmp_path):
+    folder = build_wordpiece(tmp_path)
+    assert Tokenizer.from_pretrained(folder).max_length == 512  # no tokenizer_config.json
+    config = folder / "tokenizer_config.json"
+    config.write_text(json.dumps({"model_max_length": 6, "clean_up_tokenization_spaces": False}))
+    tok = Tokenizer.from_pretrained(folder)
+    assert tok.max_length == 6 and tok.encode_batch(TEXTS).input_ids.shape[1] == 6
+    assert tok.decode(tok.encode_batch(["hello!"]).input_ids[0]) == "hello !"
+    assert Tokenizer.from_pretrained(folder, max_length=20).max_length == 20
+    config.write_text(json.dumps({"model_max_length": int(1e30)}))  # transformers' "no limit"
+    assert Tokenizer.from_pretrained(folder).max_length == 512
+
+
+def test_default_model_tokenizer_matches_its_tokenizer_json(default_model_folder):
+    tok = Tokenizer.from_pretrained(default_model_folder)
+    config = json.loads((default_model_folder / "tokenizer_config.json").read_text())
+    assert tok.max_length == config["model_max_length"]
+    texts = ["This framework generates embeddings.", "ÜNÏCÖDÉ and UPPER case", "A" * 3000]
+    enc = tok.encode_batch(texts)
+    assert_matches_one_at_a_time(enc, [raw(default_model_folder, tok.max_length).encode(t) for t in texts],
+                                 tok.pad_token_id)
+    assert tok.decode(enc.input_ids[0]) == "this framework generates embeddings."
+
+
+# ---- errors ------------------------------------------------------------------------------------------------
+
+def test_bad_texts(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    with pytest.raises(TypeError, match="texts must be a list of strings; wrap a single string in a list"):
+        tok.encode_batch("hello")
+    with pytest.raises(TypeError, match="texts must be a list of strings"):
+        tok.encode_packed("hello")
+    with pytest.raises(TypeError, match="every text must be a str"):
+        tok.encode_batch(["hello", 3])
+    with pytest.raises(ValueError, match="got 2 texts but 1 text pairs"):
+        tok.encode_batch(["a", "b"], ["c"])
+
+
+@pytest.mark.parametrize("max_length", [1, 0, -5, 2.5, "8", None])
+def test_bad_max_length(folder, max_length):
+    with pytest.raises(ValueError, match=rf"max_length must be an int >= 2 \(room for \[CLS\] and \[SEP\]\), got "
+                                         rf"{max_length!r}"):
+        Tokenizer(raw(folder), max_length)
+
+
+def test_missing_tokenizer_json_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=rf"no tokenizer.json in '{tmp_path}'; save one with "
+                                                r"AutoTokenizer.from_pretrained\(name\).save_pretrained\(folder\)"):
+        Tokenizer.from_pretrained(tmp_path)

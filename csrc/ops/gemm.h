@@ -28,7 +28,7 @@ struct GemmBlockOptions {
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels
 // [panel_begin, panel_end)] (=, or += with options.accumulate) A[rows, k] * B, for `rows` rows of A (rows may be
-// 0). `c` points at the block's first row and column. K is blocked as in gemm_packed.
+// 0). `c` points at the block's first row and column. K is blocked as in gemm_packed unless options.kc is set.
 void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
                        int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& options);
 

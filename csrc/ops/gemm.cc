@@ -77,7 +77,7 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   const int64_t k = b.k(), n = b.n();
   // A small A block gains nothing from K blocking; streaming each B panel whole keeps the hardware
   // prefetcher on one long sequential run (decode is bound by reading B).
-  const int64_t kc_block = rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
+  const int64_t kc_block = opt.kc > 0 ? opt.kc : rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
   // Without bias, activation or residual the kernel gets no epilogue, so its store is a plain (+)= .
   const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;

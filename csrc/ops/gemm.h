@@ -21,11 +21,14 @@ struct GemmBlockOptions {
   // C = act(C + A*B + bias) + residual: the block adds onto what C holds (the micro-kernel's beta = 1 from the
   // first K block on). Off (beta = 0), C is written without being read first.
   bool accumulate = false;
+  // K block length; 0 = gemm's own choice (KC = 1024, or all of K when the A block is small). A caller whose
+  // row tiles must reuse each B panel slice from L1 passes a shorter one.
+  int64_t kc = 0;
 };
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels
 // [panel_begin, panel_end)] (=, or += with options.accumulate) A[rows, k] * B, for `rows` rows of A (rows may be
-// 0). `c` points at the block's first row and column. K is blocked as in gemm_packed.
+// 0). `c` points at the block's first row and column. K is blocked as in gemm_packed unless options.kc is set.
 void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
                        int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& options);
 

@@ -21,6 +21,20 @@ def test_show_config_reports_everything():
         assert needle in text
 
 
+def test_cpu_features_match_proc_cpuinfo():
+    """The CPUID + XGETBV reading agrees with the kernel's own flags (an independent reader)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    names = ["avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni"]
+    assert _core._config()["cpu_features"] == [n for n in names if n in flags]
+    buf = io.StringIO()
+    cpuformer.show_config(file=buf)
+    assert "cpu features:" in buf.getvalue()
+
+
 def test_thread_count_round_trip():
     before = cpuformer.get_num_threads()
     try:

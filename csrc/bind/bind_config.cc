@@ -33,6 +33,11 @@ void bind_config(py::module_& m) {
     cpu::Isa ignored;
     d["CPUFORMER_ISA_valid"] = !env || !*env || cpu::parse_isa(env, &ignored);
     d["cpu"] = std::string(f.brand);
+    py::list features;
+    int count = 0;
+    const char* const* names = cpu::cpu_feature_names(&count);
+    for (int i = 0; i < count; ++i) features.append(names[i]);
+    d["cpu_features"] = features;
     d["openmp"] = openmp_runtime_name();
     d["num_threads"] = num_threads();
     d["gemm_tile"] = std::to_string(kernels_for_active_isa().gemm_mr) + "x" +

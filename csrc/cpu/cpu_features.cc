@@ -33,6 +33,12 @@ CpuFeatures detect() {
   const bool avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
   f.avx2_fma = avx2 && fma && os_ymm;
   f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && os_zmm;
+  f.avx512_vnni = f.avx512 && (ecx & (1u << 11));
+  const unsigned max_sub7 = eax;  // leaf 7 subleaf 0: EAX = highest subleaf
+  if (max_sub7 >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
+    f.avx_vnni = f.avx2_fma && (eax & (1u << 4));
+    f.avx512_bf16 = f.avx512 && (eax & (1u << 5));
+  }
 
   unsigned max_ext = __get_cpuid_max(0x80000000, nullptr);
   if (max_ext >= 0x80000004) {
@@ -63,6 +69,26 @@ bool parse_isa(const char* name, Isa* out) {
     }
   }
   return false;
+}
+
+const char* const* cpu_feature_names(int* count) {
+  static const char* names[9];
+  static const int n = [] {
+    const CpuFeatures& f = cpu_features();
+    int k = 0;
+    const auto add = [&](bool present, std::initializer_list<const char*> group) {
+      if (present)
+        for (const char* name : group) names[k++] = name;
+    };
+    add(f.avx2_fma, {"avx2", "fma"});
+    add(f.avx512, {"avx512f", "avx512bw", "avx512dq", "avx512vl"});
+    add(f.avx512_vnni, {"avx512_vnni"});
+    add(f.avx512_bf16, {"avx512_bf16"});
+    add(f.avx_vnni, {"avx_vnni"});
+    return k;
+  }();
+  *count = n;
+  return names;
 }
 
 const CpuFeatures& cpu_features() {

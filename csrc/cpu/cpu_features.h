@@ -12,8 +12,16 @@ bool parse_isa(const char* name, Isa* out);
 struct CpuFeatures {
   bool avx2_fma = false;  // AVX2 + FMA3 + OS saves YMM state
   bool avx512 = false;    // AVX-512 F/BW/DQ/VL + OS saves ZMM and opmask state
+  // Extensions for the int8 / bf16 kernels (issue 10), each only with the register state above saved by the OS.
+  bool avx512_vnni = false;  // vpdpbusd on ZMM (Cascade Lake and later, Zen 4)
+  bool avx512_bf16 = false;  // vdpbf16ps, vcvtne2ps2bf16 (Cooper Lake, Sapphire Rapids and later, Zen 4)
+  bool avx_vnni = false;     // VEX-encoded vpdpbusd on YMM (Alder Lake, Sapphire Rapids and later, Zen 5)
   char brand[49] = {0};
 };
+
+// The names of the features above this CPU and OS can run, as Linux's /proc/cpuinfo spells them
+// (avx2, fma, avx512f, avx512bw, avx512dq, avx512vl, avx512_vnni, avx512_bf16, avx_vnni), in that order.
+const char* const* cpu_feature_names(int* count);
 
 const CpuFeatures& cpu_features();
 // Highest ISA the CPU supports, ignoring any cap.

@@ -22,6 +22,7 @@ def show_config(file=None) -> None:
         f"cpuformer {info['version']}",
         f"  python:        {info['python']} ({info['platform']})",
         f"  cpu:           {info['cpu'].strip() or 'unknown'}",
+        f"  cpu features:  {' '.join(info['cpu_features']) or 'none beyond SSE2'}",
         f"  isa:           {info['isa']} (gemm tile {info['gemm_tile']})",
         f"  isa supported: {', '.join(info['isa_supported'])}",
         f"  isa allowed:   up to {info['isa_max_allowed']}"

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Sequence
 
+from .models.base import SUPPORTED_DTYPES
+
 __all__ = ["main"]
 
 
@@ -22,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                                                       "every line is embedded, so row i is line i")
     embed.add_argument("--model", metavar="PATH", help="sentence-transformers or Hugging Face BERT folder")
     embed.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    embed.add_argument("--dtype", default="float32", choices=SUPPORTED_DTYPES,
+                       help="dtype of the linear weights (default float32)")
     embed.add_argument("--batch-size", type=int, default=32, metavar="N", help="sentences per batch (default 32)")
     embed.add_argument("--output", metavar="X.npy", help="write a .npy array instead of JSON lines")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar for --file")
@@ -55,7 +59,7 @@ def _embed(args: argparse.Namespace) -> int:
 
     from .sentence_encoder import SentenceEncoder
 
-    encoder = SentenceEncoder.from_pretrained(args.model)
+    encoder = SentenceEncoder.from_pretrained(args.model, dtype=args.dtype)
     embeddings = encoder.encode(texts, batch_size=args.batch_size, normalize_embeddings=args.normalize,
                                 show_progress_bar=bool(args.file) and not args.no_progress)
     if args.output:

@@ -26,6 +26,7 @@ __all__ = [
     "SelfAttention",
     "Workspace",
     "fused_activation",
+    "pack_linear",
     "take_fused_linear",
     "take_linear",
 ]
@@ -50,6 +51,13 @@ def fused_activation(hidden_act: str) -> str:
     return _HF_ACTIVATIONS[hidden_act]
 
 
+def pack_linear(store: WeightStore, weight: np.ndarray, bias: np.ndarray | None = None, **options) -> ops.PackedLinear:
+    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32 or int8 weights)."""
+    if store.linear_dtype != "float32":
+        options["dtype"] = store.linear_dtype
+    return ops.PackedLinear(weight, bias, **options)
+
+
 def take_linear(
     store: WeightStore,
     prefix: str,
@@ -64,7 +72,7 @@ def take_linear(
     shape = (out_features, in_features) if layout == "out_in" else (in_features, out_features)
     weight = store.take(f"{prefix}.weight", shape)
     b = store.take(f"{prefix}.bias", (out_features,)) if bias else None
-    return ops.PackedLinear(weight, b, activation=activation, layout=layout)
+    return pack_linear(store, weight, b, activation=activation, layout=layout)
 
 
 def take_fused_linear(
@@ -80,7 +88,7 @@ def take_fused_linear(
     weights = [store.take(f"{p}.weight", (out_features, in_features)) for p in prefixes]
     biases = [store.take(f"{p}.bias", (out_features,)) for p in prefixes]
     # The only copy of these weights before packing; the mmap views stay untouched.
-    return ops.PackedLinear(np.concatenate(weights), np.concatenate(biases), activation=activation)
+    return pack_linear(store, np.concatenate(weights), np.concatenate(biases), activation=activation)
 
 
 class LayerNorm:

@@ -141,6 +141,8 @@ class WeightStore:
         self._used: set[str] = set()
         self._ignored: list[str] = []
         self._ignored_outside: list[str] = []
+        # The dtype the model packs its linear weights in ("float32", "int8"); set by the loading template.
+        self.linear_dtype = "float32"
 
     def __len__(self) -> int:
         return len(self._tensors)

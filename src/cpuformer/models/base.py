@@ -121,10 +121,11 @@ class PretrainedModel:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
-        check_dtype(dtype)
+        dtype = check_dtype(dtype)
         cls.check_model_type(checkpoint)
         config = cls.config_class.from_dict(checkpoint.config)
         store = checkpoint.weights()
+        store.linear_dtype = dtype
         stripped = store.strip_prefix(cls.base_prefix) if cls.base_prefix else []
         store.ignore(*cls.buffers)
         if cls.is_base_model and stripped:

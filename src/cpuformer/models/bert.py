@@ -11,10 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
 from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
-from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
+from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, pack_linear,
                       take_fused_linear, take_linear)
 from .base import PretrainedModel, config_sizes
 from .registry import register_model
@@ -228,7 +227,7 @@ class BertForMaskedLM(BertPretrainedModel):
                           if store.has("cls.predictions.decoder.weight") else self.bert.embeddings.word_embeddings.table)
         names = [n for n in ("cls.predictions.bias", "cls.predictions.decoder.bias") if store.has(n)]
         bias = [store.take(n, (v,)) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
-        self.decoder = ops.PackedLinear(decoder_weight, bias)
+        self.decoder = pack_linear(store, decoder_weight, bias)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         """[n, hidden] -> vocabulary logits [n, vocab]."""

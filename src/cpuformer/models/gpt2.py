@@ -21,7 +21,7 @@ from ..generation import DecodeStatePool, GenerationConfig, GenerationMixin
 from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..layers import (Embedding, KVCacheBatch, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
-                      take_linear)
+                      pack_linear, take_linear)
 from .base import Checkpoint, PretrainedModel, config_sizes
 from .registry import register_model
 
@@ -170,7 +170,7 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PretrainedModel):
             head = store.take("lm_head.weight", (config.vocab_size, config.n_embd))
         else:
             head = self.transformer.wte.table
-        self.lm_head = ops.PackedLinear(head, None)  # [vocab, n_embd] is nn.Linear's layout: packed once
+        self.lm_head = pack_linear(store, head)  # [vocab, n_embd] is nn.Linear's layout: packed once
         self.generation_config = GenerationConfig(eos_token_id=config.eos_token_id)
         self.decode_states = DecodeStatePool()  # the KV cache of the last generate call, for the next
 

@@ -85,3 +85,22 @@ except ImportError:
             return skipped
 
         return decorate
+
+
+def real_sentences(minimum: int = 1000) -> list[str]:
+    """Over `minimum` real English sentences, offline and deterministic: the Python reference manual's topics
+    that ship with the standard library (pydoc_data), split into sentences of 6..40 mostly-alphabetic words.
+    Used for accuracy checks of quantized models; never for tuning them."""
+    import re
+
+    from pydoc_data.topics import topics
+
+    text = re.sub(r"\s+", " ", "\n".join(topics[k] for k in sorted(topics)))
+    sentences = []
+    for s in dict.fromkeys(re.split(r"(?<=[.!?])\s+", text)):
+        words = s.split()
+        if 6 <= len(words) <= 40 and s[0].isupper() and sum(c.isalpha() or c == " " for c in s) > 0.9 * len(s):
+            sentences.append(s)
+    if len(sentences) < minimum:
+        pytest.skip(f"only {len(sentences)} sentences in this Python's pydoc topics; need {minimum}")
+    return sentences

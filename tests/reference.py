@@ -15,7 +15,7 @@ TOLERANCE = {
     # accumulation as "linear" (q are exact small integers) plus one rounding for the column scale.
     "linear_int8": (1e-5, 1e-5),
     # int8 vs float32 weights on standard-normal data, compared as y / max|y_fp32| (so atol is relative to the
-    # largest output): the quantization error itself, ~0.5% measured at K = 768 (see test_gemm_int8.py).
+    # largest output): the quantization error itself, measured 0.8-1.0% (relative RMS ~0.8%) at K = 768 and 3072.
     "linear_int8_vs_fp32": (0.0, 0.02),
     "gelu": (1e-5, 1e-6),  # every ops.activation (none, gelu, gelu_tanh, relu)
     "relu": (0.0, 0.0),

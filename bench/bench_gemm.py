@@ -1,6 +1,8 @@
 """PackedLinear vs numpy matmul (OpenBLAS) on transformer shapes, in the same run.
 
 Targets: >= 0.95x numpy on the large shapes, >= 1.2x at M = 1 and M = 8 (packed weights, no per-call work).
+The "linear int8" groups put PackedLinear(dtype="int8") (weight-only int8) against our float32 and numpy at the
+decode sizes, where reading the weight bounds the time: "rate" adds the weight bytes read per second.
 """
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ def _record(benchmark, impl, m, k, n):
     return gflop
 
 
-def _gflops(benchmark, gflop):
+def _gflops(benchmark, gflop, weight_bytes=None):
     median = benchmark.stats.stats.median
     rate = f"{gflop / median:.1f} GFLOP/s"
-    benchmark.extra_info["rate"] = rate
     benchmark.extra_info["gflops"] = gflop / median
+    if weight_bytes is not None:  # effective weight bandwidth: the packed weight is read once per call
+        benchmark.extra_info["weight_gbs"] = weight_bytes / median / 1e9
+        rate += f", weights {weight_bytes / median / 1e9:.1f} GB/s"
+    benchmark.extra_info["rate"] = rate
 
 
 @pytest.mark.parametrize("m,k,n", _cases())
@@ -54,3 +59,26 @@ def test_linear_numpy(benchmark, m, k, n):
     gflop = _record(benchmark, "numpy", m, k, n)
     benchmark(np.matmul, x, w_t, out=out)
     _gflops(benchmark, gflop)
+
+
+INT8_CASES = [pytest.param(m, k, n, id=f"M{m}-K{k}-N{n}") for m in (1, 8) for k, n in ((768, 3072), (3072, 768))]
+
+
+@pytest.mark.parametrize("impl", ["cpuformer", "cpuformer-fp32", "numpy"])
+@pytest.mark.parametrize("m,k,n", INT8_CASES)
+def test_linear_int8(benchmark, m, k, n, impl):
+    # "cpuformer" is the int8 layer (1 byte per weight), the references read 4 bytes per weight.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    w = rng.standard_normal((n, k), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
+    benchmark.group = f"linear int8 M{m} K{k} N{n}"
+    gflop = _record(benchmark, impl, m, k, n)
+    if impl == "numpy":
+        w_t = np.ascontiguousarray(w.T)
+        benchmark(np.matmul, x, w_t, out=out)
+    else:
+        int8 = impl == "cpuformer"
+        lin = ops.PackedLinear(w, dtype="int8" if int8 else "float32")
+        benchmark(lin, x, out=out)
+    _gflops(benchmark, gflop, weight_bytes=k * n * (1 if impl == "cpuformer" else 4))

@@ -19,6 +19,14 @@ struct PackedLinear {
   std::string activation_name;
 };
 
+const char* dtype_name(WeightDtype dtype) { return dtype == WeightDtype::s8 ? "int8" : "float32"; }
+
+WeightDtype parse_dtype(const std::string& dtype) {
+  if (dtype == "float32") return WeightDtype::f32;
+  if (dtype == "int8") return WeightDtype::s8;
+  throw py::value_error("dtype must be one of 'float32', 'int8'; got '" + dtype + "'");
+}
+
 WeightLayout parse_layout(const std::string& layout) {
   if (layout == "out_in") return WeightLayout::out_in;
   if (layout == "in_out") return WeightLayout::in_out;
@@ -27,8 +35,9 @@ WeightLayout parse_layout(const std::string& layout) {
 }
 
 PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& bias_obj, const std::string& activation,
-                                const std::string& layout_name) {
+                                const std::string& layout_name, const std::string& dtype_str = "float32") {
   const WeightLayout layout = parse_layout(layout_name);
+  const WeightDtype dtype = parse_dtype(dtype_str);
   FloatArray weight = float_input(weight_obj, "weight", 2, 2, -1, "(out_features, in_features)");
   const int64_t n = layout == WeightLayout::out_in ? weight.shape(0) : weight.shape(1);
   const int64_t k = layout == WeightLayout::out_in ? weight.shape(1) : weight.shape(0);
@@ -47,7 +56,7 @@ PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& 
   const kernels::KernelTable& kt = kernels_for_active_isa();
   {
     py::gil_scoped_release release;
-    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt);
+    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt, dtype);
   }
   return lin;
 }
@@ -116,9 +125,17 @@ A linear layer y = act(x @ W.T + b) + residual whose weight is packed once into 
 
 weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
 as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
-activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.)doc")
-      .def(py::init(&make_packed_linear), py::arg("weight"), py::arg("bias") = py::none(),
-           py::arg("activation") = "none", py::arg("layout") = "out_in")
+activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.
+dtype: "float32" | "int8". int8 quantizes the weight once (weight-only, symmetric, per output feature:
+scale = max|W[n, :]| / 127, q = round-half-even(W / scale) in [-127, 127]) and computes
+scale[n] * (x @ q.T)[:, n] with float32 activations, then bias, activation and residual as for float32.
+It reads 4x fewer weight bytes (the win for small batches: decode). top_k is float32 only.)doc")
+      .def(py::init([](const py::handle& weight, const py::handle& bias, const std::string& activation,
+                       const std::string& layout, const std::string& dtype) {
+             return make_packed_linear(weight, bias, activation, layout, dtype);
+           }),
+           py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
+           py::arg("layout") = "out_in", py::arg("dtype") = "float32")
       .def(
           "__call__",
           [](const PackedLinear& self, const py::handle& x, const py::handle& residual, const py::handle& out,
@@ -134,6 +151,9 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
       .def(
           "top_k",
           [](const PackedLinear& self, const py::handle& queries, int64_t k, const py::handle& exclude) {
+            if (self.packed->dtype() != WeightDtype::f32)
+              throw py::value_error(std::string("top_k supports dtype 'float32' only; this PackedLinear has dtype '") +
+                                    dtype_name(self.packed->dtype()) + "', build one with dtype='float32'");
             if (self.activation != kernels::Activation::none)
               throw py::value_error("top_k scores x @ W.T + b; this PackedLinear has activation '" +
                                     self.activation_name + "', build one with activation='none'");
@@ -143,6 +163,9 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
       .def_property_readonly("in_features", [](const PackedLinear& s) { return s.packed->k(); })
       .def_property_readonly("out_features", [](const PackedLinear& s) { return s.packed->n(); })
       .def_property_readonly("activation", [](const PackedLinear& s) { return s.activation_name; })
+      .def_property_readonly(
+          "dtype", [](const PackedLinear& s) { return std::string(dtype_name(s.packed->dtype())); },
+          "How the weight is stored: 'float32' or 'int8'.")
       .def_property_readonly("isa", [](const PackedLinear& s) { return std::string(s.packed->kernels().isa_name); })
       .def_property_readonly("has_bias", [](const PackedLinear& s) { return s.packed->has_bias(); })
       .def_property_readonly(
@@ -152,7 +175,20 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
             s.packed->unpack_out_in(w.mutable_data());
             return w;
           },
-          "The weight unpacked to [out_features, in_features] (a copy).")
+          "The weight unpacked to [out_features, in_features] (a copy); for dtype 'int8' the dequantized q * scale.")
+      .def_property_readonly(
+          "quantized_weight",
+          [](const PackedLinear& s) {
+            if (s.packed->dtype() != WeightDtype::s8)
+              throw py::value_error(std::string("quantized_weight needs dtype 'int8'; this PackedLinear has dtype '") +
+                                    dtype_name(s.packed->dtype()) + "'");
+            py::array_t<int8_t, py::array::c_style> q({s.packed->n(), s.packed->k()});
+            FloatArray scale({s.packed->n()});
+            s.packed->unpack_s8(q.mutable_data(), scale.mutable_data());
+            return py::make_tuple(q, scale);
+          },
+          "dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features]), W ~= q * "
+          "scale[:, None] (copies).")
       .def_property_readonly("bias", [](const PackedLinear& s) -> py::object {
         if (!s.packed->has_bias()) return py::none();
         FloatArray b({s.packed->n()});
@@ -162,7 +198,8 @@ activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the s
       .def("__repr__", [](const PackedLinear& s) {
         return "PackedLinear(in_features=" + std::to_string(s.packed->k()) + ", out_features=" +
                std::to_string(s.packed->n()) + ", bias=" + (s.packed->has_bias() ? "True" : "False") +
-               ", activation='" + s.activation_name + "', isa='" + s.packed->kernels().isa_name + "')";
+               ", activation='" + s.activation_name + "', dtype='" + dtype_name(s.packed->dtype()) + "', isa='" +
+               s.packed->kernels().isa_name + "')";
       });
 
   m.def(

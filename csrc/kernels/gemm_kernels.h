@@ -18,5 +18,8 @@ inline constexpr int kGemmNR = 2 * Vec::width;
 
 void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b_panel,
                   float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+// The same tile with an int8 B panel (k x NR bytes) and NR per-column scales (gemm_int8_kernels.cc).
+void gemm_ukernel_f32s8(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const int8_t* b_panel,
+                        const float* scale, float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
 
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

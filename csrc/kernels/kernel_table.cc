@@ -18,6 +18,7 @@ static KernelTable make_table() {
   t.gemm_mr = kGemmMR;
   t.gemm_nr = kGemmNR;
   t.gemm_ukernel = &gemm_ukernel;
+  t.gemm_ukernel_f32s8 = &gemm_ukernel_f32s8;
   t.activation = &activation;
   t.layer_norm_row = &layer_norm_row;
   t.softmax_row = &softmax_row;

@@ -21,6 +21,10 @@ struct Vec {
   static Vec load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static Vec load_partial(const float* p, int64_t n) { return {_mm512_maskz_loadu_ps(tail_mask(n), p)}; }
+  // 16 int8 -> 16 floats (exact: every int8 is a float).
+  static Vec load_s8(const int8_t* p) {
+    return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))};
+  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
   float reduce_add() const { return _mm512_reduce_add_ps(v); }
@@ -60,6 +64,10 @@ struct Vec {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static Vec load_partial(const float* p, int64_t n) { return {_mm256_maskload_ps(p, tail_mask(n))}; }
+  // 8 int8 -> 8 floats (exact).
+  static Vec load_s8(const int8_t* p) {
+    return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))};
+  }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask(n), v); }
   float reduce_add() const {
@@ -109,6 +117,8 @@ struct Vec {
     for (int64_t i = 0; i < n; ++i) r.v[i] = p[i];
     return r;
   }
+  // 4 int8 -> 4 floats (exact).
+  static Vec load_s8(const int8_t* p) { return {{float(p[0]), float(p[1]), float(p[2]), float(p[3])}}; }
   void store(float* p) const { std::memcpy(p, v, sizeof v); }
   void store_partial(float* p, int64_t n) const { for (int64_t i = 0; i < n; ++i) p[i] = v[i]; }
   float reduce_add() const { return (v[0] + v[1]) + (v[2] + v[3]); }

@@ -1,4 +1,4 @@
-// aligned_buffer.h — owning, 64-byte aligned float storage for packed weights and workspaces.
+// aligned_buffer.h — owning, 64-byte aligned storage for packed weights (float or int8) and workspaces.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
@@ -8,34 +8,37 @@
 
 namespace cpuformer {
 
-class AlignedBuffer {
+template <class T>
+class AlignedArray {
  public:
-  AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t count) : size_(count) {
+  AlignedArray() = default;
+  explicit AlignedArray(size_t count) : size_(count) {
     if (count == 0) return;
-    size_t bytes = (count * sizeof(float) + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
-    data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+    size_t bytes = (count * sizeof(T) + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
     if (!data_) throw std::bad_alloc();
   }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  AlignedArray(AlignedArray&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  AlignedArray& operator=(AlignedArray&& o) noexcept {
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
     return *this;
   }
-  ~AlignedBuffer() { std::free(data_); }
+  ~AlignedArray() { std::free(data_); }
 
-  float* data() { return data_; }
-  const float* data() const { return data_; }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  void zero() { if (data_) std::memset(data_, 0, size_ * sizeof(float)); }
+  void zero() { if (data_) std::memset(data_, 0, size_ * sizeof(T)); }
 
  private:
-  float* data_ = nullptr;
+  T* data_ = nullptr;
   size_t size_ = 0;
 };
+
+using AlignedBuffer = AlignedArray<float>;
 
 }  // namespace cpuformer

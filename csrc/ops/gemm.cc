@@ -81,6 +81,7 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
   // Without bias, activation or residual the kernel gets no epilogue, so its store is a plain (+)= .
   const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;
+  const bool int8 = b.dtype() == WeightDtype::s8;
   // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
   int64_t k0 = 0;
   do {
@@ -88,7 +89,6 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
     const bool first = k0 == 0, last = k0 + kc == k;
     if (opt.pack_a) pack_a_block(a + k0, lda, rows, kc, mr, a_panels);
     for (int64_t p = panel_begin; p < panel_end; ++p) {
-      const float* bp = b.panel(p) + k0 * nr;
       const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
       const int64_t col = (p - panel_begin) * nr;
       kernels::GemmEpilogue ep{b.panel_bias(p), opt.activation, nullptr, opt.ldr};
@@ -98,10 +98,13 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
         float* cp = c + i * ldc + col;
         const kernels::GemmEpilogue* epp = last && has_epilogue ? &ep : nullptr;
         const bool accumulate = opt.accumulate || !first;
-        if (opt.pack_a)
-          kt.gemm_ukernel(r, cols, kc, a_panels + i * kc, 1, mr, bp, cp, ldc, accumulate, epp);
+        const float* ap = opt.pack_a ? a_panels + i * kc : a + i * lda + k0;
+        const int64_t rs_a = opt.pack_a ? 1 : lda, cs_a = opt.pack_a ? mr : 1;
+        if (int8)  // weight-only int8: the kernel scales each K block's sum by the panel's column scales
+          kt.gemm_ukernel_f32s8(r, cols, kc, ap, rs_a, cs_a, b.panel_s8(p) + k0 * nr, b.panel_scale(p), cp, ldc,
+                                accumulate, epp);
         else
-          kt.gemm_ukernel(r, cols, kc, a + i * lda + k0, lda, 1, bp, cp, ldc, accumulate, epp);
+          kt.gemm_ukernel(r, cols, kc, ap, rs_a, cs_a, b.panel(p) + k0 * nr, cp, ldc, accumulate, epp);
       }
     }
     k0 += kc;

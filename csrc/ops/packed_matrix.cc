@@ -1,19 +1,37 @@
 // packed_matrix.cc — packs W into the B-panel layout the micro-kernel streams: panel p holds columns
-// [p*NR, p*NR+NR) of B = W^T, one NR-float row per k, so the kernel reads B strictly sequentially.
+// [p*NR, p*NR+NR) of B = W^T, one NR-element row per k, so the kernel reads B strictly sequentially.
+// int8 panels have the same layout with one byte per element; the per-column scales sit beside them.
 #include "ops/packed_matrix.h"
 
 #include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "ops/threading.h"
 
 namespace cpuformer {
 
 PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayout layout, const float* bias,
-                           const kernels::KernelTable& kernels)
-    : n_(n), k_(k), nr_(kernels.gemm_nr), kernels_(&kernels),
-      panels_(static_cast<size_t>(((n + kernels.gemm_nr - 1) / kernels.gemm_nr) * kernels.gemm_nr * k)) {
-  const int64_t panels = num_panels();
+                           const kernels::KernelTable& kernels, WeightDtype dtype)
+    : n_(n), k_(k), nr_(kernels.gemm_nr), dtype_(dtype), kernels_(&kernels) {
+  if (dtype == WeightDtype::s8)
+    pack_s8(weight, layout);
+  else
+    pack_f32(weight, layout);
+  if (bias) {
+    bias_ = AlignedBuffer(static_cast<size_t>(num_panels() * nr_));
+    bias_.zero();
+    for (int64_t j = 0; j < n; ++j) bias_.data()[j] = bias[j];
+  }
+}
+
+void PackedMatrix::pack_f32(const float* weight, WeightLayout layout) {
+  const int64_t panels = num_panels(), n = n_, k = k_;
   const int nr = nr_;
+  panels_ = AlignedBuffer(static_cast<size_t>(panels * nr * k));
   const int threads = threads_for_work(static_cast<double>(n) * k);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t p = 0; p < panels; ++p) {
@@ -27,17 +45,77 @@ PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayo
       }
     }
   }
-  if (bias) {
-    bias_ = AlignedBuffer(static_cast<size_t>(panels * nr));
-    bias_.zero();
-    for (int64_t j = 0; j < n; ++j) bias_.data()[j] = bias[j];
+}
+
+void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
+  const int64_t panels = num_panels(), n = n_, k = k_;
+  const int nr = nr_;
+  auto w_at = [&](int64_t col, int64_t kk) {
+    return layout == WeightLayout::out_in ? weight[col * k + kk] : weight[kk * n + col];
+  };
+  // Scales: max |W[col, :]| / 127 in fp32. A row whose scale is 0 (all zeros, or a max so small that /127
+  // underflows) gets scale 1, so it quantizes to zeros without dividing by 0. Padding columns get 1 too.
+  scales_ = AlignedBuffer(static_cast<size_t>(panels * nr));
+  float* scale = scales_.data();
+  std::fill(scale, scale + panels * nr, 0.0f);
+  int64_t bad = -1;  // first output feature holding an inf or NaN
+  auto take = [&](int64_t col, float w) {
+    if (!std::isfinite(w) && (bad < 0 || col < bad)) bad = col;
+    scale[col] = std::max(scale[col], std::fabs(w));
+  };
+  if (layout == WeightLayout::out_in) {
+    for (int64_t col = 0; col < n; ++col)
+      for (int64_t kk = 0; kk < k; ++kk) take(col, weight[col * k + kk]);
+  } else {
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t col = 0; col < n; ++col) take(col, weight[kk * n + col]);
+  }
+  if (bad >= 0)
+    throw std::invalid_argument("int8 quantization needs finite weights; output feature " + std::to_string(bad) +
+                                " has an inf or NaN");
+  for (int64_t col = 0; col < panels * nr; ++col) {
+    scale[col] = scale[col] / 127.0f;
+    if (scale[col] == 0.0f) scale[col] = 1.0f;
+  }
+  panels_s8_ = AlignedArray<int8_t>(static_cast<size_t>(panels * nr * k));
+  const int threads = threads_for_work(static_cast<double>(n) * k);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t p = 0; p < panels; ++p) {
+    int8_t* dst = panels_s8_.data() + p * k * nr;
+    for (int64_t kk = 0; kk < k; ++kk) {
+      for (int j = 0; j < nr; ++j) {
+        const int64_t col = p * nr + j;
+        float q = 0.0f;
+        // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode, so
+        // the result equals numpy's np.rint(W / scale) in float32.
+        if (col < n) q = std::min(127.0f, std::max(-127.0f, std::nearbyint(w_at(col, kk) / scale[col])));
+        dst[kk * nr + j] = static_cast<int8_t>(q);
+      }
+    }
   }
 }
 
 void PackedMatrix::unpack_out_in(float* weight) const {
   for (int64_t col = 0; col < n_; ++col) {
-    const float* src = panel(col / nr_) + col % nr_;
-    for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = src[kk * nr_];
+    const int64_t p = col / nr_, j = col % nr_;
+    if (dtype_ == WeightDtype::s8) {
+      const int8_t* src = panel_s8(p) + j;
+      const float s = panel_scale(p)[j];
+      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = static_cast<float>(src[kk * nr_]) * s;
+    } else {
+      const float* src = panel(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = src[kk * nr_];
+    }
+  }
+}
+
+void PackedMatrix::unpack_s8(int8_t* q, float* scale) const {
+  if (dtype_ != WeightDtype::s8) throw std::invalid_argument("unpack_s8 needs an int8 PackedMatrix");
+  for (int64_t col = 0; col < n_; ++col) {
+    const int64_t p = col / nr_, j = col % nr_;
+    const int8_t* src = panel_s8(p) + j;
+    for (int64_t kk = 0; kk < k_; ++kk) q[col * k_ + kk] = src[kk * nr_];
+    scale[col] = panel_scale(p)[j];
   }
 }
 

@@ -4,6 +4,8 @@
 // are fewer query blocks than threads (single-query search), with per-range heaps merged at the end.
 #include "ops/top_k.h"
 
+#include <stdexcept>
+
 #include <omp.h>
 
 #include <algorithm>
@@ -63,6 +65,8 @@ bool is_excluded(const int64_t* row, int64_t count, int64_t col) {
 
 void top_k_dot(const float* queries, int64_t q, int64_t ldq, const PackedMatrix& b, int64_t k,
                const int64_t* exclude, int64_t n_exclude, int64_t* out_indices, float* out_scores) {
+  if (b.dtype() != WeightDtype::f32)
+    throw std::invalid_argument("top_k supports float32 packed weights only (dtype 'float32')");
   if (q == 0 || k == 0) return;
   const kernels::KernelTable& kt = b.kernels();
   const int nr = b.nr();

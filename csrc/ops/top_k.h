@@ -6,7 +6,7 @@
 
 namespace cpuformer {
 
-// queries: [q, d] rows ldq apart; b: packed [n, d] (its bias, if any, is added to the scores).
+// queries: [q, d] rows ldq apart; b: packed [n, d], float32 only (its bias, if any, is added to the scores).
 // exclude: [q, n_exclude] column ids never returned for that query (entries < 0 or >= n are ignored), or null.
 // out_indices / out_scores: [q, k], best first, equal scores in ascending column order. A query with fewer
 // than k eligible columns (scores that are NaN or -inf never qualify) is padded with index -1, score -inf.

@@ -14,12 +14,16 @@ class PackedLinear:
     weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
     as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
     activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.
+    dtype: "float32" | "int8". int8 quantizes the weight once (weight-only, symmetric, per output feature:
+    scale = max|W[n, :]| / 127, q = round-half-even(W / scale) in [-127, 127]) and computes
+    scale[n] * (x @ q.T)[:, n] with float32 activations, then bias, activation and residual as for float32.
+    It reads 4x fewer weight bytes (the win for small batches: decode). top_k is float32 only.
     """
     def __call__(self, x: typing.Any, *, residual: typing.Any = None, out: typing.Any = None, activation: typing.Any = None) -> numpy.ndarray:
         """
         x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after the activation. out: optional preallocated C-contiguous result. Releases the GIL.
         """
-    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in') -> None:
+    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in', dtype: str = 'float32') -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -34,6 +38,11 @@ class PackedLinear:
     def bias(self) -> typing.Any:
         ...
     @property
+    def dtype(self) -> str:
+        """
+        How the weight is stored: 'float32' or 'int8'.
+        """
+    @property
     def has_bias(self) -> bool:
         ...
     @property
@@ -46,9 +55,14 @@ class PackedLinear:
     def out_features(self) -> int:
         ...
     @property
+    def quantized_weight(self) -> tuple[numpy.typing.NDArray[numpy.int8], numpy.typing.NDArray[numpy.float32]]:
+        """
+        dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features]), W ~= q * scale[:, None] (copies).
+        """
+    @property
     def weight(self) -> numpy.typing.NDArray[numpy.float32]:
         """
-        The weight unpacked to [out_features, in_features] (a copy).
+        The weight unpacked to [out_features, in_features] (a copy); for dtype 'int8' the dequantized q * scale.
         """
 class KVCache:
     """

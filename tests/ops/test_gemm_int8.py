@@ -7,7 +7,7 @@ import pytest
 
 import reference as ref
 from cpuformer import ops
-from helpers import num_threads, rand
+from helpers import given, num_threads, rand, settings, st
 from test_gemm import ACTIVATIONS, EDGE_M, EDGE_N
 
 # M = 1..8 (decode, the path int8 is for) on top of the tile edges (1x and 2x MR +-1 of every ISA).
@@ -76,7 +76,7 @@ def test_quantization_matches_numpy(isa):
     np.testing.assert_array_equal(conv1d.quantized_weight[0], q_ref)
 
 
-def test_properties_and_zero_sizes():
+def test_properties_and_zero_sizes(isa):
     rng = np.random.default_rng(4)
     w, b = rand(rng, 6, 8), rand(rng, 6)
     lin = ops.PackedLinear(w, b, dtype="int8")
@@ -89,7 +89,7 @@ def test_properties_and_zero_sizes():
     np.testing.assert_array_equal(y, np.tile(b, (2, 1)))
 
 
-def test_int8_close_to_float32():
+def test_int8_close_to_float32(isa):
     # The quantization error on standard-normal data (K = 768): max |y_int8 - y_fp32| / max |y_fp32|.
     rng = np.random.default_rng(5)
     x, w, b = rand(rng, 16, 768), rand(rng, 512, 768), rand(rng, 512)
@@ -99,7 +99,7 @@ def test_int8_close_to_float32():
     ref.assert_close(y8 / peak, y32 / peak, "linear_int8_vs_fp32")
 
 
-def test_two_threads_match_one_thread():
+def test_two_threads_match_one_thread(isa):
     # The thread count changes only how columns are split into tasks, never an element's sum: equal bitwise.
     rng = np.random.default_rng(6)
     w, b = rand(rng, 1000, 300), rand(rng, 1000)
@@ -111,6 +111,18 @@ def test_two_threads_match_one_thread():
         with num_threads(2):
             y2 = lin(x)
         np.testing.assert_array_equal(y1, y2, err_msg=f"m={m}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(0, 40), n=st.integers(1, 70), k=st.integers(0, 300), bias=st.booleans(),
+       activation=st.sampled_from(ACTIVATIONS))
+def test_hypothesis_shapes(m, n, k, bias, activation):
+    rng = np.random.default_rng(m * 7 + n * 13 + k)
+    x, w = rand(rng, m, k), rand(rng, n, k)
+    b = rand(rng, n) if bias else None
+    y = ops.PackedLinear(w, b, activation=activation, dtype="int8")(x)
+    assert y.shape == (m, n)
+    ref.assert_close(y, ref.linear_int8(x, w, b, activation), "linear_int8", scale=max(1.0, np.sqrt(k)))
 
 
 class TestBadInput:

@@ -408,7 +408,22 @@ def test_automodel_reads_config_once_and_the_tokenizer_when_text_comes(ref, monk
     assert counts == {"config.json": 1, "tokenizer.json": 1}
 
 
-def test_dtype_argument_is_reserved(ref):
+def test_dtype_argument_names_the_supported_ones(ref):
     assert isinstance(BertModel.from_pretrained(ref / "base", dtype=np.float32), BertModel)
-    with pytest.raises(ValueError, match="dtype 'int8' is not supported; supported: float32"):
-        AutoModel.from_pretrained(ref / "base", dtype="int8")
+    with pytest.raises(ValueError, match="dtype 'bf16' is not supported; supported: float32, int8"):
+        AutoModel.from_pretrained(ref / "base", dtype="bf16")
+
+
+def test_int8_weights_pack_every_linear_and_stay_close(ref):
+    """Weight-only int8: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
+    decoder) is packed int8; logits stay within 3% of the logit range of float32 on the random-init model."""
+    folder = ref / "odd_mlm"
+    fp32, int8 = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype="int8")
+    layer = int8.bert.encoder_layers[0]
+    linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, int8.transform,
+               int8.decoder]
+    assert [lin.dtype for lin in linears] == ["int8"] * len(linears)
+    ids, mask, types = inputs(folder)
+    a, b = fp32(ids, mask, types).logits, int8(ids, mask, types).logits
+    real = mask.astype(bool)
+    assert np.abs(a[real] - b[real]).max() <= 0.03 * (a[real].max() - a[real].min())

@@ -31,7 +31,7 @@ from ..tokenizer import Tokenizer
 
 __all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
 
-SUPPORTED_DTYPES = ("float32",)
+SUPPORTED_DTYPES = ("float32", "int8")
 
 
 def check_dtype(dtype: Any) -> str:

@@ -137,7 +137,9 @@ def convert_gpt2_onnx(model: str, out: str) -> dict:
             self.m = m
 
         def forward(self, input_ids):
-            return self.m(input_ids=input_ids, use_cache=False).logits[:, -1, :]
+            # an explicit all-ones mask: without one transformers 5 looks for packed sequences (aten::diff, no ONNX op)
+            mask = torch.ones_like(input_ids)
+            return self.m(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
 
     exported = os.path.join(out, "gpt2_exported.onnx")
     _onnx_export(LastLogits(gpt2), (torch.ones((1, 8), dtype=torch.int64),), exported, ["input_ids"], ["logits"],

@@ -72,19 +72,42 @@ def theirs():
     return torch, model
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_minilm_encode_cpuformer(benchmark, ours, name):
-    lengths = CASES[name]
+@pytest.fixture(scope="module")
+def ours_int8():
+    try:
+        return BertModel.from_pretrained(default_model_path(), dtype="int8")
+    except (TypeError, ValueError, NotImplementedError) as e:  # an installed cpuformer without int8 weights
+        pytest.skip(f"cpuformer int8: {e}")
+
+
+def packed_encoder(model, lengths):
+    """encode() -> mean-pooled embeddings [B, dim] of the case's packed ids."""
     ids, mask = batch_ids(lengths)
     batch = PackedBatch.from_lengths(lengths)
     flat = ids[mask.astype(bool)]
     types = np.zeros_like(flat)
+    return lambda: pool(model.forward_packed(flat, types, batch), batch, ["mean"])
 
-    def encode():
-        return pool(ours.forward_packed(flat, types, batch), batch, ["mean"])
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_minilm_encode_cpuformer(benchmark, ours, name):
+    lengths = CASES[name]
+    encode = packed_encoder(ours, lengths)
     gflop = useful_gflop(lengths, ours.config)
     record(benchmark, "cpuformer", name, lengths, gflop, 0)
+    benchmark.pedantic(encode, rounds=rounds_for(lengths), warmup_rounds=1)
+    finish(benchmark, lengths, gflop)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_minilm_encode_cpuformer_int8(benchmark, ours, ours_int8, name):
+    """Our int8 weights (per-output-feature scales), compared with the int8 peers; cosine vs our fp32."""
+    lengths = CASES[name]
+    encode = packed_encoder(ours_int8, lengths)
+    cos = cosines(encode(), packed_encoder(ours, lengths)())
+    gflop = useful_gflop(lengths, ours.config)
+    record(benchmark, "cpuformer", name, lengths, gflop, 0)
+    benchmark.extra_info.update(dtype="int8", cos_min=float(cos.min()), cos_mean=float(cos.mean()))
     benchmark.pedantic(encode, rounds=rounds_for(lengths), warmup_rounds=1)
     finish(benchmark, lengths, gflop)
 
@@ -141,11 +164,7 @@ def test_minilm_encode_peer(peer_result, benchmark, peers, peer_inputs, ours, pe
                              dtype=dtype, model=path, inputs=peer_inputs,
                              cases={n: rounds_for(ls) for n, ls in CASES.items()})[name]
     lengths = CASES[name]
-    ids, mask = batch_ids(lengths)
-    batch = PackedBatch.from_lengths(lengths)
-    flat = ids[mask.astype(bool)]
-    mine = pool(ours.forward_packed(flat, np.zeros_like(flat), batch), batch, ["mean"])
-    cos = cosines(measured["embeddings"], mine)
+    cos = cosines(measured["embeddings"], packed_encoder(ours, lengths)())
     record(benchmark, peer, name, lengths, 0, 0)
     peer_result(measured["times"], dtype=dtype, cos_min=float(cos.min()), cos_mean=float(cos.mean()))
     finish(benchmark, lengths, useful_gflop(lengths, ours.config))

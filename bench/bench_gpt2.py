@@ -46,6 +46,33 @@ def models(checkpoint):
     return GPT2LMHeadModel.from_pretrained(folder), ref
 
 
+@pytest.fixture(scope="module")
+def ours_int8(checkpoint):
+    try:
+        return GPT2LMHeadModel.from_pretrained(checkpoint[0], dtype="int8")
+    except (TypeError, ValueError, NotImplementedError) as e:  # an installed cpuformer without int8 weights
+        pytest.skip(f"cpuformer int8: {e}")
+
+
+@pytest.mark.parametrize("batch", [0, 1, 8], ids=["prefill", "b1", "b8"])
+def test_gpt2_cpuformer_int8(benchmark, models, ours_int8, batch):
+    """Our int8 weights in the prefill group (batch 0) and the generate groups, next to the int8 peers."""
+    ids = prompt(max(batch, 1))
+    benchmark.extra_info.update(impl="cpuformer", dtype="int8")
+    if batch == 0:
+        benchmark.group = f"gpt2-small prefill b1 p{PROMPT}"
+        benchmark.pedantic(lambda: ours_int8.start_decoding(ids, None, PROMPT + 1).prefill(), rounds=5,
+                           warmup_rounds=1)
+        benchmark.extra_info["rate"] = f"{PROMPT / benchmark.stats.stats.median:,.0f} prompt tokens/s"
+        return
+    same = float((ours_int8.generate(ids, NEW) == models[0].generate(ids, NEW))[:, PROMPT:].mean())
+    benchmark.group = f"gpt2-small generate b{batch} p{PROMPT}+{NEW}"
+    benchmark.extra_info.update(batch=batch, same_tokens_as_fp32=same)
+    benchmark.pedantic(lambda: ours_int8.generate(ids, NEW), rounds=3, iterations=1, warmup_rounds=0)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["rate"] = f"{batch * NEW / median:,.0f} tok/s, {same:.0%} tokens as our fp32"
+
+
 def prompt(batch: int) -> np.ndarray:
     return np.random.default_rng(batch).integers(0, 50257, (batch, PROMPT))
 

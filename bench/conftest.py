@@ -4,7 +4,7 @@ Each benchmark puts `impl` ("cpuformer", "numpy", "torch", "onnxruntime", ...) a
 default, "int8") in extra_info; benchmarks sharing a group are compared, so ratio > 1 means cpuformer is faster.
 Peers that run in their own process (bench/peers.py) record their measured per-round times with `peer_result`,
 so they sit in the same group and in pytest-benchmark's own table. A second table gives, per group and dtype,
-ours vs the best (fastest) peer of that dtype; there is no cpuformer int8 yet, so int8 rows show the bar only.
+ours vs the best (fastest) peer of that dtype; a cpuformer int8 benchmark (dtype "int8") is compared with the int8 peers; without one the int8 rows show the bar.
 """
 from __future__ import annotations
 
@@ -40,23 +40,23 @@ def pytest_terminal_summary(terminalreporter, config):
             groups.setdefault(bench.group or bench.name, []).append(bench)
     rows, best, accuracy = [], [], []
     for group, benches in sorted(groups.items()):
-        ours = [b for b in benches if b.extra_info.get("impl") == "cpuformer"]
+        ours = {_dtype(b): b for b in benches if b.extra_info.get("impl") == "cpuformer"}
         refs = [b for b in benches if b.extra_info.get("impl") != "cpuformer"]
-        ours_t = _median(ours[0]) if ours else None
+        for b in benches:
+            if "cos_min" in b.extra_info:
+                accuracy.append((group, b.extra_info.get("impl"), _dtype(b), b.extra_info["cos_min"],
+                                 b.extra_info["cos_mean"]))
         for ref in refs:
+            mine = _median(ours[_dtype(ref)]) if _dtype(ref) in ours else None
             ref_t = _median(ref)
-            same_dtype = ours_t is not None and _dtype(ref) == "fp32"
-            rows.append((group, ref.extra_info.get("impl"), _dtype(ref), ours_t, ref_t,
-                         ref_t / ours_t if same_dtype else None, ref.extra_info.get("rate", "")))
-            if "cos_min" in ref.extra_info:
-                accuracy.append((group, ref.extra_info.get("impl"), _dtype(ref), ref.extra_info["cos_min"],
-                                 ref.extra_info["cos_mean"]))
+            rows.append((group, ref.extra_info.get("impl"), _dtype(ref), mine, ref_t, ref_t / mine if mine else None,
+                         ref.extra_info.get("rate", "")))
         for dtype in ("fp32", "int8"):
             cands = [r for r in refs if _dtype(r) == dtype]
             if not cands:
                 continue
             top = min(cands, key=_median)
-            mine = ours_t if dtype == "fp32" else None
+            mine = _median(ours[dtype]) if dtype in ours else None
             best.append((group, dtype, top.extra_info.get("impl"), mine, _median(top),
                          _median(top) / mine if mine else None))
     if not rows:
@@ -71,11 +71,11 @@ def pytest_terminal_summary(terminalreporter, config):
     tr.section("cpuformer vs the best peer per dtype (ratio = best peer / ours, > 1 means cpuformer is faster)")
     tr.write_line(f"{'group':<40} {'dtype':<5} {'best peer':<12} {'ours ms':>10} {'peer ms':>10} {'ratio':>7}")
     for group, dtype, impl, ours_t, ref_t, r in best:
-        note = "" if dtype == "fp32" else f"  {OURS_INT8}"
+        note = "" if ours_t is not None else f"  {OURS_INT8 if dtype == 'int8' else 'ours: not measured'}"
         tr.write_line(f"{group:<40} {dtype:<5} {impl:<12} {ms(ours_t)} {ms(ref_t)} {ratio(r)}{note}")
     if accuracy:
-        tr.section("peer accuracy: cosine of mean-pooled embeddings vs cpuformer fp32 (the bar for our int8)")
-        tr.write_line(f"{'group':<40} {'peer':<12} {'dtype':<5} {'cos min':>8} {'cos mean':>9}")
+        tr.section("accuracy: cosine of mean-pooled embeddings vs cpuformer fp32 (peers' int8 = the bar for ours)")
+        tr.write_line(f"{'group':<40} {'impl':<12} {'dtype':<5} {'cos min':>8} {'cos mean':>9}")
         for group, impl, dtype, cmin, cmean in accuracy:
             tr.write_line(f"{group:<40} {impl:<12} {dtype:<5} {cmin:>8.4f} {cmean:>9.4f}")
 

@@ -3,7 +3,11 @@ same weights, same thread count, greedy, a 32-token prompt and exactly 64 new to
 
 Groups: prefill of the prompt (last position's logits), and whole generate calls at batch 1 and batch 8; each
 generate benchmark records prefill ms and decode ms/token (measured step by step for cpuformer; for transformers
-(generate - prefill) / steps) and tokens/s. Targets on the 2-core dev box: <= 20 ms/token at b1, >= 250 tok/s at b8.
+(generate - prefill) / steps) and tokens/s.
+Peers, each in its own process (bench/peers.py), same checkpoint, prompts and threads: CTranslate2 fp32 and int8
+(prefill = a generate of one token; generate with greedy search, exactly 64 new tokens, its tokens checked against
+ours) and ONNX Runtime fp32 and int8 (per-channel QInt8 dynamic quantization) on the prefill only: the export has
+no past key/value inputs, so ORT decode is not measured. Targets on the 2-core dev box: <= 20 ms/token at b1, >= 250 tok/s at b8.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from peers import PEERS, skip_if_missing
 
 import cpuformer
 from cpuformer import GPT2LMHeadModel
@@ -19,7 +24,8 @@ PROMPT, NEW = 32, 64
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def checkpoint(tmp_path_factory):
+    """(folder, torch model): the random GPT-2 small, saved once for us and the peers."""
     import torch
     from transformers import GPT2Config
     from transformers import GPT2LMHeadModel as TorchGPT2
@@ -31,7 +37,40 @@ def models(tmp_path_factory):
     ref.generation_config.pad_token_id = 0
     folder = tmp_path_factory.mktemp("gpt2_small")
     ref.save_pretrained(folder, safe_serialization=True)
+    return str(folder), ref
+
+
+@pytest.fixture(scope="module")
+def models(checkpoint):
+    folder, ref = checkpoint
     return GPT2LMHeadModel.from_pretrained(folder), ref
+
+
+@pytest.fixture(scope="module")
+def ours_int8(checkpoint):
+    try:
+        return GPT2LMHeadModel.from_pretrained(checkpoint[0], dtype="int8")
+    except (TypeError, ValueError, NotImplementedError) as e:  # an installed cpuformer without int8 weights
+        pytest.skip(f"cpuformer int8: {e}")
+
+
+@pytest.mark.parametrize("batch", [0, 1, 8], ids=["prefill", "b1", "b8"])
+def test_gpt2_cpuformer_int8(benchmark, models, ours_int8, batch):
+    """Our int8 weights in the prefill group (batch 0) and the generate groups, next to the int8 peers."""
+    ids = prompt(max(batch, 1))
+    benchmark.extra_info.update(impl="cpuformer", dtype="int8")
+    if batch == 0:
+        benchmark.group = f"gpt2-small prefill b1 p{PROMPT}"
+        benchmark.pedantic(lambda: ours_int8.start_decoding(ids, None, PROMPT + 1).prefill(), rounds=5,
+                           warmup_rounds=1)
+        benchmark.extra_info["rate"] = f"{PROMPT / benchmark.stats.stats.median:,.0f} prompt tokens/s"
+        return
+    same = float((ours_int8.generate(ids, NEW) == models[0].generate(ids, NEW))[:, PROMPT:].mean())
+    benchmark.group = f"gpt2-small generate b{batch} p{PROMPT}+{NEW}"
+    benchmark.extra_info.update(batch=batch, same_tokens_as_fp32=same)
+    benchmark.pedantic(lambda: ours_int8.generate(ids, NEW), rounds=3, iterations=1, warmup_rounds=0)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["rate"] = f"{batch * NEW / median:,.0f} tok/s, {same:.0%} tokens as our fp32"
 
 
 def prompt(batch: int) -> np.ndarray:
@@ -108,3 +147,52 @@ def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+@pytest.fixture(scope="module")
+def peer_inputs(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gpt2_inputs") / "prompts.npz"
+    np.savez(path, prompt_b1=prompt(1), prompt_b8=prompt(8))
+    return str(path)
+
+
+def peer_measured(peers, checkpoint, peer_inputs, peer, dtype) -> dict:
+    """All of one peer's GPT-2 timings, from one process per (peer, dtype) per session."""
+    skip_if_missing(peer)
+    folder = checkpoint[0]
+    if peer == "onnxruntime":
+        path = peers.convert("convert_gpt2_onnx", folder)[dtype]
+    else:
+        path = peers.convert("convert_gpt2_ct2", folder)["path"]
+    return peers.measure("time_gpt2", ("gpt2", peer, dtype), peer="ort" if peer == "onnxruntime" else "ct2",
+                         dtype=dtype, model=path, inputs=peer_inputs, rounds=5, new_tokens=NEW)
+
+
+@pytest.mark.parametrize("peer,dtype", PEERS, ids=[f"{p}-{d}" for p, d in PEERS])
+def test_gpt2_prefill_peer(peer_result, benchmark, peers, checkpoint, peer_inputs, peer, dtype):
+    measured = peer_measured(peers, checkpoint, peer_inputs, peer, dtype)["prefill"]
+    benchmark.group = f"gpt2-small prefill b1 p{PROMPT}"
+    what = "last logits" if peer == "onnxruntime" else "generate 1 token"
+    peer_result(measured["times"], impl=peer, dtype=dtype, measured=what)
+    benchmark.extra_info["rate"] = f"{PROMPT / benchmark.stats.stats.median:,.0f} prompt tokens/s ({what})"
+
+
+DECODING_PEERS = [(p, d) for p, d in PEERS if p != "onnxruntime"]  # ORT: prefill only (no past key/values)
+
+
+@pytest.mark.parametrize("batch", [1, 8], ids=["b1", "b8"])
+@pytest.mark.parametrize("peer,dtype", DECODING_PEERS, ids=[f"{p}-{d}" for p, d in DECODING_PEERS])
+def test_gpt2_generate_peer(peer_result, benchmark, peers, checkpoint, peer_inputs, models, peer, dtype, batch):
+    measured = peer_measured(peers, checkpoint, peer_inputs, peer, dtype)
+    run = measured[f"generate_b{batch}"]
+    mine = models[0].generate(prompt(batch), NEW)[:, -NEW:]  # without the prompt
+    same = float((np.asarray(run["ids"]) == mine).mean())  # greedy tokens identical to ours (fp32: ~1)
+    benchmark.group = f"gpt2-small generate b{batch} p{PROMPT}+{NEW}"
+    peer_result(run["times"], impl=peer, dtype=dtype, batch=batch, prompt=PROMPT, new_tokens=NEW,
+                same_tokens_as_ours=same)
+    median = benchmark.stats.stats.median
+    prefill = min(measured["prefill"]["times"]) if batch == 1 else None
+    benchmark.extra_info["tokens_per_s"] = batch * NEW / median
+    benchmark.extra_info["rate"] = (f"{batch * NEW / median:,.0f} tok/s"
+                                    + (f", decode {(median - prefill) / (NEW - 1) * 1e3:.2f} ms/step" if prefill
+                                       else "") + f", {same:.0%} tokens as ours")

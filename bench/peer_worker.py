@@ -1,0 +1,235 @@
+"""Runs one peer engine (ONNX Runtime or CTranslate2) in a process of its own: `python peer_worker.py CMD ARGS_JSON`.
+
+Never imported by the bench process: ORT, CTranslate2 and torch each bring an OpenMP/thread runtime, so a peer is
+converted and timed here and its result printed as one line `PEER_RESULT {json}` (bench/peers.py parses it).
+Commands: convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2, time_bert, time_gpt2.
+Timed calls take the same inputs as ours (token ids, not text) and the thread count given in the arguments.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _emit(result) -> None:
+    print("PEER_RESULT " + json.dumps(result), flush=True)
+
+
+def _timed_rounds(fn, rounds: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+# ---------------------------------------------------------------- conversions (torch is only imported here)
+def _onnx_export(module, args, path, input_names, output_names, dynamic_axes):
+    import torch
+
+    with torch.no_grad():
+        torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+
+
+def _ort_optimize_and_quantize(exported, out, prefix, model_type, num_heads, hidden_size) -> dict:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    opt = optimizer.optimize_model(exported, model_type=model_type, num_heads=num_heads, hidden_size=hidden_size,
+                                   opt_level=1)  # fusions only; ORT applies its own level at session creation
+    opt_path = os.path.join(out, f"{prefix}_opt.onnx")
+    opt.save_model_to_file(opt_path)
+    int8_path = os.path.join(out, f"{prefix}_int8.onnx")
+    quantize_dynamic(opt_path, int8_path, per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    ops = {}
+    for node in onnx.load(opt_path).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"fp32": opt_path, "int8": int8_path,
+            "fused": {k: v for k, v in ops.items() if k in ("Attention", "MultiHeadAttention", "SkipLayerNormalization",
+                                                               "EmbedLayerNormalization", "FastGelu", "BiasGelu",
+                                                               "Gelu", "LayerNormalization")}}
+
+
+def convert_bert_onnx(model: str, out: str) -> dict:
+    import torch
+    import transformers
+
+    bert = transformers.BertModel.from_pretrained(model, attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.ones((2, 16), dtype=torch.int64)
+    exported = os.path.join(out, "bert_exported.onnx")
+    axes = {0: "batch", 1: "seq"}
+    _onnx_export(LastHidden(bert), (ids, torch.ones_like(ids), torch.zeros_like(ids)), exported,
+                 ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state"],
+                 {"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes})
+    c = bert.config
+    return _ort_optimize_and_quantize(exported, out, "bert", "bert", c.num_attention_heads, c.hidden_size)
+
+
+class _Ct2Converter:
+    """TransformersConverter that converts the checkpoint as transformers 5 loads it: BERT configs no longer carry
+    position_embedding_type (the CT2 4.8 loader asserts "absolute"), and the random GPT-2 has no tokenizer files
+    (a stand-in vocabulary of 50257 names is enough: we feed token ids)."""
+
+    @staticmethod
+    def make(model: str):
+        import ctranslate2
+
+        class Converter(ctranslate2.converters.TransformersConverter):
+            def load_model(self, model_class, model_name_or_path, **kwargs):
+                loaded = model_class.from_pretrained(model_name_or_path, **kwargs)
+                if not getattr(loaded.config, "position_embedding_type", None):
+                    loaded.config.position_embedding_type = "absolute"
+                return loaded
+
+            def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):
+                if os.path.exists(os.path.join(model_name_or_path, "tokenizer_config.json")):
+                    return tokenizer_class.from_pretrained(model_name_or_path, **kwargs)
+                return _IdVocabulary(json.load(open(os.path.join(model_name_or_path, "config.json")))["vocab_size"])
+
+        return Converter(model)
+
+
+class _IdVocabulary:
+    def __init__(self, n: int):
+        self.tokens = [f"<{i}>" for i in range(n - 1)] + ["<|endoftext|>"]
+        self.bos_token = self.eos_token = self.unk_token = "<|endoftext|>"
+
+    def get_vocab(self):
+        return {t: i for i, t in enumerate(self.tokens)}
+
+
+def convert_bert_ct2(model: str, out: str) -> dict:
+    path = os.path.join(out, "bert_ct2")
+    _Ct2Converter.make(model).convert(path, force=True)  # fp32; int8 is chosen at load (compute_type)
+    return {"path": path}
+
+
+def convert_gpt2_onnx(model: str, out: str) -> dict:
+    """Prefill only: input_ids [B, T] -> logits of the last position [B, V] (no past key/values exported)."""
+    import torch
+    import transformers
+
+    gpt2 = transformers.GPT2LMHeadModel.from_pretrained(model, attn_implementation="eager").eval()
+
+    class LastLogits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids):
+            # an explicit all-ones mask: without one transformers 5 looks for packed sequences (aten::diff, no ONNX op)
+            mask = torch.ones_like(input_ids)
+            return self.m(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
+
+    exported = os.path.join(out, "gpt2_exported.onnx")
+    _onnx_export(LastLogits(gpt2), (torch.ones((1, 8), dtype=torch.int64),), exported, ["input_ids"], ["logits"],
+                 {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}})
+    c = gpt2.config
+    return _ort_optimize_and_quantize(exported, out, "gpt2", "gpt2", c.n_head, c.n_embd)
+
+
+def convert_gpt2_ct2(model: str, out: str) -> dict:
+    path = os.path.join(out, "gpt2_ct2")
+    _Ct2Converter.make(model).convert(path, force=True)
+    return {"path": path}
+
+
+# ---------------------------------------------------------------- timing (no torch in these processes)
+def _ort_session(path: str, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def time_bert(peer: str, dtype: str, model: str, inputs: str, cases: dict, threads: int) -> dict:
+    """cases: {name: rounds}; inputs: npz with ids_<name>, mask_<name> (padded [B, T]). Returns per-case times and
+    the mean-pooled embeddings of each case (for the accuracy check against our fp32)."""
+    data = np.load(inputs)
+    result = {}
+    if peer == "ort":
+        sess = _ort_session(model, threads)
+    else:
+        import ctranslate2
+
+        enc = ctranslate2.Encoder(model, device="cpu", compute_type="int8" if dtype == "int8" else "float32",
+                                  intra_threads=threads, inter_threads=1)
+    for name, rounds in cases.items():
+        ids, mask = data[f"ids_{name}"], data[f"mask_{name}"]
+        m = mask[..., None].astype(np.float32)
+        if peer == "ort":
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+            def encode():
+                hidden = sess.run(None, feed)[0]
+                return (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        else:
+            lists = [row[: n].tolist() for row, n in zip(ids, mask.sum(1))]
+
+            def encode():
+                hidden = np.array(enc.forward_batch(lists).last_hidden_state)
+                return (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+
+        emb = encode()
+        result[name] = {"times": _timed_rounds(encode, rounds, 1), "embeddings": emb.tolist()}
+    return result
+
+
+def time_gpt2(peer: str, dtype: str, model: str, inputs: str, rounds: int, new_tokens: int, threads: int) -> dict:
+    """inputs: npz with prompt_b1, prompt_b8. ORT: prefill only (last logits). CT2: prefill (generate one token) and
+    greedy generate of exactly new_tokens at b1 and b8, with the generated ids for the parity check."""
+    data = np.load(inputs)
+    result = {}
+    if peer == "ort":
+        sess = _ort_session(model, threads)
+        ids = data["prompt_b1"]
+        result["prefill"] = {"times": _timed_rounds(lambda: sess.run(None, {"input_ids": ids}), rounds, 1)}
+        return result
+    import ctranslate2
+
+    gen = ctranslate2.Generator(model, device="cpu", compute_type="int8" if dtype == "int8" else "float32",
+                                intra_threads=threads, inter_threads=1)
+    names = _IdVocabulary(gen.num_vocabulary if hasattr(gen, "num_vocabulary") else 50257).tokens
+
+    def runner(prompt, n):
+        tokens = [[names[i] for i in row] for row in prompt]
+        return lambda: gen.generate_batch(tokens, max_length=n, min_length=n, sampling_topk=1, beam_size=1,
+                                          include_prompt_in_result=False, end_token=[])
+
+    result["prefill"] = {"times": _timed_rounds(runner(data["prompt_b1"], 1), rounds, 1)}
+    for b in (1, 8):
+        run = runner(data[f"prompt_b{b}"], new_tokens)
+        out = run()
+        result[f"generate_b{b}"] = {"times": _timed_rounds(run, 3, 0),
+                                    "ids": [r.sequences_ids[0] for r in out]}
+    return result
+
+
+COMMANDS = {f.__name__: f for f in (convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2,
+                                    time_bert, time_gpt2)}
+
+if __name__ == "__main__":
+    _emit(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2])))

@@ -28,23 +28,30 @@ PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayo
   }
 }
 
-void PackedMatrix::pack_f32(const float* weight, WeightLayout layout) {
-  const int64_t panels = num_panels(), n = n_, k = k_;
-  const int nr = nr_;
-  panels_ = AlignedBuffer(static_cast<size_t>(panels * nr * k));
-  const int threads = threads_for_work(static_cast<double>(n) * k);
+// Writes value(col, kk) into NR-column panels (panel p holds columns p*nr .. p*nr+nr-1, k rows of nr values);
+// columns past n are padding and get value's answer for them (0).
+namespace {
+
+template <class T, class Value>
+void fill_panels(T* out, int64_t panels, int64_t k, int nr, int threads, Value value) {
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t p = 0; p < panels; ++p) {
-    float* dst = panels_.data() + p * k * nr;
-    for (int64_t kk = 0; kk < k; ++kk) {
-      for (int j = 0; j < nr; ++j) {
-        const int64_t col = p * nr + j;
-        float v = 0.0f;
-        if (col < n) v = layout == WeightLayout::out_in ? weight[col * k + kk] : weight[kk * n + col];
-        dst[kk * nr + j] = v;
-      }
-    }
+    T* dst = out + p * k * nr;
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int j = 0; j < nr; ++j) dst[kk * nr + j] = value(p * nr + j, kk);
   }
+}
+
+}  // namespace
+
+void PackedMatrix::pack_f32(const float* weight, WeightLayout layout) {
+  const int64_t panels = num_panels(), n = n_, k = k_;
+  panels_ = AlignedBuffer(static_cast<size_t>(panels * nr_ * k));
+  fill_panels(panels_.data(), panels, k, nr_, threads_for_work(static_cast<double>(n) * k),
+              [&](int64_t col, int64_t kk) {
+                if (col >= n) return 0.0f;
+                return layout == WeightLayout::out_in ? weight[col * k + kk] : weight[kk * n + col];
+              });
 }
 
 void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
@@ -78,21 +85,14 @@ void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
     if (scale[col] == 0.0f) scale[col] = 1.0f;
   }
   panels_s8_ = AlignedArray<int8_t>(static_cast<size_t>(panels * nr * k));
-  const int threads = threads_for_work(static_cast<double>(n) * k);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t p = 0; p < panels; ++p) {
-    int8_t* dst = panels_s8_.data() + p * k * nr;
-    for (int64_t kk = 0; kk < k; ++kk) {
-      for (int j = 0; j < nr; ++j) {
-        const int64_t col = p * nr + j;
-        float q = 0.0f;
-        // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode, so
-        // the result equals numpy's np.rint(W / scale) in float32.
-        if (col < n) q = std::min(127.0f, std::max(-127.0f, std::nearbyint(w_at(col, kk) / scale[col])));
-        dst[kk * nr + j] = static_cast<int8_t>(q);
-      }
-    }
-  }
+  fill_panels(panels_s8_.data(), panels, k, nr, threads_for_work(static_cast<double>(n) * k),
+              [&](int64_t col, int64_t kk) {
+                if (col >= n) return int8_t{0};
+                // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode,
+                // so the result equals numpy's np.rint(W / scale) in float32.
+                const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(w_at(col, kk) / scale[col])));
+                return static_cast<int8_t>(q);
+              });
 }
 
 void PackedMatrix::unpack_out_in(float* weight) const {

@@ -163,16 +163,19 @@ def test_threads_share_one_packed_layer():
         ref.assert_close(y, ref.linear(x, w), "linear", scale=10)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(0, 40), n=st.integers(1, 70), k=st.integers(0, 300), bias=st.booleans(),
        activation=st.sampled_from(ACTIVATIONS))
-def test_hypothesis_shapes(m, n, k, bias, activation):
+def test_hypothesis_shapes(dtype, m, n, k, bias, activation):
     rng = np.random.default_rng(m * 7 + n * 13 + k)
     x, w = rand(rng, m, k), rand(rng, n, k)
     b = rand(rng, n) if bias else None
-    y = ops.PackedLinear(w, b, activation=activation)(x)
+    y = ops.PackedLinear(w, b, activation=activation, dtype=dtype)(x)
     assert y.shape == (m, n)
-    ref.assert_close(y, ref.linear(x, w, b, activation), "linear", scale=max(1.0, np.sqrt(k)))
+    # int8: against float64 on the same quantized weights (tests/reference.py quantizes as the packing does)
+    reference, what = (ref.linear, "linear") if dtype == "float32" else (ref.linear_int8, "linear_int8")
+    ref.assert_close(y, reference(x, w, b, activation), what, scale=max(1.0, np.sqrt(k)))
 
 
 class TestBadInput:

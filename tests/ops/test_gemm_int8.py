@@ -7,7 +7,7 @@ import pytest
 
 import reference as ref
 from cpuformer import ops
-from helpers import given, num_threads, rand, settings, st
+from helpers import num_threads, rand
 from test_gemm import ACTIVATIONS, EDGE_M, EDGE_N
 
 # M = 1..8 (decode, the path int8 is for) on top of the tile edges (1x and 2x MR +-1 of every ISA).
@@ -111,18 +111,6 @@ def test_two_threads_match_one_thread(isa):
         with num_threads(2):
             y2 = lin(x)
         np.testing.assert_array_equal(y1, y2, err_msg=f"m={m}")
-
-
-@settings(max_examples=40, deadline=None)
-@given(m=st.integers(0, 40), n=st.integers(1, 70), k=st.integers(0, 300), bias=st.booleans(),
-       activation=st.sampled_from(ACTIVATIONS))
-def test_hypothesis_shapes(m, n, k, bias, activation):
-    rng = np.random.default_rng(m * 7 + n * 13 + k)
-    x, w = rand(rng, m, k), rand(rng, n, k)
-    b = rand(rng, n) if bias else None
-    y = ops.PackedLinear(w, b, activation=activation, dtype="int8")(x)
-    assert y.shape == (m, n)
-    ref.assert_close(y, ref.linear_int8(x, w, b, activation), "linear_int8", scale=max(1.0, np.sqrt(k)))
 
 
 class TestBadInput:

@@ -52,7 +52,7 @@ def fused_activation(hidden_act: str) -> str:
 
 
 def pack_linear(store: WeightStore, weight: np.ndarray, bias: np.ndarray | None = None, **options) -> ops.PackedLinear:
-    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32 or int8 weights)."""
+    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32, bf16 or int8 weights)."""
     if store.linear_dtype != "float32":
         options["dtype"] = store.linear_dtype
     return ops.PackedLinear(weight, bias, **options)

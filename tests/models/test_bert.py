@@ -410,20 +410,24 @@ def test_automodel_reads_config_once_and_the_tokenizer_when_text_comes(ref, monk
 
 def test_dtype_argument_names_the_supported_ones(ref):
     assert isinstance(BertModel.from_pretrained(ref / "base", dtype=np.float32), BertModel)
-    with pytest.raises(ValueError, match="dtype 'bf16' is not supported; supported: float32, int8"):
-        AutoModel.from_pretrained(ref / "base", dtype="bf16")
+    assert BertModel.from_pretrained(ref / "base", dtype="bfloat16").encoder_layers[0].output.dtype == "bf16"
+    with pytest.raises(ValueError, match="dtype 'int4' is not supported; supported: float32, bf16, int8"):
+        AutoModel.from_pretrained(ref / "base", dtype="int4")
 
 
-def test_int8_weights_pack_every_linear_and_stay_close(ref):
-    """Weight-only int8: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
-    decoder) is packed int8; logits stay within 3% of the logit range of float32 on the random-init model."""
+@pytest.mark.parametrize("dtype,bound", [("int8", 0.05), ("bf16", 0.02)])
+def test_weight_dtypes_pack_every_linear_and_stay_close(ref, dtype, bound):
+    """Weight-only int8 / bf16: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
+    decoder) is packed in that dtype and gives exactly what float32 gives on the rounded weights (ops tests cover
+    that); here logits stay within 5% (int8) / 2% (bf16) of the float32 logit range. Measured on the dev Xeon:
+    3.0% / 1.0% (initializer_range 0.2 and eps 1e-7 make this random-init model amplify weight error)."""
     folder = ref / "odd_mlm"
-    fp32, int8 = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype="int8")
-    layer = int8.bert.encoder_layers[0]
-    linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, int8.transform,
-               int8.decoder]
-    assert [lin.dtype for lin in linears] == ["int8"] * len(linears)
+    fp32, low = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype=dtype)
+    layer = low.bert.encoder_layers[0]
+    linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, low.transform,
+               low.decoder]
+    assert [lin.dtype for lin in linears] == [dtype] * len(linears)
     ids, mask, types = inputs(folder)
-    a, b = fp32(ids, mask, types).logits, int8(ids, mask, types).logits
+    a, b = fp32(ids, mask, types).logits, low(ids, mask, types).logits
     real = mask.astype(bool)
-    assert np.abs(a[real] - b[real]).max() <= 0.03 * (a[real].max() - a[real].min())
+    assert np.abs(a[real] - b[real]).max() <= bound * (a[real].max() - a[real].min())

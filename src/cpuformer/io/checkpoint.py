@@ -141,7 +141,7 @@ class WeightStore:
         self._used: set[str] = set()
         self._ignored: list[str] = []
         self._ignored_outside: list[str] = []
-        # The dtype the model packs its linear weights in ("float32", "int8"); set by the loading template.
+        # The dtype the model packs its linear weights in ("float32", "bf16", "int8"); set by the loading template.
         self.linear_dtype = "float32"
 
     def __len__(self) -> int:

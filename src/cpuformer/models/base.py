@@ -31,13 +31,15 @@ from ..tokenizer import Tokenizer
 
 __all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
 
-SUPPORTED_DTYPES = ("float32", "int8")
+SUPPORTED_DTYPES = ("float32", "bf16", "int8")
+_DTYPE_ALIASES = {"bfloat16": "bf16"}  # torch's name
 
 
 def check_dtype(dtype: Any) -> str:
-    """The weight dtype name for `dtype` ("float32", np.float32, ...); ValueError for one not implemented."""
+    """The weight dtype name for `dtype` ("float32", np.float32, "bf16", "bfloat16", "int8"); ValueError for one
+    not implemented."""
     try:
-        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else _DTYPE_ALIASES.get(dtype, dtype)
     except TypeError:
         name = repr(dtype)
     if name not in SUPPORTED_DTYPES:
@@ -116,7 +118,8 @@ class PretrainedModel:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
         """Load a Hugging Face folder (config.json, model.safetensors or an index of shards, tokenizer.json if
-        present). dtype: the weights' dtype in memory; "float32" today (bf16 and int8 are planned)."""
+        present). dtype: how the linear layers keep their weights ("float32", "bf16" or "int8": weight-only, see
+        ops.PackedLinear); embeddings, layer norms, attention and activations stay float32."""
         return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
 
     @classmethod

@@ -70,8 +70,8 @@ def take_linear(
 ) -> ops.PackedLinear:
     """`prefix.weight` ([out, in], or [in, out] with layout="in_out") and `prefix.bias`, packed once."""
     shape = (out_features, in_features) if layout == "out_in" else (in_features, out_features)
-    weight = store.take(f"{prefix}.weight", shape)
-    b = store.take(f"{prefix}.bias", (out_features,)) if bias else None
+    weight = store.take(f"{prefix}.weight", shape, packed=True)
+    b = store.take(f"{prefix}.bias", (out_features,), packed=True) if bias else None
     return pack_linear(store, weight, b, activation=activation, layout=layout)
 
 
@@ -85,8 +85,8 @@ def take_fused_linear(
 ) -> ops.PackedLinear:
     """Several [out, in] linears on the same input (Q, K, V) stacked into one PackedLinear whose output is
     their outputs side by side: one GEMM instead of three, and x is read once."""
-    weights = [store.take(f"{p}.weight", (out_features, in_features)) for p in prefixes]
-    biases = [store.take(f"{p}.bias", (out_features,)) for p in prefixes]
+    weights = [store.take(f"{p}.weight", (out_features, in_features), packed=True) for p in prefixes]
+    biases = [store.take(f"{p}.bias", (out_features,), packed=True) for p in prefixes]
     # The only copy of these weights before packing; the mmap views stay untouched.
     return pack_linear(store, np.concatenate(weights), np.concatenate(biases), activation=activation)
 

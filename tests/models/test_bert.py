@@ -431,3 +431,22 @@ def test_weight_dtypes_pack_every_linear_and_stay_close(ref, dtype, bound):
     a, b = fp32(ids, mask, types).logits, low(ids, mask, types).logits
     real = mask.astype(bool)
     assert np.abs(a[real] - b[real]).max() <= bound * (a[real].max() - a[real].min())
+
+
+def test_model_owns_its_weights_unless_mmap(ref, tmp_path):
+    """After loading, rewriting model.safetensors in place (same size, zeros) changes nothing: every array the
+    model uses is its own. With mmap=True the embedding tables are views of the file, so the rewrite shows up
+    (the documented risk of sharing pages between processes)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ref / "base", folder)
+    ids, mask, types = inputs(ref / "base")
+    owned, mapped = BertModel.from_pretrained(folder), BertModel.from_pretrained(folder, mmap=True)
+    before = owned(ids, mask, types).last_hidden_state
+    np.testing.assert_array_equal(mapped(ids, mask, types).last_hidden_state, before)
+    path = folder / "model.safetensors"
+    header = 8 + int.from_bytes(path.read_bytes()[:8], "little")
+    with open(path, "r+b") as f:  # keep the header, zero every weight byte
+        f.seek(header)
+        f.write(bytes(path.stat().st_size - header))
+    np.testing.assert_array_equal(owned(ids, mask, types).last_hidden_state, before)
+    assert not np.array_equal(mapped(ids, mask, types).last_hidden_state, before)

@@ -116,19 +116,24 @@ class PretrainedModel:
 
     # --- loading ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32", mmap: bool = False):
         """Load a Hugging Face folder (config.json, model.safetensors or an index of shards, tokenizer.json if
         present). dtype: how the linear layers keep their weights ("float32", "bf16" or "int8": weight-only, see
-        ops.PackedLinear); embeddings, layer norms, attention and activations stay float32."""
-        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
+        ops.PackedLinear); embeddings, layer norms, attention and activations stay float32.
+        mmap: by default the model owns every array it uses and never reads the file after loading. mmap=True
+        keeps the float32 embedding and layer-norm tables as read-only views of the mapped file, so worker
+        processes loading the same file share those pages; the file must then not change while the model lives
+        (truncating it crashes the process with SIGBUS, rewriting it changes the answers)."""
+        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype, mmap=mmap)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32", mmap: bool = False):
         dtype = check_dtype(dtype)
         cls.check_model_type(checkpoint)
         config = cls.config_class.from_dict(checkpoint.config)
         store = checkpoint.weights()
         store.linear_dtype = dtype
+        store.mmap = bool(mmap)
         stripped = store.strip_prefix(cls.base_prefix) if cls.base_prefix else []
         store.ignore(*cls.buffers)
         if cls.is_base_model and stripped:

@@ -223,10 +223,10 @@ class BertForMaskedLM(BertPretrainedModel):
         self.transform_norm = LayerNorm.from_store(store, "cls.predictions.transform.LayerNorm", h,
                                                    config.layer_norm_eps)
         # Tied checkpoints store the decoder weight only as the word embeddings (and its bias once).
-        decoder_weight = (store.take("cls.predictions.decoder.weight", (v, h))
+        decoder_weight = (store.take("cls.predictions.decoder.weight", (v, h), packed=True)
                           if store.has("cls.predictions.decoder.weight") else self.bert.embeddings.word_embeddings.table)
         names = [n for n in ("cls.predictions.bias", "cls.predictions.decoder.bias") if store.has(n)]
-        bias = [store.take(n, (v,)) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
+        bias = [store.take(n, (v,), packed=True) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
         self.decoder = pack_linear(store, decoder_weight, bias)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
@@ -285,7 +285,7 @@ class BertForSequenceClassification(BertPretrainedModel):
     def __init__(self, config: BertConfig, store: WeightStore):
         self.config = config
         self.bert = BertModel(config, store, pooler=True)
-        num_labels = store.take("classifier.weight", (None, config.hidden_size)).shape[0]
+        num_labels = store.take("classifier.weight", (None, config.hidden_size), packed=True).shape[0]
         self.classifier = take_linear(store, "classifier", config.hidden_size, num_labels)
         self.id2label = {i: config.id2label.get(i, f"LABEL_{i}") for i in range(num_labels)}
         self.problem_type = config.problem_type or (

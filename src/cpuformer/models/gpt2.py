@@ -167,7 +167,7 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PretrainedModel):
         self.config = config
         self.transformer = GPT2Model(config, store)
         if store.has("lm_head.weight") or not config.tie_word_embeddings:
-            head = store.take("lm_head.weight", (config.vocab_size, config.n_embd))
+            head = store.take("lm_head.weight", (config.vocab_size, config.n_embd), packed=True)
         else:
             head = self.transformer.wte.table
         self.lm_head = pack_linear(store, head)  # [vocab, n_embd] is nn.Linear's layout: packed once

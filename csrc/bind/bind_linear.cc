@@ -177,6 +177,28 @@ top_k is float32 only.)doc")
             return run_top_k(*self.packed, queries, k, exclude);
           },
           py::arg("queries"), py::arg("k"), py::arg("exclude") = py::none(), kTopKDoc)
+      .def(
+          "rows",
+          [](const PackedLinear& self, const py::handle& ids_obj) {
+            const PackedMatrix& pm = *self.packed;
+            const std::string what = "a weight with " + std::to_string(pm.n()) + " output features";
+            Int64Array ids = ids_input(ids_obj, "ids", pm.n(), what.c_str());
+            std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
+            shape.push_back(pm.k());
+            FloatArray out(shape);
+            const int64_t* ip = ids.data();
+            float* op = out.mutable_data();
+            const int64_t n = ids.size();
+            {
+              py::gil_scoped_release release;
+              pm.unpack_rows(ip, n, op);
+            }
+            return out;
+          },
+          py::arg("ids"),
+          "weight[ids] (rows of [out_features, in_features], as stored: bf16 / int8 dequantized): ids of any shape "
+          "and integer dtype -> ids.shape + (in_features,). A tied embedding reads its rows from the packed head "
+          "instead of keeping a second float32 table.")
       .def_property_readonly("in_features", [](const PackedLinear& s) { return s.packed->k(); })
       .def_property_readonly("out_features", [](const PackedLinear& s) { return s.packed->n(); })
       .def_property_readonly("activation", [](const PackedLinear& s) { return s.activation_name; })

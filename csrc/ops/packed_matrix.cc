@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/rowwise.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -146,6 +147,26 @@ void PackedMatrix::unpack_out_in(float* weight) const {
       for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = src[kk * nr_];
     }
   }
+}
+
+void PackedMatrix::unpack_rows(const int64_t* ids, int64_t count, float* out) const {
+  // A row of W is one column of a panel: k entries nr apart. Per row that is a strided walk over k * nr
+  // elements, cheap next to the forward pass that follows a lookup.
+  for_each_row(count, 4.0 * k_ * nr_, [&](int64_t r) {
+    const int64_t col = ids[r], p = col / nr_, j = col % nr_;
+    float* dst = out + r * k_;
+    if (dtype_ == WeightDtype::s8) {
+      const int8_t* src = panel_s8(p) + j;
+      const float* s = panel_scale(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = static_cast<float>(src[kk * nr_]) * s[(kk / group_) * nr_];
+    } else if (dtype_ == WeightDtype::bf16) {
+      const uint16_t* src = panel_bf16(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(src[kk * nr_]);
+    } else {
+      const float* src = panel(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = src[kk * nr_];
+    }
+  });
 }
 
 void PackedMatrix::unpack_s8(int8_t* q, float* scale) const {

@@ -53,6 +53,9 @@ class PackedMatrix {
   // Unpacks back to [n, k] (out_in), for tests and for users who want the weight back (s8: q * scale in fp32,
   // bf16: the rounded values).
   void unpack_out_in(float* weight) const;
+  // Rows ids[0..count) of W ([n, k] view, dequantized as the kernels see them) into out [count, k]: a tied
+  // embedding looked up from the packed head instead of a second float32 table. ids already range-checked.
+  void unpack_rows(const int64_t* ids, int64_t count, float* out) const;
   void unpack_bias(float* bias) const;
   // s8 only: q [n, k] (out_in) and scale [n, num_groups].
   void unpack_s8(int8_t* q, float* scale) const;

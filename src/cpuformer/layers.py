@@ -24,6 +24,7 @@ __all__ = [
     "LayerNorm",
     "PackedBatch",
     "SelfAttention",
+    "TiedEmbedding",
     "Workspace",
     "fused_activation",
     "pack_linear",
@@ -106,7 +107,7 @@ class LayerNorm:
 
 
 class Embedding:
-    """A [num_embeddings, dim] lookup table, kept as the checkpoint's (mmap-backed) array."""
+    """A [num_embeddings, dim] lookup table (owned, or a view of the file with mmap=True)."""
 
     def __init__(self, table: np.ndarray):
         self.table = table
@@ -121,6 +122,26 @@ class Embedding:
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return ops.embedding(ids, self.table)
+
+
+class TiedEmbedding:
+    """An input embedding tied to an output head: rows are read from the head's packed weight (in its dtype), so
+    the model keeps one copy of the [vocab, dim] matrix instead of a float32 table beside the packed head."""
+
+    def __init__(self, head: ops.PackedLinear):
+        self.head = head
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.head.out_features
+
+    @property
+    def table(self) -> np.ndarray:
+        """The whole table as float32 (a copy; for inspection, not the forward pass)."""
+        return self.head.weight
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return self.head.rows(ids)
 
 
 @dataclass

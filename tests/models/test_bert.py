@@ -415,18 +415,21 @@ def test_dtype_argument_names_the_supported_ones(ref):
         AutoModel.from_pretrained(ref / "base", dtype="int4")
 
 
-@pytest.mark.parametrize("dtype,bound", [("int8", 0.05), ("bf16", 0.02)])
+@pytest.mark.parametrize("dtype,bound", [("int8", 0.08), ("bf16", 0.02)])
 def test_weight_dtypes_pack_every_linear_and_stay_close(ref, dtype, bound):
     """Weight-only int8 / bf16: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
     decoder) is packed in that dtype and gives exactly what float32 gives on the rounded weights (ops tests cover
-    that); here logits stay within 5% (int8) / 2% (bf16) of the float32 logit range. Measured on the dev Xeon:
-    3.0% / 1.0% (initializer_range 0.2 and eps 1e-7 make this random-init model amplify weight error)."""
+    that); here logits stay within 8% (int8) / 2% (bf16) of the float32 logit range. Measured on the dev Xeon:
+    6.4% / 1.0% (initializer_range 0.2 and eps 1e-7 make this random-init model amplify weight error; the tied
+    word embeddings are read from the int8 decoder, which doubled it from 3.0%: on a GPT-2-small-shaped model
+    the same change moved the logit error from 0.90% to 0.97% of the range)."""
     folder = ref / "odd_mlm"
     fp32, low = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype=dtype)
     layer = low.bert.encoder_layers[0]
     linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, low.transform,
                low.decoder]
     assert [lin.dtype for lin in linears] == [dtype] * len(linears)
+    assert low.bert.embeddings.word_embeddings.head is low.decoder  # tied: one copy, in the decoder's dtype
     ids, mask, types = inputs(folder)
     a, b = fp32(ids, mask, types).logits, low(ids, mask, types).logits
     real = mask.astype(bool)

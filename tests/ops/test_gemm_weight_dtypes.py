@@ -213,3 +213,19 @@ class TestBadInput:
         w[2, 1] = bad
         with pytest.raises(ValueError, match=r"int8 quantization needs finite weights; output feature 2 has an inf or NaN"):
             ops.PackedLinear(w, dtype="int8")
+
+
+@pytest.mark.parametrize("dtype", ["float32", *DTYPES])
+def test_rows_are_the_stored_weight_rows(isa, dtype):
+    # rows(ids) reads W[ids] back from the panels (a tied embedding's lookup): equal to the unpacked weight,
+    # for ids of any shape, including padding-panel neighbours (the last rows) and repeats.
+    rng = np.random.default_rng(7)
+    w = rand(rng, 70, 45)
+    lin = ops.PackedLinear(w, rand(rng, 70), dtype=dtype)
+    ids = np.array([[0, 69, 69], [33, 5, 64]])
+    np.testing.assert_array_equal(lin.rows(ids), lin.weight[ids])
+    assert lin.rows(np.zeros(0, np.int64)).shape == (0, 45)
+    with pytest.raises(ValueError, match=r"ids contains 70 at flat index 1, out of range for a weight with 70 output features"):
+        lin.rows(np.array([1, 70]))
+    with pytest.raises(ValueError, match=r"ids contains -1"):
+        lin.rows(np.array([-1]))

@@ -19,19 +19,14 @@ struct PackedLinear {
   std::string activation_name;
 };
 
-const char* dtype_name(WeightDtype dtype) {
-  switch (dtype) {
-    case WeightDtype::s8: return "int8";
-    case WeightDtype::bf16: return "bf16";
-    default: return "float32";
-  }
-}
+const char* dtype_name(WeightDtype dtype) { return weight_dtype_name(dtype); }
 
 WeightDtype parse_dtype(const std::string& dtype) {
-  if (dtype == "float32") return WeightDtype::f32;
-  if (dtype == "int8") return WeightDtype::s8;
-  if (dtype == "bf16") return WeightDtype::bf16;
-  throw py::value_error("dtype must be one of 'float32', 'bf16', 'int8'; got '" + dtype + "'");
+  try {
+    return parse_weight_dtype(dtype);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
 }
 
 WeightLayout parse_layout(const std::string& layout) {
@@ -264,14 +259,14 @@ top_k is float32 only.)doc")
   m.def(
       "linear",
       [](const py::handle& x, const py::handle& weight, const py::handle& bias, const std::string& activation,
-         const py::handle& residual) {
-        PackedLinear lin = make_packed_linear(weight, bias, activation, "out_in");
+         const py::handle& residual, const std::string& dtype) {
+        PackedLinear lin = make_packed_linear(weight, bias, activation, "out_in", dtype);
         return run_linear(*lin.packed, lin.activation, x, residual, py::none());
       },
       py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
-      py::arg("residual") = py::none(),
-      "One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for "
-      "repeated calls.");
+      py::arg("residual") = py::none(), py::arg("dtype") = "float32",
+      "One-shot y = act(x @ weight.T + bias) + residual, the weight stored as dtype ('float32', 'bf16', 'int8': "
+      "see PackedLinear). Packs the weight on every call: use PackedLinear for repeated calls.");
 }
 
 }  // namespace cpuformer::bind

@@ -17,6 +17,21 @@
 
 namespace cpuformer {
 
+WeightDtype parse_weight_dtype(const std::string& name) {
+  if (name == "float32") return WeightDtype::f32;
+  if (name == "bf16") return WeightDtype::bf16;
+  if (name == "int8") return WeightDtype::s8;
+  throw std::invalid_argument("dtype must be one of 'float32', 'bf16', 'int8'; got '" + name + "'");
+}
+
+const char* weight_dtype_name(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::s8: return "int8";
+    case WeightDtype::bf16: return "bf16";
+    default: return "float32";
+  }
+}
+
 PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayout layout, const float* bias,
                            const kernels::KernelTable& kernels, WeightDtype dtype, int64_t group)
     : n_(n), k_(k), nr_(kernels.gemm_nr), dtype_(dtype), kernels_(&kernels) {

@@ -2,6 +2,7 @@
 // as bf16, or as int8 with one scale per output column and group of K (weight-only quantization).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/kernel_table.h"
 #include "ops/aligned_buffer.h"
@@ -20,6 +21,10 @@ enum class WeightDtype { f32, s8, bf16 };
 // embedding vs fp32): one scale per output row min 0.99873, groups of 128 min 0.99925, of 64 min 0.99957;
 // 64 costs 1/16 of a float per weight (scales are 6% of the int8 bytes) and one vmulps per B vector.
 inline constexpr int64_t kDefaultInt8Group = 64;
+
+// "float32" | "bf16" | "int8" (std::invalid_argument naming the supported ones otherwise), and back.
+WeightDtype parse_weight_dtype(const std::string& name);
+const char* weight_dtype_name(WeightDtype dtype);
 
 class PackedMatrix {
  public:

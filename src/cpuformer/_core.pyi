@@ -141,14 +141,16 @@ class PackedLSTM:
     
     weights: num_layers * directions tuples (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0
     reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
-    w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuformer.nn.LSTM wraps this.
+    w_hr [proj_size, H] or None. Packed for the ISA active at construction. dtype: "float32" | "bf16" | "int8", how the
+    weight matrices are stored (weight-only, as PackedLinear; states, gates and sums stay float32).
+    cpuformer.nn.LSTM wraps this.
     """
     @staticmethod
     def check_sizes(input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex) -> None:
         """
         ValueError unless input_size, hidden_size, num_layers >= 1 and 0 <= proj_size < hidden_size (the constructor's first check, for callers that build weights from the sizes).
         """
-    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence) -> None:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence, dtype: str = 'float32') -> None:
         ...
     def forward(self, x: typing.Any, h0: typing.Any = None, c0: typing.Any = None, lengths: typing.Any = None, batch_first: bool = False) -> tuple:
         """
@@ -156,6 +158,9 @@ class PackedLSTM:
         """
     @property
     def bidirectional(self) -> bool:
+        ...
+    @property
+    def dtype(self) -> str:
         ...
     @property
     def hidden_size(self) -> int:
@@ -204,9 +209,9 @@ def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.
     """
     Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance). out: optional preallocated result (may be x for in place).
     """
-def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None) -> numpy.ndarray:
+def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None, dtype: str = 'float32') -> numpy.ndarray:
     """
-    One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for repeated calls.
+    One-shot y = act(x @ weight.T + bias) + residual, the weight stored as dtype ('float32', 'bf16', 'int8': see PackedLinear). Packs the weight on every call: use PackedLinear for repeated calls.
     """
 def lstm_cell(x: typing.Any, h: typing.Any, c: typing.Any, w_ih: typing.Any, w_hh: typing.Any, b_ih: typing.Any = None, b_hh: typing.Any = None) -> tuple:
     """

@@ -229,3 +229,13 @@ def test_rows_are_the_stored_weight_rows(isa, dtype):
         lin.rows(np.array([1, 70]))
     with pytest.raises(ValueError, match=r"ids contains -1"):
         lin.rows(np.array([-1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_shot_linear_takes_the_dtype(isa, dtype):
+    rng = np.random.default_rng(8)
+    x, w, b = rand(rng, 5, 130), rand(rng, 17, 130), rand(rng, 17)
+    np.testing.assert_array_equal(ops.linear(x, w, b, "relu", dtype=dtype),
+                                  ops.PackedLinear(w, b, activation="relu", dtype=dtype)(x))
+    with pytest.raises(ValueError, match=r"dtype must be one of 'float32', 'bf16', 'int8'; got 'fp8'"):
+        ops.linear(x, w, dtype="fp8")

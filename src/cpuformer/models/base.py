@@ -27,25 +27,10 @@ import numpy as np
 
 from ..generation import GenerationConfig
 from ..io import WeightStore, read_config
+from ..dtypes import SUPPORTED_DTYPES, check_dtype
 from ..tokenizer import Tokenizer
 
 __all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
-
-SUPPORTED_DTYPES = ("float32", "bf16", "int8")
-_DTYPE_ALIASES = {"bfloat16": "bf16"}  # torch's name
-
-
-def check_dtype(dtype: Any) -> str:
-    """The weight dtype name for `dtype` ("float32", np.float32, "bf16", "bfloat16", "int8"); ValueError for one
-    not implemented."""
-    try:
-        name = np.dtype(dtype).name if not isinstance(dtype, str) else _DTYPE_ALIASES.get(dtype, dtype)
-    except TypeError:
-        name = repr(dtype)
-    if name not in SUPPORTED_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; supported: {', '.join(SUPPORTED_DTYPES)}")
-    return name
-
 
 def config_sizes(config: Mapping[str, Any], family: str, keys: Sequence[str], *, may_be_zero: Sequence[str] = (),
                  divisible: tuple[str, str] | None = None) -> dict[str, int]:

@@ -150,7 +150,10 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
 
-#pragma omp parallel for num_threads(threads) schedule(static) firstprivate(opt)
+  // Dynamic: a thread that is not running (a neighbour's thread, OpenBLAS's workers still spinning after a numpy
+  // call, another process) holds up only the task it has started; the running threads take over the rest.
+  // Every task writes its own block of C completely, so the result does not depend on who ran it.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) firstprivate(opt)
   for (int64_t task = 0; task < tasks; ++task) {
     // Row blocks vary fastest so neighbouring tasks (often on one thread) share the same B columns.
     const int64_t i0 = (task % t.m_tasks) * t.mc;

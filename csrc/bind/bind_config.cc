@@ -7,6 +7,7 @@
 #include "bind/bindings.h"
 #include "cpu/cpu_features.h"
 #include "cpu/dispatch.h"
+#include "ops/step_team.h"
 #include "ops/threading.h"
 
 namespace cpuformer::bind {
@@ -56,6 +57,8 @@ void bind_config(py::module_& m) {
       "Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already "
       "packed keep the ISA they were packed for.");
   m.def("_isa", [] { return std::string(cpu::isa_name(active_isa())); });
+  m.def("_recently_serial", &step_team_recently_serial,
+        "Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).");
 }
 
 }  // namespace cpuformer::bind

@@ -6,8 +6,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "ops/aligned_buffer.h"
+#include "ops/step_team.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -138,7 +140,10 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   if (m == 0 || b.n() == 0) return;
   const int mr = b.kernels().gemm_mr, nr = b.nr();
   const int64_t num_panels = b.num_panels();
-  const int threads = threads_for_work(2.0 * m * b.n() * std::max<int64_t>(b.k(), 1));
+  // After a recent stall (this process's threads preempted: a busy neighbour, OpenBLAS workers still spinning),
+  // run serial for a while: waiting a scheduler time slice per call made 2-thread GPT-2 decode 3x slower than
+  // 1 thread next to one busy process (step_team.h holds the shared memory of it, with the LSTM).
+  const int threads = step_team_recently_serial() ? 1 : threads_for_work(2.0 * m * b.n() * std::max<int64_t>(b.k(), 1));
   const Tiling t = choose_tiling(m, num_panels, mr, threads);
   const int64_t tasks = t.m_tasks * t.n_tasks;
   GemmBlockOptions opt;
@@ -150,19 +155,37 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
 
-  // Dynamic: a thread that is not running (a neighbour's thread, OpenBLAS's workers still spinning after a numpy
-  // call, another process) holds up only the task it has started; the running threads take over the rest.
-  // Every task writes its own block of C completely, so the result does not depend on who ran it.
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) firstprivate(opt)
-  for (int64_t task = 0; task < tasks; ++task) {
-    // Row blocks vary fastest so neighbouring tasks (often on one thread) share the same B columns.
+  auto run_task = [&](int64_t task, GemmBlockOptions& o) {
+    // Row blocks vary fastest so neighbouring tasks share the same B columns.
     const int64_t i0 = (task % t.m_tasks) * t.mc;
     const int64_t p0 = (task / t.m_tasks) * t.panels_per_task;
     const int64_t rows = std::min(m, i0 + t.mc) - i0;
     const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
-    opt.residual = residual ? residual + i0 * ldr + p0 * nr : nullptr;
-    gemm_packed_block(a + i0 * lda, rows, lda, b, p0, p_end, c + i0 * ldc + p0 * nr, ldc, opt);
+    o.residual = residual ? residual + i0 * ldr + p0 * nr : nullptr;
+    gemm_packed_block(a + i0 * lda, rows, lda, b, p0, p_end, c + i0 * ldc + p0 * nr, ldc, o);
+  };
+  if (threads == 1) {
+    for (int64_t task = 0; task < tasks; ++task) run_task(task, opt);
+    return;
   }
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point start = Clock::now(), leader_done;
+  int64_t leader_tasks = 0;
+  // Dynamic: a thread that is not running holds up only the task it has started; the running threads take over
+  // the rest. Every task writes its own block of C completely, so the result does not depend on who ran it.
+#pragma omp parallel num_threads(threads) firstprivate(opt)
+  {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t task = 0; task < tasks; ++task) {
+      run_task(task, opt);
+      if (omp_get_thread_num() == 0) ++leader_tasks;
+    }
+    if (omp_get_thread_num() == 0) leader_done = Clock::now();
+  }
+  // The leader found no task left at leader_done; what it waited after that (a teammate finishing its last task,
+  // or one that was not scheduled at all) beyond the stall rule is a stall: go serial for a while.
+  const auto per_task = leader_tasks > 0 ? (leader_done - start) / leader_tasks : Clock::duration::zero();
+  if (Clock::now() - leader_done > step_team_stall_after(per_task)) step_team_note_serial();
 }
 
 }  // namespace cpuformer

@@ -62,9 +62,7 @@ bool StepStage::run(int64_t step, int64_t own_begin, int64_t own_end, bool leade
   for (int64_t i = own_begin; i < own_end; ++i) ran += try_run(i, step, fn);
   const int64_t target = (step + 1) * items_;
   auto wait_start = Clock::now();
-  const auto stall_after = stall_override().count() >= 0
-                               ? Clock::duration(stall_override())
-                               : kStall + (ran > 0 ? 8 * (wait_start - own_start) / ran : Clock::duration::zero());
+  const auto stall_after = step_team_stall_after(ran > 0 ? (wait_start - own_start) / ran : Clock::duration::zero());
   bool stalled = false;
   for (int64_t spins = 0; done_.load(std::memory_order_acquire) < target; ++spins) {
     if (spins % 1024 == 0 && !stalled && Clock::now() - wait_start > stall_after) {
@@ -81,6 +79,11 @@ bool StepStage::run(int64_t step, int64_t own_begin, int64_t own_end, bool leade
     if (spins > kSpinsBeforeYield) std::this_thread::yield();
   }
   return true;
+}
+
+std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item) {
+  if (stall_override().count() >= 0) return stall_override();
+  return kStall + 8 * own_time_per_item;
 }
 
 bool step_team_recently_serial() { return steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed); }

@@ -10,6 +10,7 @@
 // Several stages (e.g. LSTM cells, then projections) may share one team; each runs its steps in order.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -65,6 +66,10 @@ class StepStage {
   std::vector<std::atomic<int64_t>> claimed_;  // last step each item was claimed for
   alignas(64) std::atomic<int64_t> done_{0};   // items finished, over all steps
 };
+
+// How long a thread that finished its own items may wait for its team before the wait counts as a stall (a
+// teammate preempted): 200 us plus 8x the waiting thread's time per item (CPUFORMER_LSTM_STALL_US overrides).
+std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item);
 
 // Process-wide memory of preempted teams: after a step loop went serial, loops that start within the next 250 ms
 // start serial too, so a loaded machine costs a few time slices per call, and a quiet one gets its threads back.

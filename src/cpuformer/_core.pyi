@@ -181,6 +181,10 @@ def _config() -> dict:
     ...
 def _isa() -> str:
     ...
+def _recently_serial() -> bool:
+    """
+    Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).
+    """
 def _set_isa(name: str) -> None:
     """
     Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already packed keep the ISA they were packed for.

@@ -1,6 +1,11 @@
 """PackedLinear / linear against the float64 numpy reference, swept around the micro-kernel tile edges."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -218,3 +223,33 @@ class TestBadInput:
         out = np.empty((2, 4), np.float32)
         with pytest.raises(ValueError, match=r"out must not share memory with residual"):
             lin(x, residual=out, out=out)
+
+
+SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, cpuformer
+    from cpuformer import _core, ops
+    rng = np.random.default_rng(0)
+    lin = ops.PackedLinear(rng.standard_normal((700, 300)).astype(np.float32), activation="gelu")
+    x = rng.standard_normal((200, 300)).astype(np.float32)
+    cpuformer.set_num_threads(1)
+    want = lin(x)
+    assert not _core._recently_serial()
+    cpuformer.set_num_threads(2)
+    first = lin(x)  # any wait of the leader counts as a stall here: the call notes it ...
+    assert _core._recently_serial()
+    second = lin(x)  # ... and the next calls run on one thread
+    assert np.array_equal(first, want) and np.array_equal(second, want)
+    print("ok")
+    """
+)
+
+
+def test_stalled_gemm_goes_serial_with_the_same_results():
+    """CPUFORMER_LSTM_STALL_US=0 makes every wait a stall (as for the LSTM): a 2-thread GEMM then marks the process
+    'recently serial' (shared with the LSTM's step loop), and results stay bitwise those of one thread."""
+    env = dict(os.environ, CPUFORMER_LSTM_STALL_US="0", PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", SERIAL_FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

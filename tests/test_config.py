@@ -17,7 +17,8 @@ def test_show_config_reports_everything():
     buf = io.StringIO()
     cpuformer.show_config(file=buf)
     text = buf.getvalue()
-    for needle in [cpuformer.__version__, "isa:", "isa supported:", "openmp:", "threads:", _core._isa()]:
+    for needle in [cpuformer.__version__, "isa:", "isa supported:", "openmp:", "threads:", _core._isa(),
+                   "weight dtypes: float32, bf16, int8"]:
         assert needle in text
 
 

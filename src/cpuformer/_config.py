@@ -5,12 +5,14 @@ import platform
 import sys
 
 from . import _core
+from .dtypes import SUPPORTED_DTYPES
 
 
 def config() -> dict:
     """The configuration as a dict: version, ISA chosen and available, OpenMP runtime, threads."""
     info = {"version": _core.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
     info.update(_core._config())
+    info["weight_dtypes"] = list(SUPPORTED_DTYPES)
     return info
 
 
@@ -29,6 +31,7 @@ def show_config(file=None) -> None:
         + (f" (CPUFORMER_ISA={info['CPUFORMER_ISA']})" if info["CPUFORMER_ISA"] else ""),
         f"  openmp:        {info['openmp']}",
         f"  threads:       {info['num_threads']}",
+        f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16 / int8 weight-only: float32 compute)",
     ]
     if not info["CPUFORMER_ISA_valid"]:
         lines.append(

@@ -170,14 +170,14 @@ class SentenceEncoder:
             raise ValueError(f"{root / 'modules.json'} has no Transformer module")
         checkpoint = Checkpoint.open(transformer_dir)
         model = AutoModel.from_checkpoint(checkpoint, dtype=dtype)
-        base = getattr(model, "bert", model)  # a task checkpoint still embeds with its encoder
+        base = getattr(model, "encoder", model)  # a task checkpoint still embeds with its encoder
         st_config = _optional_json(transformer_dir / "sentence_bert_config.json")
         # sentence-transformers < 6 saves max_seq_length here; 6 saves it as the tokenizer's model_max_length
         max_seq_length = st_config.get("max_seq_length")
         if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
             raise ValueError(f"sentence_bert_config.json: max_seq_length must be an int >= 2, got {max_seq_length!r}")
         tokenizer = checkpoint.tokenizer(max_length=max_seq_length,
-                                         max_positions=base.config.max_position_embeddings)
+                                         max_positions=base.config.max_tokens)
         st_model_config = _optional_json(root / "config_sentence_transformers.json")
         prompts = st_model_config.get("prompts") or {}
         if not isinstance(prompts, dict) or not all(isinstance(v, (str, type(None))) for v in prompts.values()):

@@ -343,9 +343,10 @@ def test_bert_classes_refuse_a_relatives_folder(relatives_ref, folder, model_typ
         cls.from_pretrained(relatives_ref / "relatives" / folder)
 
 
-def test_automodel_refuses_a_relatives_folder(relatives_ref):
-    with pytest.raises(ValueError, match="architecture 'RobertaModel' is not supported by cpuformer; supported: "):
-        AutoModel.from_pretrained(relatives_ref / "relatives" / "roberta")
+@pytest.mark.parametrize("folder, cls_name", [("roberta", "RobertaModel"), ("xlm-roberta", "XLMRobertaModel"),
+                                              ("distilbert", "DistilBertModel")])
+def test_automodel_loads_a_relatives_folder_with_its_own_class(relatives_ref, folder, cls_name):
+    assert type(AutoModel.from_pretrained(relatives_ref / "relatives" / folder)).__name__ == cls_name
 
 
 def test_gpt2_class_refuses_a_bert_folder(ref):

@@ -33,3 +33,23 @@ __all__ = [
     "register_model",
     "registered_architectures",
 ]
+
+# Importing the architectures registers them with AutoModel.
+from . import distilbert, electra, roberta  # noqa: E402,F401
+from .distilbert import (DistilBertForMaskedLM, DistilBertForQuestionAnswering,  # noqa: E402,F401
+                         DistilBertForSequenceClassification, DistilBertForTokenClassification, DistilBertModel)
+from .electra import (ElectraForMaskedLM, ElectraForPreTraining, ElectraForQuestionAnswering,  # noqa: E402,F401
+                      ElectraForSequenceClassification, ElectraForTokenClassification, ElectraModel)
+from .roberta import (RobertaForMaskedLM, RobertaForQuestionAnswering,  # noqa: E402,F401
+                      RobertaForSequenceClassification, RobertaForTokenClassification, RobertaModel,
+                      XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering, XLMRobertaForSequenceClassification,
+                      XLMRobertaForTokenClassification, XLMRobertaModel)
+
+__all__ += [
+    "DistilBertForMaskedLM", "DistilBertForQuestionAnswering", "DistilBertForSequenceClassification",
+    "DistilBertForTokenClassification", "DistilBertModel", "ElectraForMaskedLM", "ElectraForPreTraining",
+    "ElectraForQuestionAnswering", "ElectraForSequenceClassification", "ElectraForTokenClassification",
+    "ElectraModel", "RobertaForMaskedLM", "RobertaForQuestionAnswering", "RobertaForSequenceClassification",
+    "RobertaForTokenClassification", "RobertaModel", "XLMRobertaForMaskedLM", "XLMRobertaForQuestionAnswering",
+    "XLMRobertaForSequenceClassification", "XLMRobertaForTokenClassification", "XLMRobertaModel",
+]

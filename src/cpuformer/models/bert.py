@@ -56,12 +56,14 @@ class BertConfig:
     pad_token_id: int = 0
     # RoBERTa: positions start at pad_token_id + 1, so that many position embeddings are never used by tokens
     position_offset: int = 0
+    # DistilBERT: a fixed sinusoidal position table (computed when the checkpoint does not store it)
+    sinusoidal_positions: bool = False
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], family: str = "BERT", **extra: Any) -> "BertConfig":
         sizes = config_sizes(config, family, ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                               "intermediate_size", "max_position_embeddings", "type_vocab_size"],
-                             may_be_zero=["num_hidden_layers"], divisible=("hidden_size", "num_attention_heads"))
+                             may_be_zero=["num_hidden_layers", "type_vocab_size"], divisible=("hidden_size", "num_attention_heads"))
         position_type = config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; only 'absolute'")
@@ -120,11 +122,13 @@ class BertEmbeddings:
     """word + absolute position (+ token type) embeddings, then layer norm. Width: config.embedding_width.
     type_vocab_size 0 (DistilBERT) means the checkpoint has no token type table."""
 
-    def __init__(self, store: WeightStore, config: BertConfig, prefix: str = "embeddings"):
+    def __init__(self, store: WeightStore, config: BertConfig, prefix: str = "embeddings",
+                 position_table: np.ndarray | None = None):
+        """position_table: used when the checkpoint stores none (DistilBERT's sinusoidal option)."""
         e = config.embedding_width
         self.word_embeddings = Embedding.from_store(store, f"{prefix}.word_embeddings.weight", config.vocab_size, e)
-        self.position_embeddings = Embedding.from_store(
-            store, f"{prefix}.position_embeddings.weight", config.max_position_embeddings, e)
+        self.position_embeddings = (Embedding(position_table) if position_table is not None else Embedding.from_store(
+            store, f"{prefix}.position_embeddings.weight", config.max_position_embeddings, e))
         self.token_type_embeddings = (Embedding.from_store(
             store, f"{prefix}.token_type_embeddings.weight", config.type_vocab_size, e)
             if config.type_vocab_size else None)
@@ -138,20 +142,28 @@ class BertEmbeddings:
         return self.LayerNorm(x)
 
 
-class BertLayer:
-    """Post-LN block: LN(x + attn(x)), then LN(h + W2 act(W1 h)); residual adds fused into the GEMM stores."""
+# Where each weight of a post-LN encoder layer sits in BERT's checkpoints (RoBERTa and ELECTRA use the same).
+BERT_LAYER_NAMES = {
+    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+    "attention_out": "attention.output.dense", "attention_norm": "attention.output.LayerNorm",
+    "intermediate": "intermediate.dense", "output": "output.dense", "output_norm": "output.LayerNorm",
+}
 
-    def __init__(self, store: WeightStore, config: BertConfig, prefix: str):
+
+class BertLayer:
+    """Post-LN block: LN(x + attn(x)), then LN(h + W2 act(W1 h)); residual adds fused into the GEMM stores.
+    `names` maps each weight to its name under `prefix` (DistilBERT names them differently)."""
+
+    def __init__(self, store: WeightStore, config: BertConfig, prefix: str, names: dict[str, str] = BERT_LAYER_NAMES):
         h, i = config.hidden_size, config.intermediate_size
-        qkv = take_fused_linear(store, [f"{prefix}.attention.self.{n}" for n in ("query", "key", "value")], h, h)
-        out = take_linear(store, f"{prefix}.attention.output.dense", h, h)
+        w = {role: f"{prefix}.{name}" for role, name in names.items()}
+        qkv = take_fused_linear(store, [w["query"], w["key"], w["value"]], h, h)
+        out = take_linear(store, w["attention_out"], h, h)
         self.attention = SelfAttention(qkv, out, config.num_attention_heads)
-        self.attention_norm = LayerNorm.from_store(store, f"{prefix}.attention.output.LayerNorm", h,
-                                                   config.layer_norm_eps)
-        self.intermediate = take_linear(store, f"{prefix}.intermediate.dense", h, i,
-                                        activation=fused_activation(config.hidden_act))
-        self.output = take_linear(store, f"{prefix}.output.dense", i, h)
-        self.output_norm = LayerNorm.from_store(store, f"{prefix}.output.LayerNorm", h, config.layer_norm_eps)
+        self.attention_norm = LayerNorm.from_store(store, w["attention_norm"], h, config.layer_norm_eps)
+        self.intermediate = take_linear(store, w["intermediate"], h, i, activation=fused_activation(config.hidden_act))
+        self.output = take_linear(store, w["output"], i, h)
+        self.output_norm = LayerNorm.from_store(store, w["output_norm"], h, config.layer_norm_eps)
 
     def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace) -> np.ndarray:
         n = x.shape[0]
@@ -168,16 +180,21 @@ class BertModel(BertPretrainedModel):
     BertForQuestionAnswering, ...): its `bert.` prefix is stripped and the task head skipped, as transformers does."""
 
     is_base_model = True
+    layer_prefix = "encoder.layer"
+    layer_names = BERT_LAYER_NAMES
 
     def __init__(self, config: BertConfig, store: WeightStore, *, pooler: bool | None = None):
         """Takes every encoder weight from `store` (already prefix-stripped); pooler=None loads it if present."""
         self.config = config
-        self.embeddings = BertEmbeddings(store, config)
-        self.encoder_layers = [BertLayer(store, config, f"encoder.layer.{n}")
+        self.embeddings = self.build_embeddings(config, store)
+        self.encoder_layers = [BertLayer(store, config, f"{self.layer_prefix}.{n}", self.layer_names)
                                for n in range(config.num_hidden_layers)]
         if pooler is None:
             pooler = store.has("pooler.dense.weight")
         self.pooler = take_linear(store, "pooler.dense", config.hidden_size, config.hidden_size) if pooler else None
+
+    def build_embeddings(self, config: BertConfig, store: WeightStore) -> BertEmbeddings:
+        return BertEmbeddings(store, config)
 
     # --- inputs -------------------------------------------------------------------------------------------
     def prepare_inputs(self, input_ids, attention_mask=None, token_type_ids=None):

@@ -56,6 +56,7 @@ class MaskedLMOutput:
 class SequenceClassifierOutput:
     logits: np.ndarray  # [B, num_labels]
     pooler_output: np.ndarray  # [B, hidden]: the first token after the head's dense layer and activation
+    last_hidden_state: np.ndarray | None = None  # [B, T, hidden]; zeros at padding positions
 
 
 class EncoderTaskModel(PretrainedModel):
@@ -139,7 +140,7 @@ class SequenceClassificationModel(EncoderTaskModel):
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> SequenceClassifierOutput:
         batch, _, hidden = self.encode(input_ids, attention_mask, token_type_ids)
         logits, pooled = self.classifier_head(hidden, batch)
-        return SequenceClassifierOutput(logits, pooled)
+        return SequenceClassifierOutput(logits, pooled, batch.scatter(hidden))
 
     def logits_for_texts(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
         """float32 [N, num_labels] for texts (or text pairs: NLI premise / hypothesis, query / document)."""

@@ -33,6 +33,7 @@ _MASKED_LOGIT = -10000.0  # what the pipeline put on tokens that cannot be part 
 class QuestionAnsweringOutput:
     start_logits: np.ndarray  # [B, T]; zeros at padding positions
     end_logits: np.ndarray
+    last_hidden_state: np.ndarray  # [B, T, hidden]
 
 
 def best_spans(p_start: np.ndarray, p_end: np.ndarray, allowed: np.ndarray, top_k: int,
@@ -58,20 +59,28 @@ class QuestionAnsweringModel(EncoderTaskModel):
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> QuestionAnsweringOutput:
         batch, _, hidden = self.encode(input_ids, attention_mask, token_type_ids)
         logits = batch.scatter(self.qa_outputs(hidden))
-        return QuestionAnsweringOutput(np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1]))
+        return QuestionAnsweringOutput(np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1]),
+                                       batch.scatter(hidden))
 
     def answer(self, question: str | Sequence[str], context: str | Sequence[str], top_k: int = 1,
-               max_answer_len: int = 15, doc_stride: int = 128, *, max_seq_len: int = 384,
+               max_answer_len: int = 15, doc_stride: int | None = None, *, max_seq_len: int | None = None,
                handle_impossible_answer: bool = False, align_to_words: bool = True):
         """The answer span(s) to `question` in `context`: {"score", "start", "end", "answer"} with character
         offsets into the context. top_k > 1 gives a list (one dict when only one span qualifies, as the
         pipeline). Lists of questions and contexts (same length) give one result per pair. With
-        handle_impossible_answer, the empty answer competes with score p_start(CLS) * p_end(CLS)."""
+        handle_impossible_answer, the empty answer competes with score p_start(CLS) * p_end(CLS).
+        max_seq_len: window length in tokens (default: the tokenizer's max length, at most 384; never more than
+        the model's positions); doc_stride: tokens shared by consecutive windows (default min(max_seq_len // 2,
+        128)), as the pipeline."""
+        tok = self.require_tokenizer()
+        if max_seq_len is None:
+            max_seq_len = min(tok.max_length, 384)
+        if doc_stride is None:
+            doc_stride = min(max_seq_len // 2, 128)
         for name, value, low in (("top_k", top_k, 1), ("max_answer_len", max_answer_len, 1),
                                  ("doc_stride", doc_stride, 0), ("max_seq_len", max_seq_len, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        tok = self.require_tokenizer()
         max_seq_len = min(max_seq_len, tok.max_length)
         if doc_stride > max_seq_len:
             raise ValueError(f"doc_stride ({doc_stride}) is larger than max_seq_len ({max_seq_len})")

@@ -228,7 +228,81 @@ def qa_pipeline_answers(model, tokenizer, question, context, *, top_k, max_answe
     return answers[0] if len(answers) == 1 else answers
 
 
+RERANK_QUERY = "Where does the fox live?"
+RERANK_DOCS = ["The fox lives in the forest.", "Paris is in France.", "Hello world", "A quick brown fox.",
+               "Angela Merkel visited Berlin."]
+ST_SETUPS = {  # arch -> (pooling mode, Dense layers (out, activation), Normalize, similarity, truncate_dim)
+    "distilbert": ("max", [], False, "euclidean", None),
+    "roberta": ("cls", [(24, "Tanh"), (20, "Identity")], True, "dot", 16),
+    "xlm_roberta": ("weightedmean", [(32, "ReLU")], False, "manhattan", None),
+    "electra": ("lasttoken", [], True, "cosine", 40),
+}
+ST_PROMPTS = {"query": "query: ", "document": "passage: "}
+
+
+def case_cross_encoder(out: Path) -> None:
+    """Per architecture, a 1-label reranker (CrossEncoder: sigmoid) saved as a Hugging Face folder and by
+    sentence-transformers, plus a 3-label NLI cross-encoder (identity), with predict / rank results."""
+    import torch
+    import transformers as tf
+    from sentence_transformers import CrossEncoder
+
+    pairs = [(RERANK_QUERY, d) for d in RERANK_DOCS]
+    for i, arch in enumerate(ARCHS):
+        bpe = out / f"{arch}_bpe"
+        if arch in ("roberta", "xlm_roberta"):
+            write_bpe_tokenizer(bpe)
+        for labels in (1, 3):
+            folder = out / f"{arch}_{labels}"
+            torch.manual_seed(40 + i + labels)
+            model = getattr(tf, PREFIX[arch] + "ForSequenceClassification")(
+                arch_config(arch, num_labels=labels)).eval()
+            model.save_pretrained(folder / "hf")
+            copy_tokenizer(arch, folder / "hf", bpe)
+            ce = CrossEncoder(str(folder / "hf"), device="cpu")
+            save(folder, scores=ce.predict(pairs, batch_size=2), softmax_scores=ce.predict(pairs, apply_softmax=True))
+            if labels == 1:
+                (folder / "rank.json").write_text(json.dumps(ce.rank(RERANK_QUERY, RERANK_DOCS, top_k=3)))
+            ce.save(str(folder / "st"))
+
+
+def case_st_folders(out: Path) -> None:
+    """Full sentence-transformers folders on every architecture: pooling modes, Dense layers, Normalize, prompts,
+    similarity_fn_name and truncate_dim saved by sentence-transformers, with encode results (also with
+    precision int8 / uint8 / binary / ubinary) and similarity matrices."""
+    import torch
+    import transformers as tf
+    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers.util import quantize_embeddings
+
+    for i, (arch, (mode, dense, normalize, sim, truncate)) in enumerate(ST_SETUPS.items()):
+        bpe = out / f"{arch}_bpe"
+        if arch in ("roberta", "xlm_roberta"):
+            write_bpe_tokenizer(bpe)
+        hf = out / f"{arch}_hf"
+        torch.manual_seed(60 + i)
+        getattr(tf, PREFIX[arch] + "Model")(arch_config(arch)).eval().save_pretrained(hf)
+        copy_tokenizer(arch, hf, bpe)
+        modules = [models.Transformer(str(hf)), models.Pooling(60, pooling_mode=mode)]
+        width = 60
+        for n_out, act in dense:
+            modules.append(models.Dense(width, n_out, activation_function=getattr(torch.nn, act)()))
+            width = n_out
+        if normalize:
+            modules.append(models.Normalize())
+        model = SentenceTransformer(modules=modules, device="cpu", prompts=ST_PROMPTS, similarity_fn_name=sim,
+                                    truncate_dim=truncate)
+        folder = out / arch
+        model.save(str(folder))
+        emb = model.encode(TEXTS, batch_size=3)
+        query = model.encode(TEXTS[:2], prompt_name="query")
+        save(folder, embeddings=emb, query=query, similarity=model.similarity(query, emb).numpy(),
+             truncated8=model.encode(TEXTS, truncate_dim=8), normalized=model.encode(TEXTS, normalize_embeddings=True),
+             **{p: quantize_embeddings(emb, precision=p) for p in ("int8", "uint8", "binary", "ubinary")})
+
+
 CASES = {arch: (lambda out, a=arch: case_arch(a, out)) for arch in ARCHS}
+CASES.update(cross_encoder=case_cross_encoder, st_folders=case_st_folders)
 
 
 def make_reference(root: Path, *cases: str) -> Path:

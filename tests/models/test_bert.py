@@ -294,7 +294,8 @@ def test_pytorch_only_checkpoint_says_how_to_convert(ref, tmp_path):
         (dict(hidden_size=-1), "config hidden_size must be a positive int, got -1"),
         (dict(architectures=["GPTNeoXForCausalLM"]), "architecture 'GPTNeoXForCausalLM' is not supported by "
                                                      "cpuformer; supported: .*BertModel"),
-        (dict(architectures=None), "has no 'architectures' list"),
+        (dict(architectures=None, model_type="t5"), "has no 'architectures' list and model_type 't5' is not one "
+                                                    "cpuformer knows \\(bert, distilbert, electra, gpt2, roberta"),
     ],
 )
 def test_bad_configs_raise_clear_errors(ref, tmp_path, changes, message):

@@ -11,6 +11,7 @@ all-MiniLM-L6-v2 tokenizer; RoBERTa / XLM-RoBERTa a small byte-level BPE trained
 """
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import sys
@@ -34,7 +35,7 @@ QA_QUESTIONS = [QA_QUESTION, "Who searched the hills?"]
 QA_SETTINGS = [dict(top_k=1, max_answer_len=15, doc_stride=16, max_seq_len=48),
                dict(top_k=3, max_answer_len=5, doc_stride=8, max_seq_len=40),
                dict(top_k=2, max_answer_len=30)]  # the pipeline's defaults for max_seq_len and doc_stride
-ARCHS = ("distilbert", "roberta", "xlm_roberta", "electra")
+ARCHS = ("distilbert", "roberta", "xlm_roberta", "electra", "mpnet")
 ODD = dict(hidden_size=60, num_hidden_layers=3, num_attention_heads=5, intermediate_size=100,
            max_position_embeddings=130, initializer_range=0.2)
 
@@ -72,7 +73,7 @@ def write_bpe_tokenizer(folder: Path) -> None:
 
 
 def copy_tokenizer(arch: str, out: Path, source: Path) -> None:
-    if arch in ("roberta", "xlm_roberta"):
+    if arch in BPE_ARCHS:
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (source / name).is_file():
                 shutil.copy(source / name, out / name)
@@ -88,6 +89,9 @@ def arch_config(arch: str, **overrides):
         return tf.DistilBertConfig(vocab_size=30522, dim=60, n_layers=3, n_heads=5, hidden_dim=100,
                                    max_position_embeddings=130, initializer_range=0.2, activation="gelu",
                                    **overrides)
+    if arch == "mpnet":
+        return tf.MPNetConfig(vocab_size=400, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
+                              hidden_act="gelu", **ODD, **overrides)
     if arch == "electra":
         return tf.ElectraConfig(vocab_size=30522, embedding_size=36, hidden_act="gelu", **ODD, **overrides)
     cls = tf.RobertaConfig if arch == "roberta" else tf.XLMRobertaConfig
@@ -95,7 +99,9 @@ def arch_config(arch: str, **overrides):
                hidden_act="gelu_new" if arch == "roberta" else "gelu", **ODD, **overrides)
 
 
-PREFIX = {"distilbert": "DistilBert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta", "electra": "Electra"}
+PREFIX = {"distilbert": "DistilBert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta", "electra": "Electra",
+          "mpnet": "MPNet"}
+BPE_ARCHS = ("roberta", "xlm_roberta", "mpnet")  # these use the byte-level BPE tokenizer made here
 
 
 def model_inputs(tokenizer, arch: str, texts, pairs=None) -> dict[str, np.ndarray]:
@@ -116,7 +122,7 @@ def case_arch(arch: str, out: Path) -> None:
     import transformers as tf
 
     bpe = out / "bpe_tokenizer"
-    if arch in ("roberta", "xlm_roberta"):
+    if arch in BPE_ARCHS:
         write_bpe_tokenizer(bpe)
     heads = {"base": "Model", "mlm": "ForMaskedLM", "cls": "ForSequenceClassification",
              "qa": "ForQuestionAnswering", "tok": "ForTokenClassification"}
@@ -141,6 +147,16 @@ def case_arch(arch: str, out: Path) -> None:
         res, pres = run(model, single), run(model, pair)
         save(folder, **single, **{f"pair_{k}": v for k, v in pair.items()},
              last_hidden_state=res.hidden_states[-1].numpy(), pair_last_hidden_state=pres.hidden_states[-1].numpy())
+        if head == "base":  # long rows: MPNet's log-spaced relative buckets, RoBERTa's last positions
+            rng = np.random.default_rng(seed)
+            lengths = [120, 37, 128 if arch == "distilbert" or arch == "electra" else 127]
+            ids = np.full((3, max(lengths)), tokenizer.pad_token_id, np.int64)
+            mask = np.zeros_like(ids)
+            for r, n in enumerate(lengths):
+                ids[r, :n], mask[r, :n] = rng.integers(5, len(tokenizer), n), 1
+            long = {"input_ids": ids, "attention_mask": mask}
+            save(folder, **{f"long_{k}": v for k, v in long.items()},
+                 long_last_hidden_state=run(model, long).hidden_states[-1].numpy())
         if head != "base":
             if head == "qa":
                 save(folder, start_logits=res.start_logits.numpy(), end_logits=res.end_logits.numpy())
@@ -183,8 +199,9 @@ def qa_pipeline_answers(model, tokenizer, question, context, *, top_k, max_answe
                     stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                     return_token_type_ids=True, return_special_tokens_mask=True, return_tensors="np")
     n = len(enc["input_ids"])
+    accepted = inspect.signature(model.forward).parameters
     inputs = {k: torch.from_numpy(enc[k].astype(np.int64)) for k in ("input_ids", "attention_mask", "token_type_ids")
-              if k in enc and (k != "token_type_ids" or "DistilBert" not in type(model).__name__)}
+              if k in enc and k in accepted}
     with torch.no_grad():
         out = model(**inputs)
     answers = []
@@ -236,6 +253,7 @@ ST_SETUPS = {  # arch -> (pooling mode, Dense layers (out, activation), Normaliz
     "roberta": ("cls", [(24, "Tanh"), (20, "Identity")], True, "dot", 16),
     "xlm_roberta": ("weightedmean", [(32, "ReLU")], False, "manhattan", None),
     "electra": ("lasttoken", [], True, "cosine", 40),
+    "mpnet": ("mean", [], True, "cosine", None),  # all-mpnet-base-v2's layout
 }
 ST_PROMPTS = {"query": "query: ", "document": "passage: "}
 
@@ -250,7 +268,7 @@ def case_cross_encoder(out: Path) -> None:
     pairs = [(RERANK_QUERY, d) for d in RERANK_DOCS]
     for i, arch in enumerate(ARCHS):
         bpe = out / f"{arch}_bpe"
-        if arch in ("roberta", "xlm_roberta"):
+        if arch in BPE_ARCHS:
             write_bpe_tokenizer(bpe)
         for labels in (1, 3):
             folder = out / f"{arch}_{labels}"
@@ -277,7 +295,7 @@ def case_st_folders(out: Path) -> None:
 
     for i, (arch, (mode, dense, normalize, sim, truncate)) in enumerate(ST_SETUPS.items()):
         bpe = out / f"{arch}_bpe"
-        if arch in ("roberta", "xlm_roberta"):
+        if arch in BPE_ARCHS:
             write_bpe_tokenizer(bpe)
         hf = out / f"{arch}_hf"
         torch.manual_seed(60 + i)

@@ -72,6 +72,25 @@ def test_hidden_states_and_head_outputs_match_transformers(enc_ref, arch, head):
             assert np.abs(out.logits - load(folder, prefix + "logits")).max() <= ATOL
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_long_sequences_match_transformers(enc_ref, arch):
+    """Rows up to the last position: MPNet's log-spaced relative buckets (distances up to 127), RoBERTa's offset
+    positions, several 64-token attention tiles."""
+    folder = enc_ref / arch / "base"
+    ids, mask = load(folder, "long_input_ids"), load(folder, "long_attention_mask")
+    got = model(enc_ref, arch, "base")(ids, mask).last_hidden_state
+    assert max_diff(got, load(folder, "long_last_hidden_state"), mask) <= ATOL
+
+
+def test_mpnet_buckets_match_transformers_formula():
+    from cpuformer.models.mpnet import relative_position_bucket
+
+    rel = np.array([-200, -128, -64, -32, -16, -9, -8, -7, -1, 0, 1, 7, 8, 16, 31, 32, 64, 127, 128, 500])
+    # transformers' MPNetEncoder.relative_position_bucket on the same offsets (torch, float32)
+    want = [15, 15, 14, 12, 10, 8, 8, 7, 1, 0, 17, 23, 24, 26, 27, 28, 30, 31, 31, 31]
+    np.testing.assert_array_equal(relative_position_bucket(rel), want)
+
+
 def test_roberta_positions_follow_padding_ids(enc_ref):
     """Positions count non-padding ids from pad_token_id + 1: a row alone, and the same row left-padded with the
     padding id, give the same states (transformers' create_position_ids_from_input_ids)."""

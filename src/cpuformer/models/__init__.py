@@ -35,11 +35,13 @@ __all__ = [
 ]
 
 # Importing the architectures registers them with AutoModel.
-from . import distilbert, electra, roberta  # noqa: E402,F401
+from . import distilbert, electra, mpnet, roberta  # noqa: E402,F401
 from .distilbert import (DistilBertForMaskedLM, DistilBertForQuestionAnswering,  # noqa: E402,F401
                          DistilBertForSequenceClassification, DistilBertForTokenClassification, DistilBertModel)
 from .electra import (ElectraForMaskedLM, ElectraForPreTraining, ElectraForQuestionAnswering,  # noqa: E402,F401
                       ElectraForSequenceClassification, ElectraForTokenClassification, ElectraModel)
+from .mpnet import (MPNetForMaskedLM, MPNetForQuestionAnswering, MPNetForSequenceClassification,  # noqa: E402,F401
+                    MPNetForTokenClassification, MPNetModel)
 from .roberta import (RobertaForMaskedLM, RobertaForQuestionAnswering,  # noqa: E402,F401
                       RobertaForSequenceClassification, RobertaForTokenClassification, RobertaModel,
                       XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering, XLMRobertaForSequenceClassification,
@@ -49,7 +51,8 @@ __all__ += [
     "DistilBertForMaskedLM", "DistilBertForQuestionAnswering", "DistilBertForSequenceClassification",
     "DistilBertForTokenClassification", "DistilBertModel", "ElectraForMaskedLM", "ElectraForPreTraining",
     "ElectraForQuestionAnswering", "ElectraForSequenceClassification", "ElectraForTokenClassification",
-    "ElectraModel", "RobertaForMaskedLM", "RobertaForQuestionAnswering", "RobertaForSequenceClassification",
+    "ElectraModel", "MPNetForMaskedLM", "MPNetForQuestionAnswering", "MPNetForSequenceClassification",
+    "MPNetForTokenClassification", "MPNetModel", "RobertaForMaskedLM", "RobertaForQuestionAnswering", "RobertaForSequenceClassification",
     "RobertaForTokenClassification", "RobertaModel", "XLMRobertaForMaskedLM", "XLMRobertaForQuestionAnswering",
     "XLMRobertaForSequenceClassification", "XLMRobertaForTokenClassification", "XLMRobertaModel",
 ]

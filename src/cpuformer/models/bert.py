@@ -165,9 +165,10 @@ class BertLayer:
         self.output = take_linear(store, w["output"], i, h)
         self.output_norm = LayerNorm.from_store(store, w["output_norm"], h, config.layer_norm_eps)
 
-    def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace) -> np.ndarray:
+    def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace,
+                 relative_bias: np.ndarray | None = None) -> np.ndarray:
         n = x.shape[0]
-        h = self.attention_norm(self.attention(x, batch, residual=x, workspace=ws))
+        h = self.attention_norm(self.attention(x, batch, residual=x, workspace=ws, relative_bias=relative_bias))
         inner = self.intermediate(h, out=ws.get("ffn", (n, self.intermediate.out_features)))
         return self.output_norm(self.output(inner, residual=h, out=ws.get("ffn_out", h.shape)))
 
@@ -227,9 +228,14 @@ class BertModel(BertPretrainedModel):
         tokens' columns in the padded batch (batch.cols), as in transformers."""
         x = self.embed(ids, token_types, batch)
         ws = Workspace()
+        bias = self.relative_bias(batch)
         for layer in self.encoder_layers:
-            x = layer(x, batch, ws)
+            x = layer(x, batch, ws, bias)
         return x
+
+    def relative_bias(self, batch: PackedBatch) -> np.ndarray | None:
+        """The attention bias by relative position shared by every layer (MPNet), or None (BERT)."""
+        return None
 
     def positions(self, ids: np.ndarray, batch: PackedBatch) -> np.ndarray:
         """Position ids of the packed tokens: their columns in the padded batch (BERT)."""

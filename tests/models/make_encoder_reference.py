@@ -1,4 +1,4 @@
-"""Reference outputs for BERT's relatives (DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA) and the task heads, made with
+"""Reference outputs for BERT and its relatives (DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet) and the task heads, made with
 torch / transformers in a subprocess (`python make_encoder_reference.py OUT CASE...`, see torch_reference.py).
 
 Each architecture case writes OUT/CASE/<head>/ for head in base, mlm, cls, qa, tok (+ disc for ELECTRA): a
@@ -35,7 +35,7 @@ QA_QUESTIONS = [QA_QUESTION, "Who searched the hills?"]
 QA_SETTINGS = [dict(top_k=1, max_answer_len=15, doc_stride=16, max_seq_len=48),
                dict(top_k=3, max_answer_len=5, doc_stride=8, max_seq_len=40),
                dict(top_k=2, max_answer_len=30)]  # the pipeline's defaults for max_seq_len and doc_stride
-ARCHS = ("distilbert", "roberta", "xlm_roberta", "electra", "mpnet")
+ARCHS = ("bert", "distilbert", "roberta", "xlm_roberta", "electra", "mpnet")
 ODD = dict(hidden_size=60, num_hidden_layers=3, num_attention_heads=5, intermediate_size=100,
            max_position_embeddings=130, initializer_range=0.2)
 
@@ -89,6 +89,8 @@ def arch_config(arch: str, **overrides):
         return tf.DistilBertConfig(vocab_size=30522, dim=60, n_layers=3, n_heads=5, hidden_dim=100,
                                    max_position_embeddings=130, initializer_range=0.2, activation="gelu",
                                    **overrides)
+    if arch == "bert":
+        return tf.BertConfig(vocab_size=30522, hidden_act="gelu", **ODD, **overrides)
     if arch == "mpnet":
         return tf.MPNetConfig(vocab_size=400, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
                               hidden_act="gelu", **ODD, **overrides)
@@ -99,7 +101,7 @@ def arch_config(arch: str, **overrides):
                hidden_act="gelu_new" if arch == "roberta" else "gelu", **ODD, **overrides)
 
 
-PREFIX = {"distilbert": "DistilBert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta", "electra": "Electra",
+PREFIX = {"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta", "electra": "Electra",
           "mpnet": "MPNet"}
 BPE_ARCHS = ("roberta", "xlm_roberta", "mpnet")  # these use the byte-level BPE tokenizer made here
 
@@ -149,7 +151,7 @@ def case_arch(arch: str, out: Path) -> None:
              last_hidden_state=res.hidden_states[-1].numpy(), pair_last_hidden_state=pres.hidden_states[-1].numpy())
         if head == "base":  # long rows: MPNet's log-spaced relative buckets, RoBERTa's last positions
             rng = np.random.default_rng(seed)
-            lengths = [120, 37, 128 if arch == "distilbert" or arch == "electra" else 127]
+            lengths = [120, 37, 127 if arch in BPE_ARCHS else 128]
             ids = np.full((3, max(lengths)), tokenizer.pad_token_id, np.int64)
             mask = np.zeros_like(ids)
             for r, n in enumerate(lengths):
@@ -249,6 +251,7 @@ RERANK_QUERY = "Where does the fox live?"
 RERANK_DOCS = ["The fox lives in the forest.", "Paris is in France.", "Hello world", "A quick brown fox.",
                "Angela Merkel visited Berlin."]
 ST_SETUPS = {  # arch -> (pooling mode, Dense layers (out, activation), Normalize, similarity, truncate_dim)
+    "bert": ("mean_sqrt_len_tokens", [(30, "GELU")], False, "cosine", None),
     "distilbert": ("max", [], False, "euclidean", None),
     "roberta": ("cls", [(24, "Tanh"), (20, "Identity")], True, "dot", 16),
     "xlm_roberta": ("weightedmean", [(32, "ReLU")], False, "manhattan", None),

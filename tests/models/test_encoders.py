@@ -1,4 +1,4 @@
-"""DistilBERT, RoBERTa, XLM-RoBERTa and ELECTRA against transformers (make_encoder_reference.py, in a subprocess):
+"""BERT, DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA and MPNet against transformers (make_encoder_reference.py, in a subprocess):
 hidden states and every head's outputs on odd-sized random checkpoints, fill-mask and token-classification
 pipeline results, question-answering spans, AutoModel's choice and the model_type checks."""
 from __future__ import annotations

@@ -72,12 +72,13 @@ def theirs():
     return torch, model
 
 
-@pytest.fixture(scope="module")
-def ours_int8():
+@pytest.fixture(scope="module", params=["int8", "bf16"])
+def ours_low(request):
+    """Our model with int8 or bf16 weights (dtype rows of the best-peer table)."""
     try:
-        return BertModel.from_pretrained(default_model_path(), dtype="int8")
-    except (TypeError, ValueError, NotImplementedError) as e:  # an installed cpuformer without int8 weights
-        pytest.skip(f"cpuformer int8: {e}")
+        return request.param, BertModel.from_pretrained(default_model_path(), dtype=request.param)
+    except (TypeError, ValueError, NotImplementedError) as e:  # an installed cpuformer without these weights
+        pytest.skip(f"cpuformer {request.param}: {e}")
 
 
 def packed_encoder(model, lengths):
@@ -100,14 +101,15 @@ def test_minilm_encode_cpuformer(benchmark, ours, name):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_minilm_encode_cpuformer_int8(benchmark, ours, ours_int8, name):
-    """Our int8 weights (per-output-feature scales), compared with the int8 peers; cosine vs our fp32."""
+def test_minilm_encode_cpuformer_low_precision(benchmark, ours, ours_low, name):
+    """Our int8 weights (compared with the int8 peers) and bf16 weights (with the fp32 peers); cosine vs our fp32."""
+    dtype, model = ours_low
     lengths = CASES[name]
-    encode = packed_encoder(ours_int8, lengths)
+    encode = packed_encoder(model, lengths)
     cos = cosines(encode(), packed_encoder(ours, lengths)())
     gflop = useful_gflop(lengths, ours.config)
     record(benchmark, "cpuformer", name, lengths, gflop, 0)
-    benchmark.extra_info.update(dtype="int8", cos_min=float(cos.min()), cos_mean=float(cos.mean()))
+    benchmark.extra_info.update(dtype=dtype, cos_min=float(cos.min()), cos_mean=float(cos.mean()))
     benchmark.pedantic(encode, rounds=rounds_for(lengths), warmup_rounds=1)
     finish(benchmark, lengths, gflop)
 

@@ -131,27 +131,46 @@ def convert_bert_ct2(model: str, out: str) -> dict:
 
 
 def convert_gpt2_onnx(model: str, out: str) -> dict:
-    """Prefill only: input_ids [B, T] -> logits of the last position [B, V] (no past key/values exported)."""
+    """One graph for prefill and decode: (input_ids [B, T], attention_mask [B, P+T], position_ids [B, T],
+    past_key_i / past_value_i [B, heads, P, head_dim] per layer) -> (logits of the last position [B, V],
+    present_key_i / present_value_i [B, heads, P+T, head_dim]); P = 0 for the prefill."""
     import torch
     import transformers
 
     gpt2 = transformers.GPT2LMHeadModel.from_pretrained(model, attn_implementation="eager").eval()
+    c = gpt2.config
+    layers, heads, head_dim = c.n_layer, c.n_head, c.n_embd // c.n_head
 
-    class LastLogits(torch.nn.Module):
+    class WithPast(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids):
-            # an explicit all-ones mask: without one transformers 5 looks for packed sequences (aten::diff, no ONNX op)
-            mask = torch.ones_like(input_ids)
-            return self.m(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
+        def forward(self, input_ids, attention_mask, position_ids, *past):
+            cache = transformers.DynamicCache()
+            for i in range(layers):
+                cache.update(past[2 * i], past[2 * i + 1], i)
+            o = self.m(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                       past_key_values=cache, use_cache=True)
+            presents = []
+            for layer in o.past_key_values.layers:
+                presents += [layer.keys, layer.values]
+            return (o.logits[:, -1, :], *presents)
 
+    past_names = [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    present_names = [f"present_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    b, t, p = 2, 3, 4
+    example = (torch.ones((b, t), dtype=torch.int64), torch.ones((b, p + t), dtype=torch.int64),
+               torch.arange(p, p + t).repeat(b, 1), *[torch.zeros((b, heads, p, head_dim))] * (2 * layers))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+            "position_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"},
+            **{n: {0: "batch", 2: "past"} for n in past_names}, **{n: {0: "batch", 2: "total"} for n in present_names}}
     exported = os.path.join(out, "gpt2_exported.onnx")
-    _onnx_export(LastLogits(gpt2), (torch.ones((1, 8), dtype=torch.int64),), exported, ["input_ids"], ["logits"],
-                 {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}})
-    c = gpt2.config
-    return _ort_optimize_and_quantize(exported, out, "gpt2", "gpt2", c.n_head, c.n_embd)
+    _onnx_export(WithPast(gpt2), example, exported, ["input_ids", "attention_mask", "position_ids", *past_names],
+                 ["logits", *present_names], axes)
+    result = _ort_optimize_and_quantize(exported, out, "gpt2", "gpt2", heads, c.n_embd)
+    result.update(layers=layers, heads=heads, head_dim=head_dim)
+    return result
 
 
 def convert_gpt2_ct2(model: str, out: str) -> dict:
@@ -206,14 +225,16 @@ def time_bert(peer: str, dtype: str, model: str, inputs: str, cases: dict, threa
 
 
 def time_gpt2(peer: str, dtype: str, model: str, inputs: str, rounds: int, new_tokens: int, threads: int) -> dict:
-    """inputs: npz with prompt_b1, prompt_b8. ORT: prefill only (last logits). CT2: prefill (generate one token) and
-    greedy generate of exactly new_tokens at b1 and b8, with the generated ids for the parity check."""
+    """inputs: npz with prompt_b1, prompt_b8. Both peers: prefill (generate one token) and greedy generate of exactly
+    new_tokens at b1 and b8, with the generated ids for the parity check (ORT: its past key/values fed back)."""
     data = np.load(inputs)
     result = {}
     if peer == "ort":
         sess = _ort_session(model, threads)
-        ids = data["prompt_b1"]
-        result["prefill"] = {"times": _timed_rounds(lambda: sess.run(None, {"input_ids": ids}), rounds, 1)}
+        result["prefill"] = {"times": _timed_rounds(_ort_greedy(sess, data["prompt_b1"], 1), rounds, 1)}
+        for b in (1, 8):
+            run = _ort_greedy(sess, data[f"prompt_b{b}"], new_tokens)
+            result[f"generate_b{b}"] = {"times": _timed_rounds(run, 3, 1), "ids": run().tolist()}
         return result
     import ctranslate2
 
@@ -233,6 +254,31 @@ def time_gpt2(peer: str, dtype: str, model: str, inputs: str, rounds: int, new_t
         result[f"generate_b{b}"] = {"times": _timed_rounds(run, 3, 0),
                                     "ids": [r.sequences_ids[0] for r in out]}
     return result
+
+
+def _ort_greedy(sess, prompt, n: int):
+    """Greedy decoding of exactly n tokens with ORT's past key/values fed back each step -> fn() -> ids [B, n]."""
+    names = [i.name for i in sess.get_inputs()]
+    past_names = [x for x in names if x.startswith("past_")]
+    shape = sess.get_inputs()[names.index(past_names[0])].shape  # [batch, heads, past, head_dim]
+    heads, head_dim = int(shape[1]), int(shape[3])
+    batch, length = prompt.shape
+
+    def run():
+        feed = {"input_ids": prompt, "attention_mask": np.ones((batch, length), np.int64),
+                "position_ids": np.tile(np.arange(length, dtype=np.int64), (batch, 1)),
+                **{x: np.zeros((batch, heads, 0, head_dim), np.float32) for x in past_names}}
+        tokens = []
+        for _ in range(n):
+            logits, *present = sess.run(None, feed)
+            nxt = logits.argmax(-1).astype(np.int64)
+            tokens.append(nxt)
+            total = feed["attention_mask"].shape[1] + 1
+            feed = {"input_ids": nxt[:, None], "attention_mask": np.ones((batch, total), np.int64),
+                    "position_ids": np.full((batch, 1), total - 1, np.int64), **dict(zip(past_names, present))}
+        return np.stack(tokens, axis=1)
+
+    return run
 
 
 COMMANDS = {f.__name__: f for f in (convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2,

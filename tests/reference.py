@@ -17,6 +17,10 @@ TOLERANCE = {
     # int8 vs float32 weights on standard-normal data, compared as y / max|y_fp32| (so atol is relative to the
     # largest output): the quantization error itself, measured 0.8-1.0% (relative RMS ~0.8%) at K = 768 and 3072.
     "linear_int8_vs_fp32": (0.0, 0.02),
+    # PackedLinear(dtype="bf16") vs linear() in float64 on the same bf16-rounded weights (exact in fp32).
+    "linear_bf16": (1e-5, 1e-5),
+    # bf16 vs float32 weights, as linear_int8_vs_fp32: each weight is off by <= 2^-9 relative (measured ~0.1%).
+    "linear_bf16_vs_fp32": (0.0, 0.004),
     "gelu": (1e-5, 1e-6),  # every ops.activation (none, gelu, gelu_tanh, relu)
     "relu": (0.0, 0.0),
     "layer_norm": (1e-5, 1e-5),
@@ -86,20 +90,54 @@ def linear(x, weight, bias=None, activation="none", residual=None):
     return y
 
 
-def quantize_int8(weight):
-    """Weight-only symmetric int8 per output feature (row of weight [out, in]), computed in float32 as the
-    packing does: scale = max|row| / 127 (1 where that is 0), q = round-half-even(W / scale) clipped to 127."""
+INT8_GROUP = 64  # PackedLinear's default group_size
+
+
+def quantize_int8(weight, group=INT8_GROUP):
+    """Weight-only symmetric int8 per output feature (row of weight [out, in]) and group of `group` inputs (0: the
+    whole row), computed in float32 as the packing does: scale[n, g] = max|W[n, group g]| / 127 (1 where that is
+    0), q = round-half-even(W / scale) clipped to 127. Returns q [out, in] and scale [out, groups]."""
     w = np.asarray(weight, np.float32)
-    scale = (np.abs(w).max(axis=1, initial=0.0) / np.float32(127)).astype(np.float32)
+    n, k = w.shape
+    group = min(group, k) if group and k else max(k, 1)
+    groups = -(-k // group)
+    padded = np.zeros((n, groups * group), np.float32)
+    padded[:, :k] = w
+    scale = (np.abs(padded.reshape(n, groups, group)).max(axis=2, initial=0.0) / np.float32(127)).astype(np.float32)
     scale[scale == 0] = 1
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    per_weight = np.repeat(scale, group, axis=1)[:, :k]
+    q = np.clip(np.rint(w / per_weight), -127, 127).astype(np.int8)
     return q, scale
 
 
-def linear_int8(x, weight, bias=None, activation="none", residual=None):
-    """linear() in float64 on the dequantized weight q * scale of quantize_int8(weight)."""
-    q, scale = quantize_int8(weight)
-    return linear(x, q.astype(np.float64) * scale.astype(np.float64)[:, None], bias, activation, residual)
+def dequantize_int8(q, scale, group=INT8_GROUP):
+    """q * scale in float64: scale [out, groups], column j of q uses scale[:, j // group] (group 0: all of K)."""
+    k = q.shape[1]
+    group = min(group, k) if group and k else max(k, 1)
+    return q.astype(np.float64) * np.repeat(scale.astype(np.float64), group, axis=1)[:, :k]
+
+
+def linear_int8(x, weight, bias=None, activation="none", residual=None, group=INT8_GROUP):
+    """linear() in float64 on the dequantized weight q * scale of quantize_int8(weight, group)."""
+    return linear(x, dequantize_int8(*quantize_int8(weight, group), group), bias, activation, residual)
+
+
+def round_bf16(weight):
+    """float32 -> nearest bfloat16 (ties to even), returned as float32; computed on the bits, independently of
+    the packing code."""
+    bits = np.asarray(weight, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    return rounded.view(np.float32)
+
+
+def linear_bf16(x, weight, bias=None, activation="none", residual=None):
+    """linear() in float64 on the bf16-rounded weight."""
+    return linear(x, round_bf16(weight), bias, activation, residual)
+
+
+# PackedLinear dtype -> (float64 reference on the weights as that dtype stores them, its tolerance name)
+LINEAR_BY_DTYPE = {"float32": (linear, "linear"), "bf16": (linear_bf16, "linear_bf16"),
+                   "int8": (linear_int8, "linear_int8")}
 
 
 def layer_norm(x, weight, bias, eps=1e-5):

@@ -53,14 +53,18 @@ def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected, default_m
     ref.assert_close(np.load(out), expected, "cli_vs_in_process")
 
 
-def test_embed_dtype_int8_uses_int8_weights(default_model_folder):
-    proc = run_cli("embed", "--dtype", "int8", *TEXTS)
+@pytest.mark.parametrize("dtype", ["int8", "bf16"])
+def test_embed_dtype_uses_those_weights(default_model_folder, dtype):
+    proc = run_cli("embed", "--dtype", dtype, *TEXTS)
     assert proc.returncode == 0, proc.stderr
     got = np.array([json.loads(line)["embedding"] for line in proc.stdout.splitlines()], np.float32)
-    want = SentenceEncoder.from_pretrained(dtype="int8").encode(TEXTS)
+    want = SentenceEncoder.from_pretrained(dtype=dtype).encode(TEXTS)
     ref.assert_close(got, want, "cli_vs_in_process")
-    bad = run_cli("embed", "--dtype", "bf16", "x")
-    assert bad.returncode == 2 and "invalid choice: 'bf16'" in bad.stderr
+
+
+def test_embed_rejects_an_unknown_dtype(default_model_folder):
+    bad = run_cli("embed", "--dtype", "int4", "x")
+    assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr
 
 
 def test_embed_reads_stdin(expected):

@@ -269,21 +269,22 @@ def test_module_paths_stay_inside_the_model_folder(tmp_path):
 
 
 # --- int8 weights ------------------------------------------------------------------------------------------
-def test_int8_weights_keep_real_sentence_embeddings_close(encoder):
-    """Weight-only int8 (per-output-channel scales) against our float32 over 1,235 real sentences (the Python
-    manual's, never used for tuning). Measured on the dev Xeon: min cosine 0.99873, mean 0.99960 (issue 10's
-    target is min >= 0.999: not reached by weight-only int8; ORT int8 reaches 0.989-0.993, CT2 int8 0.9956)."""
+# Issue 10's accuracy targets: min cosine vs our float32 over >= 1,000 real sentences (the Python manual's, never
+# used for tuning; the group size was chosen on a different sample). Measured on the dev Xeon: see the README.
+@pytest.mark.parametrize("dtype,min_cosine", [("int8", 0.999), ("bf16", 0.9999)])
+def test_weight_dtypes_keep_real_sentence_embeddings_close(encoder, dtype, min_cosine):
     sentences = real_sentences()
-    quantized = SentenceEncoder.from_pretrained(dtype="int8")
-    assert quantized.model.encoder_layers[0].intermediate.dtype == "int8"
+    assert len(sentences) >= 1000
+    quantized = SentenceEncoder.from_pretrained(dtype=dtype)
+    assert quantized.model.encoder_layers[0].intermediate.dtype == dtype
     a, b = encoder.encode(sentences, batch_size=64), quantized.encode(sentences, batch_size=64)
     cosine = (a * b).sum(axis=1)  # both are unit-normalized by the folder's Normalize module
-    assert cosine.min() >= 0.998 and cosine.mean() >= 0.9995, (cosine.min(), cosine.mean())
+    assert cosine.min() >= min_cosine, (cosine.min(), cosine.mean())
 
 
 def test_unsupported_dtype_is_named():
-    with pytest.raises(ValueError, match="dtype 'bf16' is not supported; supported: float32, int8"):
-        SentenceEncoder.from_pretrained(dtype="bf16")
+    with pytest.raises(ValueError, match="dtype 'float16' is not supported; supported: float32, bf16, int8"):
+        SentenceEncoder.from_pretrained(dtype="float16")
 
 
 def test_pooling_can_skip_leading_tokens():

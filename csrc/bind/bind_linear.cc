@@ -19,12 +19,14 @@ struct PackedLinear {
   std::string activation_name;
 };
 
-const char* dtype_name(WeightDtype dtype) { return dtype == WeightDtype::s8 ? "int8" : "float32"; }
+const char* dtype_name(WeightDtype dtype) { return weight_dtype_name(dtype); }
 
 WeightDtype parse_dtype(const std::string& dtype) {
-  if (dtype == "float32") return WeightDtype::f32;
-  if (dtype == "int8") return WeightDtype::s8;
-  throw py::value_error("dtype must be one of 'float32', 'int8'; got '" + dtype + "'");
+  try {
+    return parse_weight_dtype(dtype);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
 }
 
 WeightLayout parse_layout(const std::string& layout) {
@@ -35,9 +37,13 @@ WeightLayout parse_layout(const std::string& layout) {
 }
 
 PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& bias_obj, const std::string& activation,
-                                const std::string& layout_name, const std::string& dtype_str = "float32") {
+                                const std::string& layout_name, const std::string& dtype_str = "float32",
+                                int64_t group_size = kDefaultInt8Group) {
   const WeightLayout layout = parse_layout(layout_name);
   const WeightDtype dtype = parse_dtype(dtype_str);
+  if (group_size < 0)
+    throw py::value_error("group_size must be >= 0 (0: one scale per output feature), got " +
+                          std::to_string(group_size));
   FloatArray weight = float_input(weight_obj, "weight", 2, 2, -1, "(out_features, in_features)");
   const int64_t n = layout == WeightLayout::out_in ? weight.shape(0) : weight.shape(1);
   const int64_t k = layout == WeightLayout::out_in ? weight.shape(1) : weight.shape(0);
@@ -56,7 +62,7 @@ PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& 
   const kernels::KernelTable& kt = kernels_for_active_isa();
   {
     py::gil_scoped_release release;
-    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt, dtype);
+    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt, dtype, group_size);
   }
   return lin;
 }
@@ -126,16 +132,22 @@ A linear layer y = act(x @ W.T + b) + residual whose weight is packed once into 
 weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
 as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
 activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.
-dtype: "float32" | "int8". int8 quantizes the weight once (weight-only, symmetric, per output feature:
-scale = max|W[n, :]| / 127, q = round-half-even(W / scale) in [-127, 127]) and computes
-scale[n] * (x @ q.T)[:, n] with float32 activations, then bias, activation and residual as for float32.
-It reads 4x fewer weight bytes (the win for small batches: decode). top_k is float32 only.)doc")
+dtype: how the weight is stored; activations and sums stay float32 (weight-only), then bias, activation and
+residual as for float32.
+  "float32": as given.
+  "bf16": rounded to the nearest bfloat16 (ties to even), widened back to float32 in registers: half the
+          weight bytes, relative error <= 2^-9 per weight.
+  "int8": symmetric, one scale per output feature and group of group_size inputs: scale[n, g] =
+          max|W[n, group g]| / 127, q = round-half-even(W / scale) in [-127, 127], W ~= q * scale; a quarter of
+          the weight bytes (the win for small batches: decode). group_size=0 gives one scale per output feature.
+top_k is float32 only.)doc")
       .def(py::init([](const py::handle& weight, const py::handle& bias, const std::string& activation,
-                       const std::string& layout, const std::string& dtype) {
-             return make_packed_linear(weight, bias, activation, layout, dtype);
+                       const std::string& layout, const std::string& dtype, int64_t group_size) {
+             return make_packed_linear(weight, bias, activation, layout, dtype, group_size);
            }),
            py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
-           py::arg("layout") = "out_in", py::arg("dtype") = "float32")
+           py::arg("layout") = "out_in", py::arg("dtype") = "float32", py::kw_only(),
+           py::arg("group_size") = kDefaultInt8Group)
       .def(
           "__call__",
           [](const PackedLinear& self, const py::handle& x, const py::handle& residual, const py::handle& out,
@@ -160,12 +172,44 @@ It reads 4x fewer weight bytes (the win for small batches: decode). top_k is flo
             return run_top_k(*self.packed, queries, k, exclude);
           },
           py::arg("queries"), py::arg("k"), py::arg("exclude") = py::none(), kTopKDoc)
+      .def(
+          "rows",
+          [](const PackedLinear& self, const py::handle& ids_obj) {
+            const PackedMatrix& pm = *self.packed;
+            const std::string what = "a weight with " + std::to_string(pm.n()) + " output features";
+            Int64Array ids = ids_input(ids_obj, "ids", pm.n(), what.c_str());
+            std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
+            shape.push_back(pm.k());
+            FloatArray out(shape);
+            const int64_t* ip = ids.data();
+            float* op = out.mutable_data();
+            const int64_t n = ids.size();
+            {
+              py::gil_scoped_release release;
+              pm.unpack_rows(ip, n, op);
+            }
+            return out;
+          },
+          py::arg("ids"),
+          "weight[ids] (rows of [out_features, in_features], as stored: bf16 / int8 dequantized): ids of any shape "
+          "and integer dtype -> ids.shape + (in_features,). A tied embedding reads its rows from the packed head "
+          "instead of keeping a second float32 table.")
       .def_property_readonly("in_features", [](const PackedLinear& s) { return s.packed->k(); })
       .def_property_readonly("out_features", [](const PackedLinear& s) { return s.packed->n(); })
       .def_property_readonly("activation", [](const PackedLinear& s) { return s.activation_name; })
       .def_property_readonly(
           "dtype", [](const PackedLinear& s) { return std::string(dtype_name(s.packed->dtype())); },
-          "How the weight is stored: 'float32' or 'int8'.")
+          "How the weight is stored: 'float32', 'bf16' or 'int8'.")
+      .def_property_readonly(
+          "group_size",
+          [](const PackedLinear& s) -> py::object {
+            if (s.packed->dtype() != WeightDtype::s8) return py::none();
+            return py::int_(s.packed->group());
+          },
+          "int8: input features per scale (in_features when there is one scale per output feature); else None.")
+      .def_property_readonly(
+          "nbytes", [](const PackedLinear& s) { return s.packed->packed_bytes(); },
+          "Bytes of packed weight, scales and bias this layer holds.")
       .def_property_readonly("isa", [](const PackedLinear& s) { return std::string(s.packed->kernels().isa_name); })
       .def_property_readonly("has_bias", [](const PackedLinear& s) { return s.packed->has_bias(); })
       .def_property_readonly(
@@ -175,7 +219,8 @@ It reads 4x fewer weight bytes (the win for small batches: decode). top_k is flo
             s.packed->unpack_out_in(w.mutable_data());
             return w;
           },
-          "The weight unpacked to [out_features, in_features] (a copy); for dtype 'int8' the dequantized q * scale.")
+          "The weight unpacked to [out_features, in_features] (a copy): for 'int8' the dequantized q * scale, for "
+          "'bf16' the rounded values.")
       .def_property_readonly(
           "quantized_weight",
           [](const PackedLinear& s) {
@@ -183,12 +228,12 @@ It reads 4x fewer weight bytes (the win for small batches: decode). top_k is flo
               throw py::value_error(std::string("quantized_weight needs dtype 'int8'; this PackedLinear has dtype '") +
                                     dtype_name(s.packed->dtype()) + "'");
             py::array_t<int8_t, py::array::c_style> q({s.packed->n(), s.packed->k()});
-            FloatArray scale({s.packed->n()});
+            FloatArray scale({s.packed->n(), s.packed->num_groups()});
             s.packed->unpack_s8(q.mutable_data(), scale.mutable_data());
             return py::make_tuple(q, scale);
           },
-          "dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features]), W ~= q * "
-          "scale[:, None] (copies).")
+          "dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features, groups]) with "
+          "groups = ceil(in_features / group_size); W[n, k] ~= q[n, k] * scale[n, k // group_size] (copies).")
       .def_property_readonly("bias", [](const PackedLinear& s) -> py::object {
         if (!s.packed->has_bias()) return py::none();
         FloatArray b({s.packed->n()});
@@ -214,14 +259,14 @@ It reads 4x fewer weight bytes (the win for small batches: decode). top_k is flo
   m.def(
       "linear",
       [](const py::handle& x, const py::handle& weight, const py::handle& bias, const std::string& activation,
-         const py::handle& residual) {
-        PackedLinear lin = make_packed_linear(weight, bias, activation, "out_in");
+         const py::handle& residual, const std::string& dtype) {
+        PackedLinear lin = make_packed_linear(weight, bias, activation, "out_in", dtype);
         return run_linear(*lin.packed, lin.activation, x, residual, py::none());
       },
       py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
-      py::arg("residual") = py::none(),
-      "One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for "
-      "repeated calls.");
+      py::arg("residual") = py::none(), py::arg("dtype") = "float32",
+      "One-shot y = act(x @ weight.T + bias) + residual, the weight stored as dtype ('float32', 'bf16', 'int8': "
+      "see PackedLinear). Packs the weight on every call: use PackedLinear for repeated calls.");
 }
 
 }  // namespace cpuformer::bind

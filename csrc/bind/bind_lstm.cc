@@ -21,7 +21,13 @@ struct PackedLstmHandle {
 };
 
 PackedLstmHandle make_packed_lstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bidirectional,
-                                  int64_t proj_size, const py::sequence& weights) {
+                                  int64_t proj_size, const py::sequence& weights, const std::string& dtype_name) {
+  WeightDtype dtype;
+  try {
+    dtype = parse_weight_dtype(dtype_name);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
   std::vector<std::optional<FloatArray>> keep;  // owns converted arrays until packing is done
   std::vector<LstmWeightArgs> sets;
   for (size_t s = 0; s < py::len(weights); ++s) {
@@ -45,7 +51,7 @@ PackedLstmHandle make_packed_lstm(int64_t input_size, int64_t hidden_size, int64
   const kernels::KernelTable& kt = kernels_for_active_isa();
   PackedLstmHandle h;
   py::gil_scoped_release release;
-  h.lstm = std::make_shared<PackedLstm>(sizes, sets, kt);
+  h.lstm = std::make_shared<PackedLstm>(sizes, sets, kt, dtype);
   return h;
 }
 
@@ -97,9 +103,11 @@ A multi-layer (optionally bidirectional, optionally projected) LSTM with torch.n
 
 weights: num_layers * directions tuples (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0
 reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
-w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuformer.nn.LSTM wraps this.)doc")
+w_hr [proj_size, H] or None. Packed for the ISA active at construction. dtype: "float32" | "bf16" | "int8", how the
+weight matrices are stored (weight-only, as PackedLinear; states, gates and sums stay float32).
+cpuformer.nn.LSTM wraps this.)doc")
       .def(py::init(&make_packed_lstm), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
-           py::arg("bidirectional"), py::arg("proj_size"), py::arg("weights"))
+           py::arg("bidirectional"), py::arg("proj_size"), py::arg("weights"), py::arg("dtype") = "float32")
       .def_static(
           "check_sizes",
           [](int64_t input_size, int64_t hidden_size, int64_t num_layers, int64_t proj_size) {
@@ -124,7 +132,9 @@ w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuforme
       .def_property_readonly("proj_size", [](const PackedLstmHandle& s) { return s.lstm->proj_size(); })
       .def_property_readonly("num_layers", [](const PackedLstmHandle& s) { return s.lstm->num_layers(); })
       .def_property_readonly("bidirectional", [](const PackedLstmHandle& s) { return s.lstm->directions() == 2; })
-      .def_property_readonly("isa", [](const PackedLstmHandle& s) { return std::string(s.lstm->kernels().isa_name); });
+      .def_property_readonly("isa", [](const PackedLstmHandle& s) { return std::string(s.lstm->kernels().isa_name); })
+      .def_property_readonly("dtype",
+                             [](const PackedLstmHandle& s) { return std::string(weight_dtype_name(s.lstm->dtype())); });
 
   m.def("lstm_cell", &run_lstm_cell, py::arg("x"), py::arg("h"), py::arg("c"), py::arg("w_ih"), py::arg("w_hh"),
         py::arg("b_ih") = py::none(), py::arg("b_hh") = py::none(),

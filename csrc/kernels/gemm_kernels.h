@@ -18,8 +18,16 @@ inline constexpr int kGemmNR = 2 * Vec::width;
 
 void gemm_ukernel(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b_panel,
                   float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
-// The same tile with an int8 B panel (k x NR bytes) and NR per-column scales (gemm_int8_kernels.cc).
+// The same tile with an int8 B panel (k x NR bytes) and per-(group, column) scales (gemm_int8_kernels.cc).
 void gemm_ukernel_f32s8(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const int8_t* b_panel,
-                        const float* scale, float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+                        const float* scale, int64_t group, float* c, int64_t ldc, bool accumulate,
+                        const GemmEpilogue* epilogue);
+// The same tile with a bf16 B panel (k x NR uint16, the top halves of floats; gemm_bf16_kernels.cc).
+void gemm_ukernel_f32bf16(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
+                          const uint16_t* b_panel, float* c, int64_t ldc, bool accumulate,
+                          const GemmEpilogue* epilogue);
+// k rows of a quantized B panel -> fp32 panel rows (k x NR floats), as the micro-kernels see them.
+void gemm_widen_s8(const int8_t* b_panel, const float* scale, int64_t group, int64_t k, float* out);
+void gemm_widen_bf16(const uint16_t* b_panel, int64_t k, float* out);
 
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -1,8 +1,10 @@
-// gemm_ukernel_tile.h — the register-tile body shared by the fp32 micro-kernel (gemm_kernels.cc) and the
-// int8-weight one (gemm_int8_kernels.cc): C tile (m x n, m <= MR, n <= NR) = A rows (m x k) * B panel (k x NR)
-// with B elements of type TB (float, or int8 converted to float in registers), times an optional per-column
-// scale, then the fused epilogue. Included only by kernel sources, so every copy lives in one ISA's namespace.
+// gemm_ukernel_tile.h — the register-tile body shared by every GEMM micro-kernel: C tile (m x n, m <= MR,
+// n <= NR) = A rows (m x k, fp32) * B panel (k x NR), then the fused epilogue. Only how one NR-wide row of B
+// becomes float vectors differs (a Panel reader: fp32 as is, bf16 widened, int8 converted and scaled per K
+// group), so fp32, bf16 and int8 weights share one tile loop. Included only by kernel sources, so every copy
+// lives in one ISA's namespace.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -15,25 +17,58 @@ namespace {
 constexpr int kW = Vec::width;
 constexpr int kVecsPerRow = kGemmNR / kW;
 
-inline Vec load_b(const float* p) { return Vec::load(p); }
-inline Vec load_b(const int8_t* p) { return Vec::load_s8(p); }
+// Panel readers: row(p, v) is vector v of B's row p as floats. K is walked in groups; begin_group(g) runs
+// before the rows of group g (only int8 has more than one group: its scales change per group of K).
+struct PanelF32 {
+  static constexpr bool kGroupScaled = false;
+  const float* b;
+  int64_t group_size(int64_t k) const { return k; }
+  void begin_group(int64_t) {}
+  Vec row(int64_t p, int v) const { return Vec::load(b + p * kGemmNR + v * kW); }
+};
 
-// Stores a full MR x NR tile held in acc: x = acc (* scale), (+ C when accumulating), then the epilogue, in one
-// pass. The scale multiplies this K block's sum before it meets C, so partial sums in C are already in output
-// units and accumulate (beta = 1) means the same as for fp32 weights.
+struct PanelBF16 {
+  static constexpr bool kGroupScaled = false;
+  const uint16_t* b;
+  int64_t group_size(int64_t k) const { return k; }
+  void begin_group(int64_t) {}
+  Vec row(int64_t p, int v) const { return Vec::load_bf16(b + p * kGemmNR + v * kW); }
+};
+
+// int8 q with one scale per (group of `group` k, column): B = q * scale, formed in registers, so the sums are
+// in output units whatever the grouping and C, bias and the epilogue never see a scale. kGroupScaled: a tile
+// may instead sum raw(p, v) over a group and multiply the sum by group_scale(v) once (same math, other rounding).
+struct PanelS8 {
+  static constexpr bool kGroupScaled = true;
+  const int8_t* b;
+  const float* scale;  // [groups, NR]
+  int64_t group;
+  Vec sc[kVecsPerRow];
+  int64_t group_size(int64_t) const { return group; }
+  void begin_group(int64_t g) {
+    for (int v = 0; v < kVecsPerRow; ++v) sc[v] = Vec::load(scale + g * kGemmNR + v * kW);
+  }
+  Vec raw(int64_t p, int v) const { return Vec::load_s8(b + p * kGemmNR + v * kW); }
+  Vec row(int64_t p, int v) const { return raw(p, v) * sc[v]; }
+  Vec group_scale(int v) const { return sc[v]; }
+};
+
+#if defined(CPUFORMER_KERNEL_ISA_AVX512)
+constexpr int kVectorRegisters = 32;
+#else
+constexpr int kVectorRegisters = 16;
+#endif
+
+// Stores a full MR x NR tile held in acc: x = acc (+ C when accumulating), then the epilogue, in one pass.
 template <int M>
-inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool accumulate, const float* scale,
-                       const GemmEpilogue* ep) {
-  Vec bias[kVecsPerRow], sc[kVecsPerRow];
+inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
+  Vec bias[kVecsPerRow];
   if (ep && ep->bias)
     for (int v = 0; v < kVecsPerRow; ++v) bias[v] = Vec::load(ep->bias + v * kW);
-  if (scale)
-    for (int v = 0; v < kVecsPerRow; ++v) sc[v] = Vec::load(scale + v * kW);
   for (int i = 0; i < M; ++i) {
     for (int v = 0; v < kVecsPerRow; ++v) {
       Vec x = acc[i][v];
       float* cp = c + i * ldc + v * kW;
-      if (scale) x = x * sc[v];
       if (accumulate) x = x + Vec::load(cp);
       if (ep) {
         if (ep->bias) x = x + bias[v];
@@ -46,42 +81,70 @@ inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool a
 }
 
 // M rows, U independent accumulator sets over k (U > 1 hides FMA latency when M is small, e.g. M = 1 decode).
-// B is one NR-wide row of TB per k; scale is NR floats or null.
-template <int M, int U, class TB>
-void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const TB* b, const float* scale,
-                  float* c, int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
+// A group-scaled panel (int8) defers its scale to the end of each group when the tile has registers for a
+// second, scaled set of sums: one FMA per accumulator per group instead of a multiply per B vector per k
+// (decode-sized tiles: M = 1 spent ~30% more time with the multiply on AVX-512).
+template <int M, int U, class Panel>
+void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, Panel b, float* c, int64_t ldc,
+                  bool accumulate, const GemmEpilogue* ep) {
+  constexpr bool kDefer = Panel::kGroupScaled && M * kVecsPerRow * U + 2 * kVecsPerRow + 1 <= kVectorRegisters;
   Vec acc[U][M][kVecsPerRow];
+  Vec total[kDefer ? M : 1][kVecsPerRow];
   for (int u = 0; u < U; ++u)
     for (int i = 0; i < M; ++i)
       for (int v = 0; v < kVecsPerRow; ++v) acc[u][i][v] = Vec::zero();
+  if constexpr (kDefer)
+    for (int i = 0; i < M; ++i)
+      for (int v = 0; v < kVecsPerRow; ++v) total[i][v] = Vec::zero();
+  auto b_row = [&b](int64_t p, int v) {
+    if constexpr (kDefer) return b.raw(p, v);
+    else return b.row(p, v);
+  };
 
-  int64_t p = 0;
-  for (; p + U <= k; p += U) {
-    for (int u = 0; u < U; ++u) {
-      const TB* bp = b + (p + u) * kGemmNR;
-      Vec bv[kVecsPerRow];
-      for (int v = 0; v < kVecsPerRow; ++v) bv[v] = load_b(bp + v * kW);
-      for (int i = 0; i < M; ++i) {
-        Vec ai = Vec::broadcast(a[i * rs_a + (p + u) * cs_a]);
-        for (int v = 0; v < kVecsPerRow; ++v) acc[u][i][v] = fma(ai, bv[v], acc[u][i][v]);
+  const int64_t group = b.group_size(k);
+  for (int64_t g0 = 0; g0 < k; g0 += group) {
+    b.begin_group(g0 / group);
+    const int64_t g1 = std::min(k, g0 + group);
+    int64_t p = g0;
+    for (; p + U <= g1; p += U) {
+      for (int u = 0; u < U; ++u) {
+        Vec bv[kVecsPerRow];
+        for (int v = 0; v < kVecsPerRow; ++v) bv[v] = b_row(p + u, v);
+        for (int i = 0; i < M; ++i) {
+          Vec ai = Vec::broadcast(a[i * rs_a + (p + u) * cs_a]);
+          for (int v = 0; v < kVecsPerRow; ++v) acc[u][i][v] = fma(ai, bv[v], acc[u][i][v]);
+        }
       }
     }
-  }
-  for (; p < k; ++p) {
-    const TB* bp = b + p * kGemmNR;
-    Vec bv[kVecsPerRow];
-    for (int v = 0; v < kVecsPerRow; ++v) bv[v] = load_b(bp + v * kW);
-    for (int i = 0; i < M; ++i) {
-      Vec ai = Vec::broadcast(a[i * rs_a + p * cs_a]);
-      for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = fma(ai, bv[v], acc[0][i][v]);
+    for (; p < g1; ++p) {
+      Vec bv[kVecsPerRow];
+      for (int v = 0; v < kVecsPerRow; ++v) bv[v] = b_row(p, v);
+      for (int i = 0; i < M; ++i) {
+        Vec ai = Vec::broadcast(a[i * rs_a + p * cs_a]);
+        for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = fma(ai, bv[v], acc[0][i][v]);
+      }
+    }
+    if constexpr (kDefer) {
+      for (int i = 0; i < M; ++i)
+        for (int v = 0; v < kVecsPerRow; ++v) {
+          Vec sum = acc[0][i][v];
+          for (int u = 1; u < U; ++u) sum = sum + acc[u][i][v];
+          total[i][v] = fma(sum, b.group_scale(v), total[i][v]);
+          for (int u = 0; u < U; ++u) acc[u][i][v] = Vec::zero();
+        }
     }
   }
-  for (int u = 1; u < U; ++u)
+  if constexpr (kDefer) {
     for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = acc[0][i][v] + acc[u][i][v];
+      for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = total[i][v];
+  } else {
+    for (int u = 1; u < U; ++u)
+      for (int i = 0; i < M; ++i)
+        for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = acc[0][i][v] + acc[u][i][v];
+  }
 
   if (n == kGemmNR) {
-    store_tile<M>(acc[0], c, ldc, accumulate, scale, ep);
+    store_tile<M>(acc[0], c, ldc, accumulate, ep);
     return;
   }
   // Edge columns: run the same store on a full-width scratch tile, then copy the n valid columns.
@@ -99,30 +162,30 @@ void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
     local.ldr = kGemmNR;
     lep = &local;
   }
-  store_tile<M>(acc[0], tile, kGemmNR, accumulate, scale, lep);
+  store_tile<M>(acc[0], tile, kGemmNR, accumulate, lep);
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < n; ++j) c[i * ldc + j] = tile[i * kGemmNR + j];
 }
 
-template <class TB>
-using RowsFn = void (*)(int, int64_t, const float*, int64_t, int64_t, const TB*, const float*, float*, int64_t, bool,
+template <class Panel>
+using RowsFn = void (*)(int, int64_t, const float*, int64_t, int64_t, Panel, float*, int64_t, bool,
                         const GemmEpilogue*);
 
-template <class TB, int M>
-constexpr RowsFn<TB> rows_fn() {
+template <class Panel, int M>
+constexpr RowsFn<Panel> rows_fn() {
   // Keep about 8 independent FMA chains in flight: 1 row -> 4 k-sets, 2 rows -> 2, more rows -> 1.
   constexpr int U = M == 1 ? 4 : (M == 2 ? 2 : 1);
-  return &ukernel_rows<M, U, TB>;
+  return &ukernel_rows<M, U, Panel>;
 }
 
-template <class TB, int... Ms>
+template <class Panel, int... Ms>
 constexpr auto make_rows_table(std::integer_sequence<int, Ms...>) {
-  return std::array<RowsFn<TB>, sizeof...(Ms)>{rows_fn<TB, Ms + 1>()...};
+  return std::array<RowsFn<Panel>, sizeof...(Ms)>{rows_fn<Panel, Ms + 1>()...};
 }
 
-// kRowsTable<TB>[m - 1] runs an m-row tile.
-template <class TB>
-constexpr auto kRowsTable = make_rows_table<TB>(std::make_integer_sequence<int, kGemmMR>{});
+// kRowsTable<Panel>[m - 1] runs an m-row tile.
+template <class Panel>
+constexpr auto kRowsTable = make_rows_table<Panel>(std::make_integer_sequence<int, kGemmMR>{});
 
 }  // namespace
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

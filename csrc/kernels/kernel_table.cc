@@ -19,6 +19,9 @@ static KernelTable make_table() {
   t.gemm_nr = kGemmNR;
   t.gemm_ukernel = &gemm_ukernel;
   t.gemm_ukernel_f32s8 = &gemm_ukernel_f32s8;
+  t.gemm_ukernel_f32bf16 = &gemm_ukernel_f32bf16;
+  t.gemm_widen_s8 = &gemm_widen_s8;
+  t.gemm_widen_bf16 = &gemm_widen_bf16;
   t.activation = &activation;
   t.layer_norm_row = &layer_norm_row;
   t.softmax_row = &softmax_row;

@@ -21,12 +21,17 @@ struct GemmEpilogue {
 using GemmUkernelFn = void (*)(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
                                const float* b_panel, float* c, int64_t ldc, bool accumulate,
                                const GemmEpilogue* epilogue);
-// Weight-only int8: C[m, n] := (accumulate ? C : 0) + scale[j] * sum_p A[i, p] * Bpanel[p, j], Bpanel int8
-// [k, NR] (same panel layout as fp32, one byte per entry) converted to float in registers; scale: NR floats.
-// The scale applies to every K block's sum before it is added to C, so C always holds output units.
+// Weight-only int8: C[m, n] := (accumulate ? C : 0) + sum_p A[i, p] * (Bpanel[p, j] * scale[p / group, j]),
+// Bpanel int8 [k, NR] (same panel layout as fp32, one byte per entry), scale [ceil(k / group), NR] floats; B is
+// converted and scaled in registers, so C always holds output units.
 using GemmUkernelF32S8Fn = void (*)(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
-                                    const int8_t* b_panel, const float* scale, float* c, int64_t ldc,
-                                    bool accumulate, const GemmEpilogue* epilogue);
+                                    const int8_t* b_panel, const float* scale, int64_t group, float* c,
+                                    int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+// Weight-only bf16: as gemm_ukernel with Bpanel bf16 [k, NR] (uint16: the top 16 bits of a float), widened to
+// float in registers (exact), fp32 FMAs.
+using GemmUkernelF32BF16Fn = void (*)(int m, int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
+                                      const uint16_t* b_panel, float* c, int64_t ldc, bool accumulate,
+                                      const GemmEpilogue* epilogue);
 
 // One query block of one (sequence, head) against its keys, for attention_tile (attention_kernels.h).
 // Row i of q/k/v/out starts at ptr + i * ld (last axis of d floats contiguous), so strided views of a fused
@@ -55,7 +60,12 @@ struct KernelTable {
   int gemm_mr;  // rows of C per micro-kernel call
   int gemm_nr;  // columns per packed B panel
   GemmUkernelFn gemm_ukernel;
-  GemmUkernelF32S8Fn gemm_ukernel_f32s8;  // fp32 activations x int8 weights (per-column scales)
+  GemmUkernelF32S8Fn gemm_ukernel_f32s8;      // fp32 activations x int8 weights (per-group, per-column scales)
+  GemmUkernelF32BF16Fn gemm_ukernel_f32bf16;  // fp32 activations x bf16 weights
+  // k rows of an int8 / bf16 B panel -> out[k, NR] floats (q * scale[p / group] / widened bf16): the B the
+  // micro-kernels above see, for callers that reuse one panel across many row tiles.
+  void (*gemm_widen_s8)(const int8_t* b_panel, const float* scale, int64_t group, int64_t k, float* out);
+  void (*gemm_widen_bf16)(const uint16_t* b_panel, int64_t k, float* out);
   // y[n] = act(x[n]); x may equal y.
   void (*activation)(const float* x, float* y, int64_t n, Activation act);
   // y[n] = (x - mean) / sqrt(var + eps) * gamma + beta, one row.

@@ -25,6 +25,11 @@ struct Vec {
   static Vec load_s8(const int8_t* p) {
     return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))};
   }
+  // 16 bf16 (the top halves of floats) -> 16 floats (exact): widen to 32 bits and shift into the top half.
+  static Vec load_bf16(const uint16_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
   float reduce_add() const { return _mm512_reduce_add_ps(v); }
@@ -67,6 +72,11 @@ struct Vec {
   // 8 int8 -> 8 floats (exact).
   static Vec load_s8(const int8_t* p) {
     return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))};
+  }
+  // 8 bf16 -> 8 floats (exact).
+  static Vec load_bf16(const uint16_t* p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask(n), v); }
@@ -119,6 +129,15 @@ struct Vec {
   }
   // 4 int8 -> 4 floats (exact).
   static Vec load_s8(const int8_t* p) { return {{float(p[0]), float(p[1]), float(p[2]), float(p[3])}}; }
+  // 4 bf16 -> 4 floats (exact).
+  static Vec load_bf16(const uint16_t* p) {
+    Vec r;
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+      std::memcpy(&r.v[i], &bits, sizeof bits);
+    }
+    return r;
+  }
   void store(float* p) const { std::memcpy(p, v, sizeof v); }
   void store_partial(float* p, int64_t n) const { for (int64_t i = 0; i < n; ++i) p[i] = v[i]; }
   float reduce_add() const { return (v[0] + v[1]) + (v[2] + v[3]); }

@@ -61,8 +61,14 @@ void pack_a_block(const float* a, int64_t lda, int64_t rows, int64_t kc, int mr,
   }
 }
 
-// One packing buffer per thread, grown on demand and reused across calls (no allocation per GEMM).
+// Packing buffers per thread, grown on demand and reused across calls (no allocation per GEMM).
 float* thread_a_buffer(size_t floats) {
+  static thread_local AlignedBuffer buffer;
+  if (buffer.size() < floats) buffer = AlignedBuffer(floats);
+  return buffer.data();
+}
+
+float* thread_b_buffer(size_t floats) {
   static thread_local AlignedBuffer buffer;
   if (buffer.size() < floats) buffer = AlignedBuffer(floats);
   return buffer.data();
@@ -77,11 +83,19 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   const int64_t k = b.k(), n = b.n();
   // A small A block gains nothing from K blocking; streaming each B panel whole keeps the hardware
   // prefetcher on one long sequential run (decode is bound by reading B).
-  const int64_t kc_block = opt.kc > 0 ? opt.kc : rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
+  int64_t kc_block = opt.kc > 0 ? opt.kc : rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
+  // int8 scales change per group of K: a K block must start on a group boundary.
+  if (kc_block < k && b.group() < k) kc_block = std::max<int64_t>(1, kc_block / b.group()) * b.group();
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
   // Without bias, activation or residual the kernel gets no epilogue, so its store is a plain (+)= .
   const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;
-  const bool int8 = b.dtype() == WeightDtype::s8;
+  const WeightDtype dtype = b.dtype();
+  // bf16 / int8 B converted in registers costs 2-3 extra vector ops per B vector on the FMA ports, paid once per
+  // row tile. With several row tiles, widening each panel's K block to fp32 once (L2-resident) and running the
+  // fp32 kernel over every tile pays it once: measured on AVX-512 at M = 128, K = 384, int8 in registers was
+  // 1.25x the fp32 time.
+  const bool widen = dtype != WeightDtype::f32 && rows > 2 * mr;
+  float* b_wide = widen ? thread_b_buffer(static_cast<size_t>(kc_block * nr)) : nullptr;
   // do/while so k == 0 still runs the epilogue once (C = act(bias) + residual).
   int64_t k0 = 0;
   do {
@@ -92,6 +106,10 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
       const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
       const int64_t col = (p - panel_begin) * nr;
       kernels::GemmEpilogue ep{b.panel_bias(p), opt.activation, nullptr, opt.ldr};
+      if (widen && dtype == WeightDtype::s8)
+        kt.gemm_widen_s8(b.panel_s8(p) + k0 * nr, b.panel_scale(p) + (k0 / b.group()) * nr, b.group(), kc, b_wide);
+      else if (widen)
+        kt.gemm_widen_bf16(b.panel_bf16(p) + k0 * nr, kc, b_wide);
       for (int64_t i = 0; i < rows; i += mr) {
         const int r = static_cast<int>(std::min<int64_t>(mr, rows - i));
         ep.residual = opt.residual ? opt.residual + i * opt.ldr + col : nullptr;
@@ -100,9 +118,13 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
         const bool accumulate = opt.accumulate || !first;
         const float* ap = opt.pack_a ? a_panels + i * kc : a + i * lda + k0;
         const int64_t rs_a = opt.pack_a ? 1 : lda, cs_a = opt.pack_a ? mr : 1;
-        if (int8)  // weight-only int8: the kernel scales each K block's sum by the panel's column scales
-          kt.gemm_ukernel_f32s8(r, cols, kc, ap, rs_a, cs_a, b.panel_s8(p) + k0 * nr, b.panel_scale(p), cp, ldc,
-                                accumulate, epp);
+        if (widen)
+          kt.gemm_ukernel(r, cols, kc, ap, rs_a, cs_a, b_wide, cp, ldc, accumulate, epp);
+        else if (dtype == WeightDtype::s8)  // k0 is a multiple of the group: this block's scales start at its group
+          kt.gemm_ukernel_f32s8(r, cols, kc, ap, rs_a, cs_a, b.panel_s8(p) + k0 * nr,
+                                b.panel_scale(p) + (k0 / b.group()) * nr, b.group(), cp, ldc, accumulate, epp);
+        else if (dtype == WeightDtype::bf16)
+          kt.gemm_ukernel_f32bf16(r, cols, kc, ap, rs_a, cs_a, b.panel_bf16(p) + k0 * nr, cp, ldc, accumulate, epp);
         else
           kt.gemm_ukernel(r, cols, kc, ap, rs_a, cs_a, b.panel(p) + k0 * nr, cp, ldc, accumulate, epp);
       }
@@ -128,7 +150,10 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
 
-#pragma omp parallel for num_threads(threads) schedule(static) firstprivate(opt)
+  // Dynamic: a thread that is not running (a neighbour's thread, OpenBLAS's workers still spinning after a numpy
+  // call, another process) holds up only the task it has started; the running threads take over the rest.
+  // Every task writes its own block of C completely, so the result does not depend on who ran it.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) firstprivate(opt)
   for (int64_t task = 0; task < tasks; ++task) {
     // Row blocks vary fastest so neighbouring tasks (often on one thread) share the same B columns.
     const int64_t i0 = (task % t.m_tasks) * t.mc;

@@ -8,8 +8,8 @@
 namespace cpuformer {
 
 // a: [m, k] rows lda apart; c: [m, n] rows ldc apart (must not overlap a); residual: [m, n] rows ldr apart,
-// or null. Runs on the kernels `b` was packed for; b's panels may be float32 or int8 (weight-only: the int8
-// micro-kernel converts B to float in registers and scales each column by its pack-time scale).
+// or null. Runs on the kernels `b` was packed for; b's panels may be float32, bf16 or int8 (weight-only: the
+// micro-kernel converts B to float in registers; int8 also scales it by its (group, column) scale).
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
                  int64_t ldr = 0);

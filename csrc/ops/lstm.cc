@@ -58,9 +58,10 @@ void lstm_check_sizes(const LstmSizes& s) {
 }
 
 PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>& weights,
-                       const kernels::KernelTable& kernels)
+                       const kernels::KernelTable& kernels, WeightDtype dtype)
     : input_size_(sizes.input_size), hidden_(sizes.hidden_size), proj_(sizes.proj_size),
-      directions_(sizes.bidirectional ? 2 : 1), units_per_block_(kernels.gemm_nr), blocks_(0), kernels_(&kernels) {
+      directions_(sizes.bidirectional ? 2 : 1), units_per_block_(kernels.gemm_nr), blocks_(0), dtype_(dtype),
+      kernels_(&kernels) {
   lstm_check_sizes(sizes);
   const int64_t sets = sizes.num_layers * directions_, hout = state_size(), four_h = 4 * hidden_;
   if (static_cast<int64_t>(weights.size()) != sets)
@@ -85,11 +86,12 @@ PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>
       const LstmWeightArgs& w = weights[l * directions_ + d];
       Direction dir;
       dir.w_ih = lstm_pack_gates(w.w_ih.data, w.b_ih.data, w.b_hh.data, hidden_, layer.input_size, units_per_block_,
-                                 blocks_, kernels);
-      dir.w_hh = lstm_pack_gates(w.w_hh.data, nullptr, nullptr, hidden_, hout, units_per_block_, blocks_, kernels);
+                                 blocks_, kernels, dtype);
+      dir.w_hh =
+          lstm_pack_gates(w.w_hh.data, nullptr, nullptr, hidden_, hout, units_per_block_, blocks_, kernels, dtype);
       if (proj_ > 0)
-        dir.w_hr =
-            std::make_unique<PackedMatrix>(w.w_hr.data, proj_, hidden_, WeightLayout::out_in, nullptr, kernels);
+        dir.w_hr = std::make_unique<PackedMatrix>(w.w_hr.data, proj_, hidden_, WeightLayout::out_in, nullptr, kernels,
+                                                  dtype);
       layer.dirs.push_back(std::move(dir));
     }
     layers_.push_back(std::move(layer));

@@ -45,8 +45,10 @@ class PackedLstm {
  public:
   // weights: num_layers * directions sets, layer-major (layer 0 forward, layer 0 reverse, layer 1 ...). Layer 0
   // reads input_size features, later layers directions * Hout. Checks the sizes, the number of sets and every shape
-  // (std::invalid_argument naming e.g. weights[1].w_hh and torch's weight_hh_l0_reverse), then packs for `kernels`.
-  PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>& weights, const kernels::KernelTable& kernels);
+  // (std::invalid_argument naming e.g. weights[1].w_hh and torch's weight_hh_l0_reverse), then packs for `kernels`,
+  // every weight matrix in `dtype` (bf16 / int8: weight-only, as PackedLinear; states and gates stay fp32).
+  PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>& weights, const kernels::KernelTable& kernels,
+             WeightDtype dtype = WeightDtype::f32);
 
   int64_t input_size() const { return input_size_; }
   int64_t hidden_size() const { return hidden_; }
@@ -55,6 +57,7 @@ class PackedLstm {
   int directions() const { return directions_; }
   int64_t state_size() const { return proj_ > 0 ? proj_ : hidden_; }  // Hout
   const kernels::KernelTable& kernels() const { return *kernels_; }
+  WeightDtype dtype() const { return dtype_; }
 
   // Checks x, h0, c0 and lengths against this LSTM (std::invalid_argument naming the argument); returns T and B.
   LstmForwardDims check_forward(const LstmForwardArgs& args) const;
@@ -87,6 +90,7 @@ class PackedLstm {
   int directions_;
   int64_t units_per_block_;  // = gemm NR: one block's 4 gates fill exactly 4 packed panels
   int64_t blocks_;           // ceil(H / units_per_block_)
+  WeightDtype dtype_;
   const kernels::KernelTable* kernels_;
   std::vector<Layer> layers_;
 };

@@ -35,7 +35,7 @@ void interleave_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, 
 
 std::unique_ptr<PackedMatrix> lstm_pack_gates(const float* w, const float* b_ih, const float* b_hh, int64_t hidden,
                                               int64_t k, int64_t units, int64_t blocks,
-                                              const kernels::KernelTable& kernels) {
+                                              const kernels::KernelTable& kernels, WeightDtype dtype) {
   const int64_t rows = 4 * units * blocks;
   AlignedBuffer w_inter(static_cast<size_t>(rows * k));
   interleave_gate_rows(w, hidden, k, units, blocks, w_inter.data());
@@ -45,7 +45,7 @@ std::unique_ptr<PackedMatrix> lstm_pack_gates(const float* w, const float* b_ih,
     interleave_gate_bias(b_ih, b_hh, hidden, units, blocks, b_inter.data());
   }
   return std::make_unique<PackedMatrix>(w_inter.data(), rows, k, WeightLayout::out_in,
-                                        b_inter.empty() ? nullptr : b_inter.data(), kernels);
+                                        b_inter.empty() ? nullptr : b_inter.data(), kernels, dtype);
 }
 
 }  // namespace cpuformer

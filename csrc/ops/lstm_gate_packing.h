@@ -14,6 +14,6 @@ namespace cpuformer {
 // without waiting for anyone else. The packed matrix has 4 * units * blocks rows.
 std::unique_ptr<PackedMatrix> lstm_pack_gates(const float* w, const float* b_ih, const float* b_hh, int64_t hidden,
                                               int64_t k, int64_t units, int64_t blocks,
-                                              const kernels::KernelTable& kernels);
+                                              const kernels::KernelTable& kernels, WeightDtype dtype);
 
 }  // namespace cpuformer

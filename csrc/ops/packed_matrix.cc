@@ -1,24 +1,46 @@
 // packed_matrix.cc — packs W into the B-panel layout the micro-kernel streams: panel p holds columns
 // [p*NR, p*NR+NR) of B = W^T, one NR-element row per k, so the kernel reads B strictly sequentially.
-// int8 panels have the same layout with one byte per element; the per-column scales sit beside them.
+// int8 and bf16 panels have the same layout with one or two bytes per element; int8's scales sit beside them.
 #include "ops/packed_matrix.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "ops/rowwise.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
 
+WeightDtype parse_weight_dtype(const std::string& name) {
+  if (name == "float32") return WeightDtype::f32;
+  if (name == "bf16") return WeightDtype::bf16;
+  if (name == "int8") return WeightDtype::s8;
+  throw std::invalid_argument("dtype must be one of 'float32', 'bf16', 'int8'; got '" + name + "'");
+}
+
+const char* weight_dtype_name(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::s8: return "int8";
+    case WeightDtype::bf16: return "bf16";
+    default: return "float32";
+  }
+}
+
 PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayout layout, const float* bias,
-                           const kernels::KernelTable& kernels, WeightDtype dtype)
+                           const kernels::KernelTable& kernels, WeightDtype dtype, int64_t group)
     : n_(n), k_(k), nr_(kernels.gemm_nr), dtype_(dtype), kernels_(&kernels) {
+  if (group < 0) throw std::invalid_argument("int8 group size must be >= 0 (0: one scale per output feature)");
+  group_ = dtype == WeightDtype::s8 && group > 0 ? std::min(group, std::max<int64_t>(k, 1)) : std::max<int64_t>(k, 1);
   if (dtype == WeightDtype::s8)
     pack_s8(weight, layout);
+  else if (dtype == WeightDtype::bf16)
+    pack_bf16(weight, layout);
   else
     pack_f32(weight, layout);
   if (bias) {
@@ -55,44 +77,73 @@ void PackedMatrix::pack_f32(const float* weight, WeightLayout layout) {
 }
 
 void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
-  const int64_t panels = num_panels(), n = n_, k = k_;
+  const int64_t panels = num_panels(), n = n_, k = k_, groups = num_groups(), group = group_;
   const int nr = nr_;
-  auto w_at = [&](int64_t col, int64_t kk) {
-    return layout == WeightLayout::out_in ? weight[col * k + kk] : weight[kk * n + col];
-  };
-  // Scales: max |W[col, :]| / 127 in fp32. A row whose scale is 0 (all zeros, or a max so small that /127
-  // underflows) gets scale 1, so it quantizes to zeros without dividing by 0. Padding columns get 1 too.
-  scales_ = AlignedBuffer(static_cast<size_t>(panels * nr));
-  float* scale = scales_.data();
-  std::fill(scale, scale + panels * nr, 0.0f);
+  // Scales [panels * nr, groups]: max |W[col, group g]| / 127 in fp32. A group whose scale is 0 (all zeros,
+  // or a max so small that /127 underflows) gets scale 1, so it quantizes to zeros without dividing by 0.
+  // Padding columns get 1 too. Kept column-major here, then laid out per panel as [groups, nr].
+  std::vector<float> col_scale(static_cast<size_t>(panels * nr * groups), 0.0f);
   int64_t bad = -1;  // first output feature holding an inf or NaN
-  auto take = [&](int64_t col, float w) {
+  auto take = [&](int64_t col, int64_t kk, float w) {
     if (!std::isfinite(w) && (bad < 0 || col < bad)) bad = col;
-    scale[col] = std::max(scale[col], std::fabs(w));
+    float& s = col_scale[col * groups + kk / group];
+    s = std::max(s, std::fabs(w));
   };
   if (layout == WeightLayout::out_in) {
     for (int64_t col = 0; col < n; ++col)
-      for (int64_t kk = 0; kk < k; ++kk) take(col, weight[col * k + kk]);
+      for (int64_t kk = 0; kk < k; ++kk) take(col, kk, weight[col * k + kk]);
   } else {
     for (int64_t kk = 0; kk < k; ++kk)
-      for (int64_t col = 0; col < n; ++col) take(col, weight[kk * n + col]);
+      for (int64_t col = 0; col < n; ++col) take(col, kk, weight[kk * n + col]);
   }
   if (bad >= 0)
     throw std::invalid_argument("int8 quantization needs finite weights; output feature " + std::to_string(bad) +
                                 " has an inf or NaN");
-  for (int64_t col = 0; col < panels * nr; ++col) {
-    scale[col] = scale[col] / 127.0f;
-    if (scale[col] == 0.0f) scale[col] = 1.0f;
+  for (float& s : col_scale) {
+    s = s / 127.0f;
+    if (s == 0.0f) s = 1.0f;
   }
+  scales_ = AlignedBuffer(static_cast<size_t>(panels * groups * nr));
+  for (int64_t col = 0; col < panels * nr; ++col)
+    for (int64_t g = 0; g < groups; ++g)
+      scales_.data()[((col / nr) * groups + g) * nr + col % nr] = col_scale[col * groups + g];
   panels_s8_ = AlignedArray<int8_t>(static_cast<size_t>(panels * nr * k));
   fill_panels(panels_s8_.data(), panels, k, nr, threads_for_work(static_cast<double>(n) * k),
               [&](int64_t col, int64_t kk) {
                 if (col >= n) return int8_t{0};
                 // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode,
                 // so the result equals numpy's np.rint(W / scale) in float32.
-                const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(w_at(col, kk) / scale[col])));
+                const float s = col_scale[col * groups + kk / group];
+                const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(at(weight, layout, col, kk) / s)));
                 return static_cast<int8_t>(q);
               });
+}
+
+namespace {
+
+// fp32 -> bf16 bits, round to nearest, ties to even; a NaN stays a (quiet) NaN instead of rounding to inf.
+uint16_t to_bf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float from_bf16(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
+}  // namespace
+
+void PackedMatrix::pack_bf16(const float* weight, WeightLayout layout) {
+  const int64_t panels = num_panels(), n = n_, k = k_;
+  panels_bf16_ = AlignedArray<uint16_t>(static_cast<size_t>(panels * nr_ * k));
+  fill_panels(panels_bf16_.data(), panels, k, nr_, threads_for_work(static_cast<double>(n) * k),
+              [&](int64_t col, int64_t kk) { return col < n ? to_bf16(at(weight, layout, col, kk)) : uint16_t{0}; });
 }
 
 void PackedMatrix::unpack_out_in(float* weight) const {
@@ -100,13 +151,37 @@ void PackedMatrix::unpack_out_in(float* weight) const {
     const int64_t p = col / nr_, j = col % nr_;
     if (dtype_ == WeightDtype::s8) {
       const int8_t* src = panel_s8(p) + j;
-      const float s = panel_scale(p)[j];
-      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = static_cast<float>(src[kk * nr_]) * s;
+      const float* s = panel_scale(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk)
+        weight[col * k_ + kk] = static_cast<float>(src[kk * nr_]) * s[(kk / group_) * nr_];
+    } else if (dtype_ == WeightDtype::bf16) {
+      const uint16_t* src = panel_bf16(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = from_bf16(src[kk * nr_]);
     } else {
       const float* src = panel(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = src[kk * nr_];
     }
   }
+}
+
+void PackedMatrix::unpack_rows(const int64_t* ids, int64_t count, float* out) const {
+  // A row of W is one column of a panel: k entries nr apart. Per row that is a strided walk over k * nr
+  // elements, cheap next to the forward pass that follows a lookup.
+  for_each_row(count, 4.0 * k_ * nr_, [&](int64_t r) {
+    const int64_t col = ids[r], p = col / nr_, j = col % nr_;
+    float* dst = out + r * k_;
+    if (dtype_ == WeightDtype::s8) {
+      const int8_t* src = panel_s8(p) + j;
+      const float* s = panel_scale(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = static_cast<float>(src[kk * nr_]) * s[(kk / group_) * nr_];
+    } else if (dtype_ == WeightDtype::bf16) {
+      const uint16_t* src = panel_bf16(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(src[kk * nr_]);
+    } else {
+      const float* src = panel(p) + j;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = src[kk * nr_];
+    }
+  });
 }
 
 void PackedMatrix::unpack_s8(int8_t* q, float* scale) const {
@@ -115,8 +190,13 @@ void PackedMatrix::unpack_s8(int8_t* q, float* scale) const {
     const int64_t p = col / nr_, j = col % nr_;
     const int8_t* src = panel_s8(p) + j;
     for (int64_t kk = 0; kk < k_; ++kk) q[col * k_ + kk] = src[kk * nr_];
-    scale[col] = panel_scale(p)[j];
+    for (int64_t g = 0; g < num_groups(); ++g) scale[col * num_groups() + g] = panel_scale(p)[g * nr_ + j];
   }
+}
+
+int64_t PackedMatrix::packed_bytes() const {
+  return static_cast<int64_t>(panels_.size() * sizeof(float) + panels_s8_.size() + scales_.size() * sizeof(float) +
+                              panels_bf16_.size() * sizeof(uint16_t) + bias_.size() * sizeof(float));
 }
 
 void PackedMatrix::unpack_bias(float* bias) const {

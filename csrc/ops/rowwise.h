@@ -2,6 +2,7 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "ops/threading.h"
@@ -16,7 +17,9 @@ void for_each_row(int64_t rows, double flops_per_row, Fn fn) {
     for (int64_t r = 0; r < rows; ++r) fn(r);
     return;
   }
-#pragma omp parallel for num_threads(threads) schedule(static)
+  // Dynamic chunks (about 8 per thread): a descheduled thread delays only its current chunk (see gemm.cc).
+  const int64_t chunk = std::max<int64_t>(1, rows / (8 * threads));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
   for (int64_t r = 0; r < rows; ++r) fn(r);
 }
 

@@ -14,19 +14,28 @@ class PackedLinear:
     weight: float32 [out_features, in_features] (layout="out_in", as nn.Linear) or [in, out] (layout="in_out",
     as GPT-2's Conv1D). The packing targets the ISA active at construction and keeps using it.
     activation: "none" | "gelu" (exact erf) | "gelu_tanh" | "relu", fused into the store of the result.
-    dtype: "float32" | "int8". int8 quantizes the weight once (weight-only, symmetric, per output feature:
-    scale = max|W[n, :]| / 127, q = round-half-even(W / scale) in [-127, 127]) and computes
-    scale[n] * (x @ q.T)[:, n] with float32 activations, then bias, activation and residual as for float32.
-    It reads 4x fewer weight bytes (the win for small batches: decode). top_k is float32 only.
+    dtype: how the weight is stored; activations and sums stay float32 (weight-only), then bias, activation and
+    residual as for float32.
+      "float32": as given.
+      "bf16": rounded to the nearest bfloat16 (ties to even), widened back to float32 in registers: half the
+              weight bytes, relative error <= 2^-9 per weight.
+      "int8": symmetric, one scale per output feature and group of group_size inputs: scale[n, g] =
+              max|W[n, group g]| / 127, q = round-half-even(W / scale) in [-127, 127], W ~= q * scale; a quarter of
+              the weight bytes (the win for small batches: decode). group_size=0 gives one scale per output feature.
+    top_k is float32 only.
     """
     def __call__(self, x: typing.Any, *, residual: typing.Any = None, out: typing.Any = None, activation: typing.Any = None) -> numpy.ndarray:
         """
         x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after the activation. out: optional preallocated C-contiguous result. Releases the GIL.
         """
-    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in', dtype: str = 'float32') -> None:
+    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in', dtype: str = 'float32', *, group_size: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
         ...
     def __repr__(self) -> str:
         ...
+    def rows(self, ids: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        weight[ids] (rows of [out_features, in_features], as stored: bf16 / int8 dequantized): ids of any shape and integer dtype -> ids.shape + (in_features,). A tied embedding reads its rows from the packed head instead of keeping a second float32 table.
+        """
     def top_k(self, queries: typing.Any, k: typing.SupportsInt | typing.SupportsIndex, exclude: typing.Any = None) -> tuple:
         """
         The k largest entries of each row of queries @ W.T (+ bias) without storing the full score matrix: returns (indices int64 [q, min(k, out_features)], scores float32), best first, ties in ascending index. exclude: optional int array [q, e] of columns never returned for that row (-1 = no entry). Rows with fewer eligible columns (NaN and -inf never qualify) are padded with index -1 and score -inf.
@@ -40,7 +49,12 @@ class PackedLinear:
     @property
     def dtype(self) -> str:
         """
-        How the weight is stored: 'float32' or 'int8'.
+        How the weight is stored: 'float32', 'bf16' or 'int8'.
+        """
+    @property
+    def group_size(self) -> typing.Any:
+        """
+        int8: input features per scale (in_features when there is one scale per output feature); else None.
         """
     @property
     def has_bias(self) -> bool:
@@ -52,17 +66,22 @@ class PackedLinear:
     def isa(self) -> str:
         ...
     @property
+    def nbytes(self) -> int:
+        """
+        Bytes of packed weight, scales and bias this layer holds.
+        """
+    @property
     def out_features(self) -> int:
         ...
     @property
     def quantized_weight(self) -> tuple[numpy.typing.NDArray[numpy.int8], numpy.typing.NDArray[numpy.float32]]:
         """
-        dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features]), W ~= q * scale[:, None] (copies).
+        dtype 'int8' only: (q int8 [out_features, in_features], scale float32 [out_features, groups]) with groups = ceil(in_features / group_size); W[n, k] ~= q[n, k] * scale[n, k // group_size] (copies).
         """
     @property
     def weight(self) -> numpy.typing.NDArray[numpy.float32]:
         """
-        The weight unpacked to [out_features, in_features] (a copy); for dtype 'int8' the dequantized q * scale.
+        The weight unpacked to [out_features, in_features] (a copy): for 'int8' the dequantized q * scale, for 'bf16' the rounded values.
         """
 class KVCache:
     """
@@ -122,14 +141,16 @@ class PackedLSTM:
     
     weights: num_layers * directions tuples (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0
     reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
-    w_hr [proj_size, H] or None. Packed for the ISA active at construction. cpuformer.nn.LSTM wraps this.
+    w_hr [proj_size, H] or None. Packed for the ISA active at construction. dtype: "float32" | "bf16" | "int8", how the
+    weight matrices are stored (weight-only, as PackedLinear; states, gates and sums stay float32).
+    cpuformer.nn.LSTM wraps this.
     """
     @staticmethod
     def check_sizes(input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex) -> None:
         """
         ValueError unless input_size, hidden_size, num_layers >= 1 and 0 <= proj_size < hidden_size (the constructor's first check, for callers that build weights from the sizes).
         """
-    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence) -> None:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, proj_size: typing.SupportsInt | typing.SupportsIndex, weights: collections.abc.Sequence, dtype: str = 'float32') -> None:
         ...
     def forward(self, x: typing.Any, h0: typing.Any = None, c0: typing.Any = None, lengths: typing.Any = None, batch_first: bool = False) -> tuple:
         """
@@ -137,6 +158,9 @@ class PackedLSTM:
         """
     @property
     def bidirectional(self) -> bool:
+        ...
+    @property
+    def dtype(self) -> str:
         ...
     @property
     def hidden_size(self) -> int:
@@ -185,9 +209,9 @@ def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.
     """
     Layer norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias (biased variance). out: optional preallocated result (may be x for in place).
     """
-def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None) -> numpy.ndarray:
+def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', residual: typing.Any = None, dtype: str = 'float32') -> numpy.ndarray:
     """
-    One-shot y = act(x @ weight.T + bias) + residual. Packs the weight on every call: use PackedLinear for repeated calls.
+    One-shot y = act(x @ weight.T + bias) + residual, the weight stored as dtype ('float32', 'bf16', 'int8': see PackedLinear). Packs the weight on every call: use PackedLinear for repeated calls.
     """
 def lstm_cell(x: typing.Any, h: typing.Any, c: typing.Any, w_ih: typing.Any, w_hh: typing.Any, b_ih: typing.Any = None, b_hh: typing.Any = None) -> tuple:
     """

@@ -52,9 +52,10 @@ class CrossEncoder:
         self.activation = ACTIVATIONS[activation]
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32") -> "CrossEncoder":
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32", mmap: bool = False) -> "CrossEncoder":
         """A Hugging Face ...ForSequenceClassification folder, or one saved by sentence-transformers'
-        CrossEncoder (its Transformer module may sit in a subfolder named by modules.json)."""
+        CrossEncoder (its Transformer module may sit in a subfolder named by modules.json). dtype, mmap: as
+        PretrainedModel.from_pretrained."""
         root = Path(path)
         if not root.is_dir():
             raise FileNotFoundError(f"model folder {os.fspath(path)!r} does not exist")
@@ -68,7 +69,7 @@ class CrossEncoder:
                 if root.resolve() not in folder.parents:
                     raise ValueError(f"{root / 'modules.json'}: module path {sub!r} leaves the model folder")
         checkpoint = Checkpoint.open(folder)
-        model = AutoModel.from_checkpoint(checkpoint, dtype=dtype)
+        model = AutoModel.from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)
         if not isinstance(model, SequenceClassificationModel):
             raise ValueError(f"{folder / 'config.json'} holds a {type(model).__name__}; a CrossEncoder needs a "
                              "...ForSequenceClassification checkpoint")

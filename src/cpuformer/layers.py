@@ -24,6 +24,7 @@ __all__ = [
     "LayerNorm",
     "PackedBatch",
     "SelfAttention",
+    "TiedEmbedding",
     "Workspace",
     "fused_activation",
     "pack_linear",
@@ -52,7 +53,7 @@ def fused_activation(hidden_act: str) -> str:
 
 
 def pack_linear(store: WeightStore, weight: np.ndarray, bias: np.ndarray | None = None, **options) -> ops.PackedLinear:
-    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32 or int8 weights)."""
+    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32, bf16 or int8 weights)."""
     if store.linear_dtype != "float32":
         options["dtype"] = store.linear_dtype
     return ops.PackedLinear(weight, bias, **options)
@@ -70,8 +71,8 @@ def take_linear(
 ) -> ops.PackedLinear:
     """`prefix.weight` ([out, in], or [in, out] with layout="in_out") and `prefix.bias`, packed once."""
     shape = (out_features, in_features) if layout == "out_in" else (in_features, out_features)
-    weight = store.take(f"{prefix}.weight", shape)
-    b = store.take(f"{prefix}.bias", (out_features,)) if bias else None
+    weight = store.take(f"{prefix}.weight", shape, packed=True)
+    b = store.take(f"{prefix}.bias", (out_features,), packed=True) if bias else None
     return pack_linear(store, weight, b, activation=activation, layout=layout)
 
 
@@ -85,8 +86,8 @@ def take_fused_linear(
 ) -> ops.PackedLinear:
     """Several [out, in] linears on the same input (Q, K, V) stacked into one PackedLinear whose output is
     their outputs side by side: one GEMM instead of three, and x is read once."""
-    weights = [store.take(f"{p}.weight", (out_features, in_features)) for p in prefixes]
-    biases = [store.take(f"{p}.bias", (out_features,)) for p in prefixes]
+    weights = [store.take(f"{p}.weight", (out_features, in_features), packed=True) for p in prefixes]
+    biases = [store.take(f"{p}.bias", (out_features,), packed=True) for p in prefixes]
     # The only copy of these weights before packing; the mmap views stay untouched.
     return pack_linear(store, np.concatenate(weights), np.concatenate(biases), activation=activation)
 
@@ -106,7 +107,7 @@ class LayerNorm:
 
 
 class Embedding:
-    """A [num_embeddings, dim] lookup table, kept as the checkpoint's (mmap-backed) array."""
+    """A [num_embeddings, dim] lookup table (owned, or a view of the file with mmap=True)."""
 
     def __init__(self, table: np.ndarray):
         self.table = table
@@ -121,6 +122,26 @@ class Embedding:
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return ops.embedding(ids, self.table)
+
+
+class TiedEmbedding:
+    """An input embedding tied to an output head: rows are read from the head's packed weight (in its dtype), so
+    the model keeps one copy of the [vocab, dim] matrix instead of a float32 table beside the packed head."""
+
+    def __init__(self, head: ops.PackedLinear):
+        self.head = head
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.head.out_features
+
+    @property
+    def table(self) -> np.ndarray:
+        """The whole table as float32 (a copy; for inspection, not the forward pass)."""
+        return self.head.weight
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return self.head.rows(ids)
 
 
 @dataclass

@@ -149,10 +149,12 @@ class SentenceEncoder:
         self.include_prompt = include_prompt
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, *, dtype: Any = "float32") -> "SentenceEncoder":
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, dtype: Any = "float32",
+                        mmap: bool = False) -> "SentenceEncoder":
         """Load a sentence-transformers folder; None loads the default model (all-MiniLM-L6-v2). A plain
         Hugging Face folder without modules.json gets mean pooling, as sentence-transformers does. dtype: the
-        linear weights' dtype (see PretrainedModel.from_pretrained)."""
+        linear weights' dtype; mmap: share the file's pages instead of owning the tables (see
+        PretrainedModel.from_pretrained)."""
         if path is None:
             from .default_model import default_model_path
 
@@ -184,7 +186,7 @@ class SentenceEncoder:
         if transformer_dir is None:
             raise ValueError(f"{root / 'modules.json'} has no Transformer module")
         checkpoint = Checkpoint.open(transformer_dir)
-        model = AutoModel.from_checkpoint(checkpoint, dtype=dtype)
+        model = AutoModel.from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)
         base = getattr(model, "encoder", model)  # a task checkpoint still embeds with its encoder
         st_config = _optional_json(transformer_dir / "sentence_bert_config.json")
         # sentence-transformers < 6 saves max_seq_length here; 6 saves it as the tokenizer's model_max_length

@@ -48,8 +48,8 @@ class DenseModule:
             raise ValueError(f"{folder / 'config.json'} needs integer in_features and out_features") from None
         store = WeightStore(folder)
         store.linear_dtype = dtype
-        weight = store.take("linear.weight", (n_out, n_in))
-        bias = store.take("linear.bias", (n_out,)) if config.get("bias", True) else None
+        weight = store.take("linear.weight", (n_out, n_in), packed=True)
+        bias = store.take("linear.bias", (n_out,), packed=True) if config.get("bias", True) else None
         store.assert_all_used()
         return cls(pack_linear(store, weight, bias, activation=_DENSE_ACTIVATIONS[activation][0]), activation)
 

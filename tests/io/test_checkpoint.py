@@ -168,10 +168,21 @@ def test_corrupt_weight_file_is_a_checkpoint_error_naming_file_and_problem(tmp_p
         WeightStore(tmp_path)
 
 
-def test_f32_weights_are_not_copied(tmp_path):
+def test_weights_are_owned_unless_packed_or_mmap(tmp_path):
+    # Owned by default: the model never reads the file after loading. packed=True (the caller copies into its
+    # own layout) and a store opened for mmap hand out the read-only view of the mapped file instead.
     save_safetensors(tmp_path / "model.safetensors", {"w": np.ones((4, 4), np.float32)})
-    w = WeightStore(tmp_path).take("w", (4, 4))
-    assert not w.flags.owndata and not w.flags.writeable and w.flags.c_contiguous
+    store = WeightStore(tmp_path)
+    owned = store.take("w", (4, 4))
+    assert owned.flags.owndata and owned.flags.c_contiguous
+    for view in (store.take("w", (4, 4), packed=True), _mmap_store(tmp_path).take("w", (4, 4))):
+        assert not view.flags.owndata and not view.flags.writeable and view.flags.c_contiguous
+
+
+def _mmap_store(folder):
+    store = WeightStore(folder)
+    store.mmap = True
+    return store
 
 
 # ---------------------------------------------------------------- take

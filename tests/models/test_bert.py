@@ -412,20 +412,46 @@ def test_automodel_reads_config_once_and_the_tokenizer_when_text_comes(ref, monk
 
 def test_dtype_argument_names_the_supported_ones(ref):
     assert isinstance(BertModel.from_pretrained(ref / "base", dtype=np.float32), BertModel)
-    with pytest.raises(ValueError, match="dtype 'bf16' is not supported; supported: float32, int8"):
-        AutoModel.from_pretrained(ref / "base", dtype="bf16")
+    assert BertModel.from_pretrained(ref / "base", dtype="bfloat16").encoder_layers[0].output.dtype == "bf16"
+    with pytest.raises(ValueError, match="dtype 'int4' is not supported; supported: float32, bf16, int8"):
+        AutoModel.from_pretrained(ref / "base", dtype="int4")
 
 
-def test_int8_weights_pack_every_linear_and_stay_close(ref):
-    """Weight-only int8: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
-    decoder) is packed int8; logits stay within 3% of the logit range of float32 on the random-init model."""
+@pytest.mark.parametrize("dtype,bound", [("int8", 0.08), ("bf16", 0.02)])
+def test_weight_dtypes_pack_every_linear_and_stay_close(ref, dtype, bound):
+    """Weight-only int8 / bf16: every linear (fused QKV, attention output, FFN, pooler, MLM transform and tied
+    decoder) is packed in that dtype and gives exactly what float32 gives on the rounded weights (ops tests cover
+    that); here logits stay within 8% (int8) / 2% (bf16) of the float32 logit range. Measured on the dev Xeon:
+    6.4% / 1.0% (initializer_range 0.2 and eps 1e-7 make this random-init model amplify weight error; the tied
+    word embeddings are read from the int8 decoder, which doubled it from 3.0%: on a GPT-2-small-shaped model
+    the same change moved the logit error from 0.90% to 0.97% of the range)."""
     folder = ref / "odd_mlm"
-    fp32, int8 = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype="int8")
-    layer = int8.bert.encoder_layers[0]
-    linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, int8.transform,
-               int8.decoder]
-    assert [lin.dtype for lin in linears] == ["int8"] * len(linears)
+    fp32, low = BertForMaskedLM.from_pretrained(folder), BertForMaskedLM.from_pretrained(folder, dtype=dtype)
+    layer = low.bert.encoder_layers[0]
+    linears = [layer.attention.qkv, layer.attention.out, layer.intermediate, layer.output, low.transform,
+               low.decoder]
+    assert [lin.dtype for lin in linears] == [dtype] * len(linears)
+    assert low.bert.embeddings.word_embeddings.head is low.decoder  # tied: one copy, in the decoder's dtype
     ids, mask, types = inputs(folder)
-    a, b = fp32(ids, mask, types).logits, int8(ids, mask, types).logits
+    a, b = fp32(ids, mask, types).logits, low(ids, mask, types).logits
     real = mask.astype(bool)
-    assert np.abs(a[real] - b[real]).max() <= 0.03 * (a[real].max() - a[real].min())
+    assert np.abs(a[real] - b[real]).max() <= bound * (a[real].max() - a[real].min())
+
+
+def test_model_owns_its_weights_unless_mmap(ref, tmp_path):
+    """After loading, rewriting model.safetensors in place (same size, zeros) changes nothing: every array the
+    model uses is its own. With mmap=True the embedding tables are views of the file, so the rewrite shows up
+    (the documented risk of sharing pages between processes)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ref / "base", folder)
+    ids, mask, types = inputs(ref / "base")
+    owned, mapped = BertModel.from_pretrained(folder), BertModel.from_pretrained(folder, mmap=True)
+    before = owned(ids, mask, types).last_hidden_state
+    np.testing.assert_array_equal(mapped(ids, mask, types).last_hidden_state, before)
+    path = folder / "model.safetensors"
+    header = 8 + int.from_bytes(path.read_bytes()[:8], "little")
+    with open(path, "r+b") as f:  # keep the header, zero every weight byte
+        f.seek(header)
+        f.write(bytes(path.stat().st_size - header))
+    np.testing.assert_array_equal(owned(ids, mask, types).last_hidden_state, before)
+    assert not np.array_equal(mapped(ids, mask, types).last_hidden_state, before)

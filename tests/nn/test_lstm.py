@@ -399,3 +399,36 @@ def test_packed_lstm_checks_weights_directly():
         _core.PackedLSTM(6, 5, 1, False, 0, [(w, np.zeros((20, 5), np.float32), None, None, w)])
     with pytest.raises(ValueError, match=r"proj_size must be in \[0, hidden_size\) = \[0, 5\), got 5"):
         _core.PackedLSTM(6, 5, 1, False, 5, [(w, np.zeros((20, 5), np.float32), None, None, None)])
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+@pytest.mark.parametrize("batch", [1, 3, 40])
+def test_weight_dtypes_equal_float32_on_the_stored_weights(isa, dtype, batch):
+    # LSTM(dtype=...) packs every matrix (w_ih, w_hh, w_hr) as bf16 / int8; states and gates stay float32. So it
+    # equals a float32 LSTM whose weights were rounded / quantized the same way (tests/reference.py, per torch
+    # row: the gate interleaving moves whole rows, so each row keeps its own scales). batch 40 takes the
+    # widened-panel path of the GEMMs, 1 and 3 the in-register one.
+    lstm = LSTM(48, 70, num_layers=2, bidirectional=True, proj_size=20, batch_first=True, seed=3, dtype=dtype)
+    assert lstm.dtype == dtype
+    stored = {}
+    for name, w in lstm.state_dict().items():
+        if name.startswith("weight") and dtype == "bf16":
+            w = ref.round_bf16(w)
+        elif name.startswith("weight"):
+            w = ref.dequantize_int8(*ref.quantize_int8(w)).astype(np.float32)
+        stored[name] = w
+    twin = LSTM(48, 70, num_layers=2, bidirectional=True, proj_size=20, batch_first=True)
+    twin.load_state_dict(stored)
+    x = rand(np.random.default_rng(batch), batch, 9, 48)
+    lengths = np.random.default_rng(batch).integers(1, 10, batch)
+    (out, (h, c)), (out2, (h2, c2)) = lstm(x, lengths=lengths), twin(x, lengths=lengths)
+    for got, want in ((out, out2), (h, h2), (c, c2)):
+        ref.assert_close(got, want, "lstm")
+
+
+def test_unknown_weight_dtype():
+    with pytest.raises(ValueError, match=r"dtype 'float16' is not supported; supported: float32, bf16, int8"):
+        LSTM(4, 8, dtype="float16")
+    with pytest.raises(ValueError, match=r"dtype must be one of 'float32', 'bf16', 'int8'; got 'int4'"):
+        _core.PackedLSTM(4, 8, 1, False, 0, [(np.ones((32, 4), np.float32), np.ones((32, 8), np.float32), None,
+                                               None, None)], "int4")

@@ -163,7 +163,7 @@ def test_threads_share_one_packed_layer():
         ref.assert_close(y, ref.linear(x, w), "linear", scale=10)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("dtype", list(ref.LINEAR_BY_DTYPE))
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(0, 40), n=st.integers(1, 70), k=st.integers(0, 300), bias=st.booleans(),
        activation=st.sampled_from(ACTIVATIONS))
@@ -173,8 +173,9 @@ def test_hypothesis_shapes(dtype, m, n, k, bias, activation):
     b = rand(rng, n) if bias else None
     y = ops.PackedLinear(w, b, activation=activation, dtype=dtype)(x)
     assert y.shape == (m, n)
-    # int8: against float64 on the same quantized weights (tests/reference.py quantizes as the packing does)
-    reference, what = (ref.linear, "linear") if dtype == "float32" else (ref.linear_int8, "linear_int8")
+    # bf16 / int8: against float64 on the same rounded / quantized weights (tests/reference.py rounds and
+    # quantizes as the packing does, from its own code)
+    reference, what = ref.LINEAR_BY_DTYPE[dtype]
     ref.assert_close(y, reference(x, w, b, activation), what, scale=max(1.0, np.sqrt(k)))
 
 

@@ -141,8 +141,10 @@ class WeightStore:
         self._used: set[str] = set()
         self._ignored: list[str] = []
         self._ignored_outside: list[str] = []
-        # The dtype the model packs its linear weights in ("float32", "int8"); set by the loading template.
+        # The dtype the model packs its linear weights in ("float32", "bf16", "int8"); set by the loading template.
         self.linear_dtype = "float32"
+        # True: take() may hand out read-only views of the mapped file (from_pretrained(..., mmap=True)).
+        self.mmap = False
 
     def __len__(self) -> int:
         return len(self._tensors)
@@ -209,11 +211,16 @@ class WeightStore:
         name: str,
         shape: Sequence[int | None] | None = None,
         dtype: npt.DTypeLike = np.float32,
+        *,
+        packed: bool = False,
     ) -> np.ndarray:
         """Return weight `name` as a C-contiguous, aligned array of `dtype` and mark it used.
 
         `shape` (None entries match any size) is checked against the stored shape. Half types are
-        widened; an aligned F32 weight taken as float32 is the read-only mmap view itself (no copy).
+        widened. The result owns its memory, so a model never reads the file after loading (a truncated or
+        rewritten file cannot crash it or change its answers), unless the store was opened with mmap=True, or
+        `packed` says the caller copies the data into its own layout before loading ends (PackedLinear): then an
+        aligned F32 weight is the read-only mmap view itself.
         Floats are never taken as integers or integers as floats: that would hide a quantized
         checkpoint or a wrong key behind plausible-looking numbers."""
         if name not in self._tensors:
@@ -233,6 +240,8 @@ class WeightStore:
         if arr.dtype == BFLOAT16:
             arr = to_float32(arr)
         out = np.require(arr, dtype=target, requirements=["C_CONTIGUOUS", "ALIGNED"])
+        if not (self.mmap or packed) and not out.flags.owndata:
+            out = out.copy()
         self._used.add(name)
         return out
 

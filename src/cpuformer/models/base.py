@@ -27,23 +27,10 @@ import numpy as np
 
 from ..generation import GenerationConfig
 from ..io import WeightStore, read_config
+from ..dtypes import SUPPORTED_DTYPES, check_dtype
 from ..tokenizer import Tokenizer
 
 __all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
-
-SUPPORTED_DTYPES = ("float32", "int8")
-
-
-def check_dtype(dtype: Any) -> str:
-    """The weight dtype name for `dtype` ("float32", np.float32, ...); ValueError for one not implemented."""
-    try:
-        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    except TypeError:
-        name = repr(dtype)
-    if name not in SUPPORTED_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; supported: {', '.join(SUPPORTED_DTYPES)}")
-    return name
-
 
 def config_sizes(config: Mapping[str, Any], family: str, keys: Sequence[str], *, may_be_zero: Sequence[str] = (),
                  divisible: tuple[str, str] | None = None) -> dict[str, int]:
@@ -114,18 +101,24 @@ class PretrainedModel:
 
     # --- loading ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32", mmap: bool = False):
         """Load a Hugging Face folder (config.json, model.safetensors or an index of shards, tokenizer.json if
-        present). dtype: the weights' dtype in memory; "float32" today (bf16 and int8 are planned)."""
-        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
+        present). dtype: how the linear layers keep their weights ("float32", "bf16" or "int8": weight-only, see
+        ops.PackedLinear); embeddings, layer norms, attention and activations stay float32.
+        mmap: by default the model owns every array it uses and never reads the file after loading. mmap=True
+        keeps the float32 embedding and layer-norm tables as read-only views of the mapped file, so worker
+        processes loading the same file share those pages; the file must then not change while the model lives
+        (truncating it crashes the process with SIGBUS, rewriting it changes the answers)."""
+        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype, mmap=mmap)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32", mmap: bool = False):
         dtype = check_dtype(dtype)
         cls.check_model_type(checkpoint)
         config = cls.config_class.from_dict(checkpoint.config)
         store = checkpoint.weights()
         store.linear_dtype = dtype
+        store.mmap = bool(mmap)
         stripped = store.strip_prefix(cls.base_prefix) if cls.base_prefix else []
         store.ignore(*cls.buffers)
         if cls.is_base_model and stripped:

@@ -16,7 +16,7 @@ import numpy as np
 from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, pack_linear,
-                      take_fused_linear, take_linear)
+                      TiedEmbedding, take_fused_linear, take_linear)
 from .base import PretrainedModel, config_sizes
 from .heads import (FirstTokenClassifier, MaskedLMModel, MaskedLMOutput, SequenceClassificationModel,
                     SequenceClassifierOutput)
@@ -280,11 +280,14 @@ class BertForMaskedLM(BertTaskModel, MaskedLMModel):
         self.transform_norm = LayerNorm.from_store(store, "cls.predictions.transform.LayerNorm", h,
                                                    config.layer_norm_eps)
         # Tied checkpoints store the decoder weight only as the word embeddings (and its bias once).
-        decoder_weight = (store.take("cls.predictions.decoder.weight", (v, h))
-                          if store.has("cls.predictions.decoder.weight") else self.bert.embeddings.word_embeddings.table)
+        tied = not store.has("cls.predictions.decoder.weight")
+        decoder_weight = (self.bert.embeddings.word_embeddings.table if tied
+                          else store.take("cls.predictions.decoder.weight", (v, h), packed=True))
         names = [n for n in ("cls.predictions.bias", "cls.predictions.decoder.bias") if store.has(n)]
-        bias = [store.take(n, (v,)) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
+        bias = [store.take(n, (v,), packed=True) for n in names or ["cls.predictions.bias"]][-1]  # missing -> named error
         self.decoder = pack_linear(store, decoder_weight, bias)
+        if tied:  # one copy of the matrix: the word embeddings now read their rows from the packed decoder
+            self.bert.embeddings.word_embeddings = TiedEmbedding(self.decoder)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         """[n, hidden] -> vocabulary logits [n, vocab]."""

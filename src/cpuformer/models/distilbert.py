@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..io import WeightStore
-from ..layers import LayerNorm, fused_activation, pack_linear, take_linear
+from ..layers import LayerNorm, TiedEmbedding, fused_activation, pack_linear, take_linear
 from .base import config_sizes
 from .bert import BertConfig, BertEmbeddings, BertModel, BertPretrainedModel
 from .heads import FirstTokenClassifier, MaskedLMModel, SequenceClassificationModel
@@ -96,9 +96,12 @@ class DistilBertForMaskedLM(DistilBertTaskModel, MaskedLMModel):
         self.vocab_transform = take_linear(store, "vocab_transform", h, h,
                                            activation=fused_activation(config.hidden_act))
         self.vocab_layer_norm = LayerNorm.from_store(store, "vocab_layer_norm", h, _LAYER_NORM_EPS)
-        weight = (store.take("vocab_projector.weight", (v, h)) if store.has("vocab_projector.weight")
-                  else encoder.embeddings.word_embeddings.table)
-        self.vocab_projector = pack_linear(store, weight, store.take("vocab_projector.bias", (v,)))
+        tied = not store.has("vocab_projector.weight")
+        weight = (encoder.embeddings.word_embeddings.table if tied
+                  else store.take("vocab_projector.weight", (v, h), packed=True))
+        self.vocab_projector = pack_linear(store, weight, store.take("vocab_projector.bias", (v,), packed=True))
+        if tied:  # one copy of the matrix: the embeddings read their rows from the packed projector
+            encoder.embeddings.word_embeddings = TiedEmbedding(self.vocab_projector)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         return self.vocab_projector(self.vocab_layer_norm(self.vocab_transform(hidden)))

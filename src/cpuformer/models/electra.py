@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..io import WeightStore
-from ..layers import LayerNorm, PackedBatch, fused_activation, pack_linear, take_linear
+from ..layers import LayerNorm, PackedBatch, TiedEmbedding, fused_activation, pack_linear, take_linear
 from .bert import BertConfig, BertModel, BertPretrainedModel
 from .heads import EncoderTaskModel, FirstTokenClassifier, MaskedLMModel, SequenceClassificationModel
 from .question_answering import QuestionAnsweringModel
@@ -98,9 +98,12 @@ class ElectraForMaskedLM(ElectraTaskModel, MaskedLMModel):
         h, e, v = config.hidden_size, config.embedding_width, config.vocab_size
         self.dense = take_linear(store, "generator_predictions.dense", h, e, activation="gelu")
         self.layer_norm = LayerNorm.from_store(store, "generator_predictions.LayerNorm", e, config.layer_norm_eps)
-        weight = (store.take("generator_lm_head.weight", (v, e)) if store.has("generator_lm_head.weight")
-                  else encoder.embeddings.word_embeddings.table)
-        self.lm_head = pack_linear(store, weight, store.take("generator_lm_head.bias", (v,)))
+        tied = not store.has("generator_lm_head.weight")
+        weight = (encoder.embeddings.word_embeddings.table if tied
+                  else store.take("generator_lm_head.weight", (v, e), packed=True))
+        self.lm_head = pack_linear(store, weight, store.take("generator_lm_head.bias", (v,), packed=True))
+        if tied:  # one copy of the matrix: the embeddings read their rows from the packed head
+            encoder.embeddings.word_embeddings = TiedEmbedding(self.lm_head)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         return self.lm_head(self.layer_norm(self.dense(hidden)))

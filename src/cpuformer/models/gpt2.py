@@ -21,7 +21,7 @@ from ..generation import DecodeStatePool, GenerationConfig, GenerationMixin
 from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..layers import (Embedding, KVCacheBatch, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
-                      pack_linear, take_linear)
+                      TiedEmbedding, pack_linear, take_linear)
 from .base import Checkpoint, PretrainedModel, config_sizes
 from .registry import register_model
 
@@ -166,11 +166,14 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PretrainedModel):
     def __init__(self, config: GPT2Config, store: WeightStore):
         self.config = config
         self.transformer = GPT2Model(config, store)
-        if store.has("lm_head.weight") or not config.tie_word_embeddings:
-            head = store.take("lm_head.weight", (config.vocab_size, config.n_embd))
-        else:
+        tied = not store.has("lm_head.weight") and config.tie_word_embeddings
+        if tied:
             head = self.transformer.wte.table
+        else:
+            head = store.take("lm_head.weight", (config.vocab_size, config.n_embd), packed=True)
         self.lm_head = pack_linear(store, head)  # [vocab, n_embd] is nn.Linear's layout: packed once
+        if tied:  # one copy of the matrix: wte now reads its rows from the packed head
+            self.transformer.wte = TiedEmbedding(self.lm_head)
         self.generation_config = GenerationConfig(eos_token_id=config.eos_token_id)
         self.decode_states = DecodeStatePool()  # the KV cache of the last generate call, for the next
 

@@ -104,7 +104,7 @@ class FirstTokenClassifier:
     def from_store(cls, store: WeightStore, dense: str, out: str, hidden: int, activation: str):
         fused = "none" if activation == "tanh" else fused_activation(activation)
         dense_linear = take_linear(store, dense, hidden, hidden, activation=fused)
-        num_labels = store.take(f"{out}.weight", (None, hidden)).shape[0]
+        num_labels = store.take(f"{out}.weight", (None, hidden), packed=True).shape[0]
         return cls(dense_linear, activation, take_linear(store, out, hidden, num_labels))
 
     @property

@@ -98,7 +98,7 @@ class MPNetTaskModel(MPNetPretrainedModel):
 class MPNetForMaskedLM(MPNetTaskModel, MaskedLMModel):
     def __init__(self, config: BertConfig, store: WeightStore):
         encoder = self.build_encoder(config, store)
-        self.lm_head = RobertaLMHead(store, config, encoder.embeddings.word_embeddings.table)
+        self.lm_head = RobertaLMHead(store, config, encoder.embeddings)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         return self.lm_head(hidden)

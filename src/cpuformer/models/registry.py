@@ -72,10 +72,10 @@ class AutoModel:
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32"):
-        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype)
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: Any = "float32", mmap: bool = False):
+        return cls.from_checkpoint(Checkpoint.open(path), dtype=dtype, mmap=mmap)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32"):
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32", mmap: bool = False):
         """The registered class's model, from a folder already opened (its config.json read once)."""
-        return cls.model_class(checkpoint).from_checkpoint(checkpoint, dtype=dtype)
+        return cls.model_class(checkpoint).from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)

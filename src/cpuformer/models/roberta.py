@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..io import WeightStore
-from ..layers import LayerNorm, PackedBatch, pack_linear, take_linear
-from .bert import BertConfig, BertModel, BertPretrainedModel
+from ..layers import LayerNorm, PackedBatch, TiedEmbedding, pack_linear, take_linear
+from .bert import BertConfig, BertEmbeddings, BertModel, BertPretrainedModel
 from .heads import FirstTokenClassifier, MaskedLMModel, SequenceClassificationModel
 from .question_answering import QuestionAnsweringModel
 from .registry import register_model
@@ -63,17 +63,21 @@ class RobertaTaskModel(RobertaPretrainedModel):
 
 
 class RobertaLMHead:
-    """lm_head: dense -> gelu -> layer_norm -> decoder (tied to the word embeddings unless saved) + bias."""
+    """lm_head: dense -> gelu -> layer_norm -> decoder (tied to the word embeddings unless saved) + bias.
+    When tied, the embeddings then read their rows from the packed decoder (one copy of the matrix)."""
 
-    def __init__(self, store: WeightStore, config: BertConfig, word_embeddings: np.ndarray):
+    def __init__(self, store: WeightStore, config: BertConfig, embeddings: BertEmbeddings):
         h, v = config.hidden_size, config.vocab_size
         self.dense = take_linear(store, "lm_head.dense", h, h, activation="gelu")
         self.layer_norm = LayerNorm.from_store(store, "lm_head.layer_norm", h, config.layer_norm_eps)
-        weight = (store.take("lm_head.decoder.weight", (v, h)) if store.has("lm_head.decoder.weight")
-                  else word_embeddings)
+        tied = not store.has("lm_head.decoder.weight")
+        weight = (embeddings.word_embeddings.table if tied
+                  else store.take("lm_head.decoder.weight", (v, h), packed=True))
         names = [n for n in ("lm_head.bias", "lm_head.decoder.bias") if store.has(n)]
-        bias = [store.take(n, (v,)) for n in names or ["lm_head.bias"]][-1]  # both saved: the same tensor
+        bias = [store.take(n, (v,), packed=True) for n in names or ["lm_head.bias"]][-1]  # both saved: the same
         self.decoder = pack_linear(store, weight, bias)
+        if tied:
+            embeddings.word_embeddings = TiedEmbedding(self.decoder)
 
     def __call__(self, hidden: np.ndarray) -> np.ndarray:
         return self.decoder(self.layer_norm(self.dense(hidden)))
@@ -85,7 +89,7 @@ class RobertaForMaskedLM(RobertaTaskModel, MaskedLMModel):
 
     def __init__(self, config: BertConfig, store: WeightStore):
         encoder = self.build_encoder(config, store)
-        self.lm_head = RobertaLMHead(store, config, encoder.embeddings.word_embeddings.table)
+        self.lm_head = RobertaLMHead(store, config, encoder.embeddings)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
         return self.lm_head(hidden)

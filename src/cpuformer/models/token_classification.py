@@ -38,7 +38,7 @@ class TokenClassificationModel(EncoderTaskModel):
     def __init__(self, config: Any, store: WeightStore):
         self.build_encoder(config, store)
         h = config.hidden_size
-        num_labels = store.take("classifier.weight", (None, h)).shape[0]
+        num_labels = store.take("classifier.weight", (None, h), packed=True).shape[0]
         self.classifier = take_linear(store, "classifier", h, num_labels)
         self.id2label = label_names(config, num_labels)
 

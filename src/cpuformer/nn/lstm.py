@@ -13,6 +13,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _core
+from ..dtypes import check_dtype
 
 __all__ = ["LSTM"]
 
@@ -33,11 +34,13 @@ class LSTM:
     when batch_first) or unbatched [T, input_size]. ``lengths`` (ints, one per batch entry, each in [1, T])
     gives what pack_padded_sequence + pad_packed_sequence(total_length=T) would: output rows past a sequence's
     length are zero and h_n / c_n come from each sequence's last valid step (the reverse direction starts there).
+    ``dtype`` ("float32", "bf16" or "int8") is how the packed weight matrices are stored (weight-only, as
+    ops.PackedLinear: states, gates and sums stay float32); ``state_dict()`` still returns the float32 parameters.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, proj_size: int = 0,
-                 *, seed: Optional[int] = None):
+                 *, seed: Optional[int] = None, dtype: str = "float32"):
         self.input_size = _int("input_size", input_size)
         self.hidden_size = _int("hidden_size", hidden_size)
         self.num_layers = _int("num_layers", num_layers)
@@ -47,6 +50,7 @@ class LSTM:
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
+        self.dtype = check_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.hidden_size)
         self._install({name: rng.uniform(-bound, bound, shape).astype(np.float32)
@@ -115,7 +119,7 @@ class LSTM:
                                 params.get(f"bias_ih_{key}"), params.get(f"bias_hh_{key}"),
                                 params.get(f"weight_hr_{key}")))
         self._packed = _core.PackedLSTM(self.input_size, self.hidden_size, self.num_layers, self.bidirectional,
-                                        self.proj_size, weights)
+                                        self.proj_size, weights, self.dtype)
         self._params = params
 
     def forward(self, x: np.ndarray, hx: Optional[Sequence[np.ndarray]] = None,

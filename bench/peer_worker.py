@@ -61,26 +61,32 @@ def _ort_optimize_and_quantize(exported, out, prefix, model_type, num_heads, hid
 
 
 def convert_bert_onnx(model: str, out: str) -> dict:
+    """Any encoder folder (BERT, RoBERTa, MPNet, ...) loaded with AutoModel; token_type_ids is an input only for
+    architectures that take it. The optimizer's "bert" fusions apply to BERT's relatives with its layout."""
+    import inspect
+
     import torch
     import transformers
 
-    bert = transformers.BertModel.from_pretrained(model, attn_implementation="eager").eval()
+    bert = transformers.AutoModel.from_pretrained(model, attn_implementation="eager").eval()
+    with_types = "token_type_ids" in inspect.signature(bert.forward).parameters
 
     class LastHidden(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).last_hidden_state
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
-    ids = torch.ones((2, 16), dtype=torch.int64)
+    ids = torch.ones((2, 16), dtype=torch.int64) * 5
     exported = os.path.join(out, "bert_exported.onnx")
     axes = {0: "batch", 1: "seq"}
-    _onnx_export(LastHidden(bert), (ids, torch.ones_like(ids), torch.zeros_like(ids)), exported,
-                 ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state"],
-                 {"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes})
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
+    args = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if with_types else ())
+    _onnx_export(LastHidden(bert), args, exported, names, ["last_hidden_state"],
+                 {**{n: axes for n in names}, "last_hidden_state": axes})
     c = bert.config
     return _ort_optimize_and_quantize(exported, out, "bert", "bert", c.num_attention_heads, c.hidden_size)
 
@@ -201,6 +207,7 @@ def time_bert(peer: str, dtype: str, model: str, inputs: str, cases: dict, threa
         m = mask[..., None].astype(np.float32)
         if peer == "ort":
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            feed = {i.name: feed[i.name] for i in sess.get_inputs()}  # RoBERTa / MPNet exports take no types
 
             def encode():
                 hidden = sess.run(None, feed)[0]

@@ -185,14 +185,19 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     return sigmoid(o) * np.tanh(c_new), c_new
 
 
-def attention(q, k, v, num_heads, attention_mask=None, causal=False, scale=None):
+def attention(q, k, v, num_heads, attention_mask=None, causal=False, scale=None, relative_bias=None):
     """Multi-head softmax(scale q k^T) v: q [B, Tq, H*D], k/v [B, Tk, H*D], head h = columns h*D:(h+1)*D.
-    attention_mask [B, Tk] of 0/1; causal lets query i see key j <= i + Tk - Tq. A query seeing no key gives 0."""
+    attention_mask [B, Tk] of 0/1; causal lets query i see key j <= i + Tk - Tq. A query seeing no key gives 0.
+    relative_bias [H, 2L - 1]: score(i, j) += relative_bias[h, j - (i + Tk - Tq) + L - 1] after the scale."""
     f64 = lambda a: np.asarray(a, np.float64)
     (batch, tq, hidden), tk = q.shape, k.shape[1]
     d = hidden // num_heads
     split = lambda x, t: f64(x).reshape(batch, t, num_heads, d).transpose(0, 2, 1, 3)  # [B, H, T, D]
     scores = split(q, tq) @ split(k, tk).transpose(0, 1, 3, 2) * (1.0 / math.sqrt(d) if scale is None else scale)
+    if relative_bias is not None:
+        centre = (relative_bias.shape[1] - 1) // 2
+        offset = np.arange(tk)[None, :] - (np.arange(tq)[:, None] + tk - tq)  # [Tq, Tk]
+        scores = scores + f64(relative_bias)[:, centre + offset][None]  # [1, H, Tq, Tk]
     visible = np.ones((batch, 1, tq, tk), bool)
     if attention_mask is not None:
         visible &= np.asarray(attention_mask).astype(bool)[:, None, None, :]

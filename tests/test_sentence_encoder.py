@@ -168,9 +168,9 @@ def test_new_style_pooling_key(tmp_path):
 
 
 def test_unsupported_module_and_pooling_are_named(tmp_path):
-    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
-    with pytest.raises(ValueError, match="module type 'sentence_transformers.models.Dense' is not supported"):
-        SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "a", [TRANSFORMER, POOLING, dense], {}))
+    layer_norm = {"idx": 2, "name": "2", "path": "", "type": "sentence_transformers.models.LayerNorm"}
+    with pytest.raises(ValueError, match="module type 'sentence_transformers.models.LayerNorm' is not supported"):
+        SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "a", [TRANSFORMER, POOLING, layer_norm], {}))
     with pytest.raises(ValueError, match="pooling mode 'median' is not supported; supported: cls"):
         SentenceEncoder.from_pretrained(minilm_copy(tmp_path / "b", [TRANSFORMER, POOLING], {"pooling_mode": "median"}))
     with pytest.raises(ValueError, match="has no Transformer module"):

@@ -1,5 +1,6 @@
 // bind_attention.cc — multi_head_attention (padded, with masks), multi_head_attention_varlen (packed) and
 // KVCache. q/k/v may be row-strided views (e.g. slices of a fused QKV projection): read in place.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -163,7 +164,7 @@ std::vector<int64_t> cu_seqlens_input(const py::handle& obj, int64_t total) {
 
 py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj,
                      const py::handle& cu_obj, int64_t num_heads, bool causal, const py::handle& scale_obj,
-                     const py::handle& out_obj) {
+                     const py::handle& out_obj, const py::handle& bias_obj) {
   const StridedFloatArray q = strided_float_input(q_obj, "q", 2, "(total_tokens, num_heads * head_dim)");
   const StridedFloatArray k = strided_float_input(k_obj, "k", 2, "(total_tokens, num_heads * head_dim)");
   const StridedFloatArray v = strided_float_input(v_obj, "v", 2, "(total_tokens, num_heads * head_dim)");
@@ -182,6 +183,18 @@ py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py:
   }
   p.k_begin = p.q_begin;
   p.k_len = p.q_len;
+  const std::optional<FloatArray> bias = optional_float_input(bias_obj, "relative_bias");
+  if (bias) {
+    const int64_t longest = p.q_len.empty() ? 0 : *std::max_element(p.q_len.begin(), p.q_len.end());
+    if (bias->ndim() != 2 || bias->shape(0) != num_heads || bias->shape(1) % 2 == 0 ||
+        (bias->shape(1) + 1) / 2 < longest)
+      throw py::value_error("relative_bias must have shape (num_heads=" + std::to_string(num_heads) +
+                            ", 2 * L - 1) with L >= the longest sequence (" + std::to_string(longest) + "), got " +
+                            shape_str(*bias));
+    p.relative_bias = bias->data();
+    p.relative_bias_head_stride = bias->shape(1);
+    p.relative_bias_center = (bias->shape(1) - 1) / 2;
+  }
   {
     py::gil_scoped_release release;
     multi_head_attention(p);
@@ -243,12 +256,14 @@ causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned
 scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].)doc");
   m.def("multi_head_attention_varlen", &run_varlen, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("cu_seqlens"), py::arg("num_heads"), py::arg("causal") = false, py::arg("scale") = py::none(),
-        py::kw_only(), py::arg("out") = py::none(), R"doc(
+        py::kw_only(), py::arg("out") = py::none(), py::arg("relative_bias") = py::none(), R"doc(
 Attention over packed sequences of mixed lengths (no padding work).
 
 q, k, v: float32 [total_tokens, H*D] (row-strided views allowed); cu_seqlens: int [B + 1], starting at 0,
 non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
-itself. Returns [total_tokens, H*D].)doc");
+itself. relative_bias: optional float32 [H, 2L - 1] (L >= the longest sequence): the score of query i and key j
+(positions in their sequence) gains relative_bias[h, j - i + L - 1] after scaling (MPNet's relative position
+bias; never expanded to [B, H, T, T]). Returns [total_tokens, H*D].)doc");
 
   py::class_<KVCache>(m, "KVCache", R"doc(
 Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_heads, max_len, head_dim]

@@ -155,6 +155,10 @@ void attend_rows(const AttentionTile& t) {
       for (; j + 8 <= bk; j += 8) dot_rows<8>(qs, kb + j * t.ldk, t.ldk, d, s + j);
       for (; j + 4 <= bk; j += 4) dot_rows<4>(qs, kb + j * t.ldk, t.ldk, d, s + j);
       for (; j < bk; ++j) s[j] = dot(qs, kb + j * t.ldk, d);
+      if (t.rel_bias) {
+        const float* bias = t.rel_bias + (t.rel_shift + j0 - i);  // bias[j]: key j0 + j, query i
+        for (j = 0; j < bk; ++j) s[j] += bias[j];
+      }
       float block_max = kNegInf;
       for (j = 0; j < bk; ++j) {
         if (mask && !mask[j]) s[j] = kNegInf;
@@ -255,6 +259,17 @@ void softmax_block_columns(const BlockedWorkspace& w, int64_t bk, int64_t nqp) {
   }
 }
 
+// st[j][i] += rel_bias[rel_shift + j0 + j - i] for the block's keys j and the tile's queries i. Along a row of
+// st the bias index falls by one per query, so each row reads a reversed window of the per-head bias vector
+// (a scalar loop: 1 add per score against ~2 * head_dim flops of QK^T and PV for it).
+void add_relative_bias(const AttentionTile& t, const BlockedWorkspace& w, int64_t j0, int64_t bk, int64_t nqp) {
+  for (int64_t j = 0; j < bk; ++j) {
+    float* row = w.st + j * nqp;
+    const float* bias = t.rel_bias + (t.rel_shift + j0 + j);  // bias[-i] belongs to query i
+    for (int64_t i = 0; i < t.nq; ++i) row[i] += bias[-i];
+  }
+}
+
 void attend_blocked(const AttentionTile& t) {
   const int64_t nq = t.nq, d = t.d, nqp = round_up(nq, kNR), dp = round_up(d, kNR), panels = nqp / kNR;
   const BlockedWorkspace w = carve(t.workspace, nq, d);
@@ -281,6 +296,7 @@ void attend_blocked(const AttentionTile& t) {
       for (int64_t p = 0; p < panels; ++p)
         gemm_ukernel(rows, kNR, d, kr, t.ldk, 1, w.qt + p * d * kNR, w.st + r * nqp + p * kNR, nqp, false, nullptr);
     }
+    if (t.rel_bias) add_relative_bias(t, w, j0, bk, nqp);
     // Masked keys: the whole row; causal: the queries before (key - offset) cannot see this key yet.
     for (int64_t j = 0; j < bk; ++j) {
       float* row = w.st + j * nqp;

@@ -49,6 +49,10 @@ struct AttentionTile {
   float* row_max;  // null: out is normalised. Else out gets the unnormalised sum and row_max/row_sum [nq]
   float* row_sum;  // the softmax state, so key splits can be merged by attention_merge
   float* workspace;  // attention_workspace_floats(nq, d) floats, 64-byte aligned
+  // null, or this head's additive bias by relative position (MPNet): score(i, j) += rel_bias[rel_shift + j - i],
+  // added after the scale. Indexed per (query, key), never stored as a [nq, nk] matrix.
+  const float* rel_bias;
+  int64_t rel_shift;
 };
 
 struct KernelTable {

@@ -102,6 +102,10 @@ void multi_head_attention(const AttentionProblem& p) {
     tile.key_mask = p.key_mask ? p.key_mask + t.b * p.mask_batch_stride + t.k0 : nullptr;
     tile.causal = p.causal;
     tile.causal_offset = p.k_len[t.b] - p.q_len[t.b] + t.q0 - t.k0;
+    if (p.relative_bias) {  // tile-local (i, j) is relative position j - i - causal_offset
+      tile.rel_bias = p.relative_bias + t.h * p.relative_bias_head_stride;
+      tile.rel_shift = p.relative_bias_center - tile.causal_offset;
+    }
     tile.workspace = ws;
     if (t.part_out < 0) {
       tile.out = p.out.base + t.b * p.out.batch_stride + qrow * p.out.row_stride + t.h * p.out.head_stride;

@@ -23,6 +23,12 @@ struct AttentionProblem {
   int64_t mask_batch_stride = 0;
   bool causal = false;  // query i of sequence b sees key j only when j <= i + k_len[b] - q_len[b]
   float scale = 1.0f;
+  // null, or an additive bias by relative position shared by every sequence (MPNet's relative attention):
+  // key j and query i of sequence b (the query aligned as in `causal`) add
+  // relative_bias[h * relative_bias_head_stride + relative_bias_center + j - (i + k_len[b] - q_len[b])].
+  // The caller guarantees every such index is inside the array (center >= longest key range - 1).
+  const float* relative_bias = nullptr;
+  int64_t relative_bias_head_stride = 0, relative_bias_center = 0;
 };
 
 // Tiles every (sequence, head) into query blocks and runs them on OpenMP threads; when there are too few

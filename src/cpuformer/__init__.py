@@ -17,6 +17,7 @@ from .models import (
     GPT2Model,
 )
 from .sentence_encoder import SentenceEncoder
+from .cross_encoder import CrossEncoder
 
 __all__ = [
     "__version__",
@@ -35,4 +36,5 @@ __all__ = [
     "GPT2Model",
     "KeyedVectors",
     "SentenceEncoder",
+    "CrossEncoder",
 ]

@@ -231,13 +231,15 @@ def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads:
     causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned with the last key).
     scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].
     """
-def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_seqlens: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None) -> numpy.ndarray:
+def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_seqlens: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None, relative_bias: typing.Any = None) -> numpy.ndarray:
     """
     Attention over packed sequences of mixed lengths (no padding work).
     
     q, k, v: float32 [total_tokens, H*D] (row-strided views allowed); cu_seqlens: int [B + 1], starting at 0,
     non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
-    itself. Returns [total_tokens, H*D].
+    itself. relative_bias: optional float32 [H, 2L - 1] (L >= the longest sequence): the score of query i and key j
+    (positions in their sequence) gains relative_bias[h, j - i + L - 1] after scaling (MPNet's relative position
+    bias; never expanded to [B, H, T, T]). Returns [total_tokens, H*D].
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """

@@ -196,10 +196,11 @@ class PackedBatch:
         return packed[self.cu_seqlens[:-1]]
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
-               scale: float | None, out: np.ndarray) -> np.ndarray:
-        """Attention of each sequence's queries to its own keys (q, k, v: [total_tokens, heads * head_dim])."""
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
+        """Attention of each sequence's queries to its own keys (q, k, v: [total_tokens, heads * head_dim]).
+        relative_bias: [heads, 2L - 1] added by relative position (see ops.multi_head_attention_varlen)."""
         return ops.multi_head_attention_varlen(q, k, v, self.cu_seqlens, num_heads, causal=causal, scale=scale,
-                                               out=out)
+                                               out=out, relative_bias=relative_bias)
 
 
 class KVCacheBatch:
@@ -219,8 +220,10 @@ class KVCacheBatch:
         self.length += new_tokens
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
-               scale: float | None, out: np.ndarray) -> np.ndarray:
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
         """q, k, v: [B, T, heads * head_dim] of the newest tokens -> context [B, T, heads * head_dim]."""
+        if relative_bias is not None:
+            raise ValueError("a relative position bias is not supported with a KV cache")
         self.cache.append(layer, k, v)
         mask = None if self.key_mask is None else self.key_mask[:, :self.length]
         return self.cache.attend(layer, q, mask, causal=causal, scale=scale, out=out)
@@ -252,13 +255,16 @@ class SelfAttention:
         *,
         residual: np.ndarray | None = None,
         workspace: "Workspace | None" = None,
+        relative_bias: np.ndarray | None = None,
     ) -> np.ndarray:
-        """x: [total_tokens, in] (PackedBatch) or [B, T, in] (KVCacheBatch) -> the same rows, out_features wide."""
+        """x: [total_tokens, in] (PackedBatch) or [B, T, in] (KVCacheBatch) -> the same rows, out_features wide.
+        relative_bias: MPNet's per-head bias by relative position, [heads, 2L - 1] (PackedBatch only)."""
         ws = workspace or Workspace()
         rows, h = x.shape[:-1], self.hidden
         qkv = self.qkv(x, out=ws.get("qkv", rows + (3 * h,)))
         context = batch.attend(self.layer, qkv[..., :h], qkv[..., h:2 * h], qkv[..., 2 * h:], self.num_heads,
-                               causal=self.causal, scale=self.scale, out=ws.get("context", rows + (h,)))
+                               causal=self.causal, scale=self.scale, out=ws.get("context", rows + (h,)),
+                               relative_bias=relative_bias)
         return self.out(context, residual=residual, out=ws.get("attn_out", rows + (self.out.out_features,)))
 
 

@@ -18,6 +18,7 @@ from .io import read_json
 from .layers import PackedBatch
 from .models.base import Checkpoint
 from .models.registry import AutoModel
+from .sentence_modules import PRECISIONS, SIMILARITY_FUNCTIONS, DenseModule, quantize_embeddings, similarity
 from .tokenizer import Tokenizer
 
 __all__ = ["POOLING_MODES", "SentenceEncoder"]
@@ -124,8 +125,18 @@ class SentenceEncoder:
 
     def __init__(self, model, tokenizer: Tokenizer, pooling_modes: Sequence[str] = ("mean",),
                  normalize: bool = False, do_lower_case: bool = False, *, prompts: dict[str, str] | None = None,
-                 default_prompt_name: str | None = None, include_prompt: bool = True):
+                 default_prompt_name: str | None = None, include_prompt: bool = True,
+                 dense: Sequence[DenseModule] = (), truncate_dim: int | None = None,
+                 similarity_fn_name: str | None = None):
+        """dense: the Dense modules after pooling, in order (then Normalize when `normalize`); truncate_dim: keep
+        the first dims of every embedding; similarity_fn_name: what `similarity` computes (cosine by default)."""
         self.model = model
+        self.dense = list(dense)
+        self.truncate_dim = _check_truncate_dim(truncate_dim)
+        if similarity_fn_name is not None and similarity_fn_name not in SIMILARITY_FUNCTIONS:
+            raise ValueError(f"similarity_fn_name {similarity_fn_name!r} is not supported; supported: "
+                             f"{', '.join(SIMILARITY_FUNCTIONS)}")
+        self.similarity_fn_name = similarity_fn_name or "cosine"
         self.tokenizer = tokenizer
         self.pooling_modes = tuple(pooling_modes)
         self.normalize = normalize
@@ -155,7 +166,7 @@ class SentenceEncoder:
             {"type": _TRANSFORMER, "path": ""}, {"type": _POOLING, "path": None}]
         if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
             raise ValueError(f"{root / 'modules.json'} must hold a list of module objects")
-        transformer_dir, pooling, normalize = None, {}, False
+        transformer_dir, pooling, normalize, dense = None, {}, False, []
         for module in modules:
             kind, sub = str(module.get("type", "")), _module_folder(root, module.get("path"))
             if kind.endswith(".Transformer"):
@@ -163,23 +174,27 @@ class SentenceEncoder:
             elif kind.endswith(".Pooling"):
                 config_path = sub / "config.json"
                 pooling = read_json(config_path) if sub != root and config_path.is_file() else {}
+            elif kind.endswith(".Dense"):
+                if normalize:
+                    raise ValueError(f"{root / 'modules.json'}: a Dense module after Normalize is not supported")
+                dense.append(DenseModule.from_folder(sub, dtype=dtype))
             elif kind.endswith(".Normalize"):
                 normalize = True
             else:
                 raise ValueError(f"{root / 'modules.json'}: module type {kind!r} is not supported by SentenceEncoder "
-                                 "(supported: Transformer, Pooling, Normalize)")
+                                 "(supported: Transformer, Pooling, Dense, Normalize)")
         if transformer_dir is None:
             raise ValueError(f"{root / 'modules.json'} has no Transformer module")
         checkpoint = Checkpoint.open(transformer_dir)
         model = AutoModel.from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)
-        base = getattr(model, "bert", model)  # a task checkpoint still embeds with its encoder
+        base = getattr(model, "encoder", model)  # a task checkpoint still embeds with its encoder
         st_config = _optional_json(transformer_dir / "sentence_bert_config.json")
         # sentence-transformers < 6 saves max_seq_length here; 6 saves it as the tokenizer's model_max_length
         max_seq_length = st_config.get("max_seq_length")
         if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
             raise ValueError(f"sentence_bert_config.json: max_seq_length must be an int >= 2, got {max_seq_length!r}")
         tokenizer = checkpoint.tokenizer(max_length=max_seq_length,
-                                         max_positions=base.config.max_position_embeddings)
+                                         max_positions=base.config.max_tokens)
         st_model_config = _optional_json(root / "config_sentence_transformers.json")
         prompts = st_model_config.get("prompts") or {}
         if not isinstance(prompts, dict) or not all(isinstance(v, (str, type(None))) for v in prompts.values()):
@@ -188,7 +203,9 @@ class SentenceEncoder:
                    bool(st_config.get("do_lower_case", False)),
                    prompts={k: v or "" for k, v in prompts.items()},
                    default_prompt_name=st_model_config.get("default_prompt_name"),
-                   include_prompt=bool(pooling.get("include_prompt", True)))
+                   include_prompt=bool(pooling.get("include_prompt", True)), dense=dense,
+                   truncate_dim=st_model_config.get("truncate_dim"),
+                   similarity_fn_name=st_model_config.get("similarity_fn_name"))
 
     @property
     def max_seq_length(self) -> int:
@@ -196,7 +213,12 @@ class SentenceEncoder:
 
     @property
     def embedding_dimension(self) -> int:
-        return self.model.config.hidden_size * len(self.pooling_modes)
+        full = self.dense[-1].out_features if self.dense else self.model.config.hidden_size * len(self.pooling_modes)
+        return min(full, self.truncate_dim) if self.truncate_dim else full
+
+    def similarity(self, a: Any, b: Any) -> np.ndarray:
+        """[len(a), len(b)] similarities with the folder's similarity_fn_name (cosine unless it names another)."""
+        return similarity(a, b, self.similarity_fn_name)
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str:
         """The text put before every sentence: `prompt`, else the prompt named `prompt_name`, else the default
@@ -216,7 +238,12 @@ class SentenceEncoder:
         ids, types, lengths = self.tokenizer.encode_packed(texts)
         batch = PackedBatch.from_lengths(lengths)
         hidden = self.model.forward_packed(ids, types, batch)
-        return pool(hidden, batch, self.pooling_modes, skip)
+        x = pool(hidden, batch, self.pooling_modes, skip)
+        for dense in self.dense:
+            x = dense(x)
+        if self.normalize:  # the Normalize module: before truncate_dim, as in sentence-transformers
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return x
 
     def encode(
         self,
@@ -228,10 +255,15 @@ class SentenceEncoder:
         *,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        precision: str = "float32",
+        truncate_dim: int | None = None,
     ) -> np.ndarray | list[np.ndarray]:
-        """[N, dim] float32 embeddings (a single string gives [dim]); normalized to unit length when asked or
-        when the folder has a Normalize module. convert_to_numpy=False returns a list of [dim] arrays.
-        prompt / prompt_name: text put before every sentence (see `resolve_prompt`)."""
+        """[N, dim] float32 embeddings (a single string gives [dim]), in sentence-transformers' order: the
+        folder's modules (Dense, Normalize), then truncation to truncate_dim (default: the folder's), then
+        normalize_embeddings, then `precision` ("int8" / "uint8": 256 buckets per dimension between its min and
+        max over these embeddings; "binary" / "ubinary": signs packed into bits; see quantize_embeddings).
+        convert_to_numpy=False returns a list of [dim] arrays. prompt / prompt_name: text put before every
+        sentence (see `resolve_prompt`)."""
         single = isinstance(sentences, str)
         texts = [sentences] if single else list(sentences)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -239,18 +271,26 @@ class SentenceEncoder:
         bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
         if bad is not None:
             raise TypeError(f"sentences must be strings; item {bad} is {type(texts[bad]).__name__}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        truncate_dim = _check_truncate_dim(truncate_dim) or self.truncate_dim
         prefix = self.resolve_prompt(prompt_name, prompt)
         skip = self.tokenizer.prompt_length(prefix) if prefix and not self.include_prompt else 0
-        out = np.empty((len(texts), self.embedding_dimension), np.float32)
+        full_dim = self.dense[-1].out_features if self.dense else self.model.config.hidden_size * len(
+            self.pooling_modes)
+        dim = min(full_dim, truncate_dim) if truncate_dim else full_dim
+        out = np.empty((len(texts), dim), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         progress = _Progress((len(texts) + batch_size - 1) // batch_size, show_progress_bar)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            out[idx] = self._embed_batch([prefix + texts[i] for i in idx], skip)
+            out[idx] = self._embed_batch([prefix + texts[i] for i in idx], skip)[:, :dim]
             progress.advance()
-        if normalize_embeddings or self.normalize:
+        if normalize_embeddings:
             # as torch.nn.functional.normalize: x / max(||x||, 1e-12)
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        if precision != "float32" and len(texts):
+            out = quantize_embeddings(out, precision)
         if single:
             return out[0]
         return out if convert_to_numpy else list(out)
@@ -267,6 +307,12 @@ class SentenceEncoder:
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and role in self.prompts:
             kwargs["prompt_name"] = role
         return self.encode(sentences, **kwargs)
+
+
+def _check_truncate_dim(value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
+    return value
 
 
 def _module_folder(root: Path, sub: Any) -> Path:

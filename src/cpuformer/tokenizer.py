@@ -43,6 +43,8 @@ class Tokenizer:
         self.pad_token_id = self._first_id("[PAD]", "<pad>") or 0
         self.mask_token = next((t for t in ("[MASK]", "<mask>") if self._tok.token_to_id(t) is not None), None)
         self.mask_token_id = self._tok.token_to_id(self.mask_token) if self.mask_token else None
+        self.cls_token_id = self._first_id("[CLS]", "<s>")
+        self.unk_token_id = self._first_id("[UNK]", "<unk>")
 
     def _first_id(self, *tokens: str) -> int | None:
         for token in tokens:
@@ -145,6 +147,35 @@ class Tokenizer:
         ids = np.fromiter((i for e in encodings for i in e.ids), np.int64, int(lengths.sum()))
         types = np.fromiter((i for e in encodings for i in e.type_ids), np.int64, int(lengths.sum()))
         return ids, types, lengths
+
+    def encode_with_offsets(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
+                            max_length: int | None = None, stride: int = 0, strategy: str = "longest_first"):
+        """The `tokenizers` Encoding of each text (or pair), with character offsets, sequence ids, word ids and
+        the special-tokens mask. With stride > 0, what truncation cuts off comes back as further windows that
+        overlap by `stride` tokens (encoding.overflowing; strategy "only_second" keeps the first text whole).
+        ValueError when the tokenizer cannot split so (the first text leaves no room for the stride)."""
+        texts = [t.lower() for t in texts] if self.lowercase else list(texts)  # lower() keeps offsets for most text
+        limit = self.max_length if max_length is None else max_length
+        try:
+            self._tok.enable_truncation(limit, stride=stride, strategy=strategy)
+            if text_pairs is None:
+                return self._tok.encode_batch(list(texts))
+            return self._tok.encode_batch(list(zip(texts, text_pairs)))
+        except Exception as exc:  # tokenizers raises its own Exception type for impossible truncations
+            raise ValueError(f"cannot split the text into windows of {limit} tokens with stride {stride}: {exc}") \
+                from None
+        finally:
+            self._tok.enable_truncation(self.max_length)
+
+    @property
+    def continuing_subword_prefix(self) -> str | None:
+        """"##" for WordPiece models (a token that continues a word is marked); None for BPE / Unigram."""
+        return getattr(self._tok.model, "continuing_subword_prefix", None) or None
+
+    def tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Tokens joined back into text by the tokenizer's decoder ("hello", "##s" -> "hellos")."""
+        decoder = self._tok.decoder
+        return decoder.decode(list(tokens)) if decoder is not None else " ".join(tokens)
 
     def prompt_length(self, prompt: str) -> int:
         """How many leading tokens a prompt puts before a text: its encoding's length without the trailing

@@ -294,7 +294,8 @@ def test_pytorch_only_checkpoint_says_how_to_convert(ref, tmp_path):
         (dict(hidden_size=-1), "config hidden_size must be a positive int, got -1"),
         (dict(architectures=["GPTNeoXForCausalLM"]), "architecture 'GPTNeoXForCausalLM' is not supported by "
                                                      "cpuformer; supported: .*BertModel"),
-        (dict(architectures=None), "has no 'architectures' list"),
+        (dict(architectures=None, model_type="t5"), "has no 'architectures' list and model_type 't5' is not one "
+                                                    "cpuformer knows \\(bert, distilbert, electra, gpt2, mpnet, roberta"),
     ],
 )
 def test_bad_configs_raise_clear_errors(ref, tmp_path, changes, message):
@@ -343,9 +344,10 @@ def test_bert_classes_refuse_a_relatives_folder(relatives_ref, folder, model_typ
         cls.from_pretrained(relatives_ref / "relatives" / folder)
 
 
-def test_automodel_refuses_a_relatives_folder(relatives_ref):
-    with pytest.raises(ValueError, match="architecture 'RobertaModel' is not supported by cpuformer; supported: "):
-        AutoModel.from_pretrained(relatives_ref / "relatives" / "roberta")
+@pytest.mark.parametrize("folder, cls_name", [("roberta", "RobertaModel"), ("xlm-roberta", "XLMRobertaModel"),
+                                              ("distilbert", "DistilBertModel")])
+def test_automodel_loads_a_relatives_folder_with_its_own_class(relatives_ref, folder, cls_name):
+    assert type(AutoModel.from_pretrained(relatives_ref / "relatives" / folder)).__name__ == cls_name
 
 
 def test_gpt2_class_refuses_a_bert_folder(ref):

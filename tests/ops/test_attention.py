@@ -358,3 +358,44 @@ def test_matches_torch_sdpa(isa, two_threads, torch_outputs, name):
     out = ops.multi_head_attention(q, k, v, heads, mask, causal, scale)
     ref.assert_close(out, expected, "attention_vs_torch")
     ref.assert_close(out, ref.attention(q, k, v, heads, mask, causal, scale), "attention")
+
+
+# ---- relative position bias (MPNet) -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("lengths", [[1, 2, 3], [63, 70, 5], [130, 64, 65, 1]])
+def test_varlen_relative_bias_matches_reference(isa, lengths, causal):
+    """Rows path (1-2 queries) and blocked path (64-query / 64-key tiles and their edges): each sequence equals
+    the float64 reference with the bias added by relative position, indexed per sequence."""
+    rng = np.random.default_rng(sum(lengths))
+    heads, dim, longest = 3, 33, 140
+    cu = np.concatenate([[0], np.cumsum(lengths)])
+    q, k, v = (rand(rng, int(cu[-1]), heads * dim) for _ in range(3))
+    bias = rand(rng, heads, 2 * longest - 1, scale=2.0)
+    out = ops.multi_head_attention_varlen(q, k, v, cu, heads, causal=causal, relative_bias=bias)
+    for b, n in enumerate(lengths):
+        rows = slice(cu[b], cu[b + 1])
+        want = ref.attention(q[None, rows], k[None, rows], v[None, rows], heads, causal=causal, relative_bias=bias)
+        ref.assert_close(out[rows], want[0], "attention", err_msg=f"sequence {b} of length {n}")
+
+
+def test_varlen_relative_bias_zero_equals_no_bias(isa):
+    rng = np.random.default_rng(3)
+    q, k, v = (rand(rng, 90, 2 * 32) for _ in range(3))
+    cu = np.array([0, 20, 90])
+    plain = ops.multi_head_attention_varlen(q, k, v, cu, 2)
+    np.testing.assert_array_equal(
+        ops.multi_head_attention_varlen(q, k, v, cu, 2, relative_bias=np.zeros((2, 139), np.float32)), plain)
+
+
+@pytest.mark.parametrize("shape, dtype, error, message", [
+    ((2, 20), np.float32, ValueError, r"relative_bias must have shape \(num_heads=2, 2 \* L - 1\) with L >= the "
+                                      r"longest sequence \(70\), got \(2, 20\)"),
+    ((3, 139), np.float32, ValueError, r"relative_bias must have shape \(num_heads=2"),
+    ((2, 138), np.float32, ValueError, r"relative_bias must have shape"),
+    ((2, 139), np.float64, TypeError, "relative_bias"),
+])
+def test_varlen_relative_bias_errors(shape, dtype, error, message):
+    q = np.zeros((90, 64), np.float32)
+    with pytest.raises(error, match=message):
+        ops.multi_head_attention_varlen(q, q, q, np.array([0, 20, 90]), 2, relative_bias=np.zeros(shape, dtype))

@@ -1,13 +1,15 @@
-"""BERT encoders from Hugging Face checkpoints: BertModel, BertForMaskedLM (fill_mask), BertForSequenceClassification.
+"""BERT encoders from Hugging Face checkpoints: BertModel and its task heads (masked LM / fill_mask, sequence
+classification, question answering, token classification).
 
 Attribute and weight names mirror the checkpoint (embeddings.word_embeddings, encoder.layer.N.attention.self.query,
 ...). Every forward pass runs on the packed real tokens of the batch ([total_tokens, hidden], no padding), with
-varlen attention over `cu_seqlens`; outputs are scattered back to [B, T, ...] at the end.
+varlen attention over `cu_seqlens`; outputs are scattered back to [B, T, ...] at the end. RoBERTa and ELECTRA
+keep BERT's layer names and build on BertModel (models/roberta.py, models/electra.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,12 +18,18 @@ from ..inputs import check_attention_mask, check_id_range, check_input_ids, chec
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, pack_linear,
                       TiedEmbedding, take_fused_linear, take_linear)
 from .base import PretrainedModel, config_sizes
+from .heads import (FirstTokenClassifier, MaskedLMModel, MaskedLMOutput, SequenceClassificationModel,
+                    SequenceClassifierOutput)
+from .question_answering import QuestionAnsweringModel
 from .registry import register_model
+from .token_classification import TokenClassificationModel
 
 __all__ = [
     "BertConfig",
     "BertForMaskedLM",
+    "BertForQuestionAnswering",
     "BertForSequenceClassification",
+    "BertForTokenClassification",
     "BertModel",
     "BertOutput",
     "MaskedLMOutput",
@@ -43,12 +51,19 @@ class BertConfig:
     # for sequence classification: label names by class index, and how logits become scores
     id2label: dict[int, str] = field(default_factory=dict, compare=False, hash=False)
     problem_type: str | None = None
+    # ELECTRA: embeddings narrower than the hidden size, projected up (None: embeddings are hidden_size wide)
+    embedding_size: int | None = None
+    pad_token_id: int = 0
+    # RoBERTa: positions start at pad_token_id + 1, so that many position embeddings are never used by tokens
+    position_offset: int = 0
+    # DistilBERT: a fixed sinusoidal position table (computed when the checkpoint does not store it)
+    sinusoidal_positions: bool = False
 
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> "BertConfig":
-        sizes = config_sizes(config, "BERT", ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    def from_dict(cls, config: dict[str, Any], family: str = "BERT", **extra: Any) -> "BertConfig":
+        sizes = config_sizes(config, family, ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                               "intermediate_size", "max_position_embeddings", "type_vocab_size"],
-                             may_be_zero=["num_hidden_layers"], divisible=("hidden_size", "num_attention_heads"))
+                             may_be_zero=["num_hidden_layers", "type_vocab_size"], divisible=("hidden_size", "num_attention_heads"))
         position_type = config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; only 'absolute'")
@@ -61,31 +76,33 @@ class BertConfig:
             labels = {int(k): str(v) for k, v in id2label.items()}
         except ValueError:
             raise ValueError(f"config id2label keys must be integers, got {list(id2label)!r}") from None
+        pad = config.get("pad_token_id", 0)
+        if pad is None:
+            pad = 0
+        if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < sizes["vocab_size"]:
+            raise ValueError(f"config pad_token_id must be an int in [0, vocab_size), got {pad!r}")
         return cls(**sizes, hidden_act=hidden_act,
                    layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)), id2label=labels,
-                   problem_type=config.get("problem_type"))
+                   problem_type=config.get("problem_type"), pad_token_id=pad, **extra)
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest sequence the position embeddings cover (RoBERTa: minus its offset)."""
+        return self.max_position_embeddings - self.position_offset
+
+    @property
+    def embedding_width(self) -> int:
+        return self.embedding_size or self.hidden_size
 
 
 @dataclass
 class BertOutput:
     last_hidden_state: np.ndarray  # [B, T, hidden]; zeros at padding positions
     pooler_output: np.ndarray | None  # [B, hidden], or None when the checkpoint has no pooler
-
-
-@dataclass
-class MaskedLMOutput:
-    logits: np.ndarray  # [B, T, vocab]; zeros at padding positions
-    last_hidden_state: np.ndarray
-
-
-@dataclass
-class SequenceClassifierOutput:
-    logits: np.ndarray  # [B, num_labels]
-    pooler_output: np.ndarray
 
 
 class BertPretrainedModel(PretrainedModel):
@@ -98,46 +115,60 @@ class BertPretrainedModel(PretrainedModel):
 
     @classmethod
     def tokenizer_options(cls, config: BertConfig) -> dict[str, Any]:
-        return {"max_positions": config.max_position_embeddings}
+        return {"max_positions": config.max_tokens}
 
 
 class BertEmbeddings:
-    """word + absolute position + token type embeddings, then layer norm."""
+    """word + absolute position (+ token type) embeddings, then layer norm. Width: config.embedding_width.
+    type_vocab_size 0 (DistilBERT) means the checkpoint has no token type table."""
 
-    def __init__(self, store: WeightStore, config: BertConfig, prefix: str = "embeddings"):
-        h = config.hidden_size
-        self.word_embeddings = Embedding.from_store(store, f"{prefix}.word_embeddings.weight", config.vocab_size, h)
-        self.position_embeddings = Embedding.from_store(
-            store, f"{prefix}.position_embeddings.weight", config.max_position_embeddings, h)
-        self.token_type_embeddings = Embedding.from_store(
-            store, f"{prefix}.token_type_embeddings.weight", config.type_vocab_size, h)
-        self.LayerNorm = LayerNorm.from_store(store, f"{prefix}.LayerNorm", h, config.layer_norm_eps)
+    def __init__(self, store: WeightStore, config: BertConfig, prefix: str = "embeddings",
+                 position_table: np.ndarray | None = None):
+        """position_table: used when the checkpoint stores none (DistilBERT's sinusoidal option)."""
+        e = config.embedding_width
+        self.word_embeddings = Embedding.from_store(store, f"{prefix}.word_embeddings.weight", config.vocab_size, e)
+        self.position_embeddings = (Embedding(position_table) if position_table is not None else Embedding.from_store(
+            store, f"{prefix}.position_embeddings.weight", config.max_position_embeddings, e))
+        self.token_type_embeddings = (Embedding.from_store(
+            store, f"{prefix}.token_type_embeddings.weight", config.type_vocab_size, e)
+            if config.type_vocab_size else None)
+        self.LayerNorm = LayerNorm.from_store(store, f"{prefix}.LayerNorm", e, config.layer_norm_eps)
 
     def __call__(self, ids: np.ndarray, token_types: np.ndarray, positions: np.ndarray) -> np.ndarray:
         x = self.word_embeddings(ids)
         x += self.position_embeddings.table[positions]
-        x += self.token_type_embeddings.table[token_types]
+        if self.token_type_embeddings is not None:
+            x += self.token_type_embeddings.table[token_types]
         return self.LayerNorm(x)
 
 
+# Where each weight of a post-LN encoder layer sits in BERT's checkpoints (RoBERTa and ELECTRA use the same).
+BERT_LAYER_NAMES = {
+    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+    "attention_out": "attention.output.dense", "attention_norm": "attention.output.LayerNorm",
+    "intermediate": "intermediate.dense", "output": "output.dense", "output_norm": "output.LayerNorm",
+}
+
+
 class BertLayer:
-    """Post-LN block: LN(x + attn(x)), then LN(h + W2 act(W1 h)); residual adds fused into the GEMM stores."""
+    """Post-LN block: LN(x + attn(x)), then LN(h + W2 act(W1 h)); residual adds fused into the GEMM stores.
+    `names` maps each weight to its name under `prefix` (DistilBERT names them differently)."""
 
-    def __init__(self, store: WeightStore, config: BertConfig, prefix: str):
+    def __init__(self, store: WeightStore, config: BertConfig, prefix: str, names: dict[str, str] = BERT_LAYER_NAMES):
         h, i = config.hidden_size, config.intermediate_size
-        qkv = take_fused_linear(store, [f"{prefix}.attention.self.{n}" for n in ("query", "key", "value")], h, h)
-        out = take_linear(store, f"{prefix}.attention.output.dense", h, h)
+        w = {role: f"{prefix}.{name}" for role, name in names.items()}
+        qkv = take_fused_linear(store, [w["query"], w["key"], w["value"]], h, h)
+        out = take_linear(store, w["attention_out"], h, h)
         self.attention = SelfAttention(qkv, out, config.num_attention_heads)
-        self.attention_norm = LayerNorm.from_store(store, f"{prefix}.attention.output.LayerNorm", h,
-                                                   config.layer_norm_eps)
-        self.intermediate = take_linear(store, f"{prefix}.intermediate.dense", h, i,
-                                        activation=fused_activation(config.hidden_act))
-        self.output = take_linear(store, f"{prefix}.output.dense", i, h)
-        self.output_norm = LayerNorm.from_store(store, f"{prefix}.output.LayerNorm", h, config.layer_norm_eps)
+        self.attention_norm = LayerNorm.from_store(store, w["attention_norm"], h, config.layer_norm_eps)
+        self.intermediate = take_linear(store, w["intermediate"], h, i, activation=fused_activation(config.hidden_act))
+        self.output = take_linear(store, w["output"], i, h)
+        self.output_norm = LayerNorm.from_store(store, w["output_norm"], h, config.layer_norm_eps)
 
-    def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace) -> np.ndarray:
+    def __call__(self, x: np.ndarray, batch: PackedBatch, ws: Workspace,
+                 relative_bias: np.ndarray | None = None) -> np.ndarray:
         n = x.shape[0]
-        h = self.attention_norm(self.attention(x, batch, residual=x, workspace=ws))
+        h = self.attention_norm(self.attention(x, batch, residual=x, workspace=ws, relative_bias=relative_bias))
         inner = self.intermediate(h, out=ws.get("ffn", (n, self.intermediate.out_features)))
         return self.output_norm(self.output(inner, residual=h, out=ws.get("ffn_out", h.shape)))
 
@@ -150,16 +181,21 @@ class BertModel(BertPretrainedModel):
     BertForQuestionAnswering, ...): its `bert.` prefix is stripped and the task head skipped, as transformers does."""
 
     is_base_model = True
+    layer_prefix = "encoder.layer"
+    layer_names = BERT_LAYER_NAMES
 
     def __init__(self, config: BertConfig, store: WeightStore, *, pooler: bool | None = None):
         """Takes every encoder weight from `store` (already prefix-stripped); pooler=None loads it if present."""
         self.config = config
-        self.embeddings = BertEmbeddings(store, config)
-        self.encoder_layers = [BertLayer(store, config, f"encoder.layer.{n}")
+        self.embeddings = self.build_embeddings(config, store)
+        self.encoder_layers = [BertLayer(store, config, f"{self.layer_prefix}.{n}", self.layer_names)
                                for n in range(config.num_hidden_layers)]
         if pooler is None:
             pooler = store.has("pooler.dense.weight")
         self.pooler = take_linear(store, "pooler.dense", config.hidden_size, config.hidden_size) if pooler else None
+
+    def build_embeddings(self, config: BertConfig, store: WeightStore) -> BertEmbeddings:
+        return BertEmbeddings(store, config)
 
     # --- inputs -------------------------------------------------------------------------------------------
     def prepare_inputs(self, input_ids, attention_mask=None, token_type_ids=None):
@@ -167,10 +203,12 @@ class BertModel(BertPretrainedModel):
         cfg = self.config
         ids = check_input_ids(input_ids)
         t = ids.shape[1]
-        if t > cfg.max_position_embeddings:
+        if t > cfg.max_tokens:
+            offset = (f" minus the {cfg.position_offset} positions reserved below the first token"
+                      if cfg.position_offset else "")
             raise ValueError(
-                f"sequence length {t} exceeds max_position_embeddings={cfg.max_position_embeddings}; truncate the "
-                "input (the tokenizer does this with max_length)"
+                f"sequence length {t} exceeds max_position_embeddings={cfg.max_position_embeddings}{offset}; "
+                "truncate the input (the tokenizer does this with max_length)"
             )
         mask = check_attention_mask(attention_mask, ids.shape)
         types = (np.zeros(ids.shape, np.int64) if token_type_ids is None
@@ -178,18 +216,34 @@ class BertModel(BertPretrainedModel):
         batch = PackedBatch.from_mask(mask)
         flat_ids, flat_types = batch.gather(ids), batch.gather(types)
         check_id_range(flat_ids, cfg.vocab_size, "input_ids", f"vocab_size={cfg.vocab_size}")
-        check_id_range(flat_types, cfg.type_vocab_size, "token_type_ids", f"type_vocab_size={cfg.type_vocab_size}")
+        if cfg.type_vocab_size:
+            check_id_range(flat_types, cfg.type_vocab_size, "token_type_ids",
+                           f"type_vocab_size={cfg.type_vocab_size}")
+        # else: no token type table (DistilBERT); tokenizers still mark the second text of a pair, ignored
         return batch, flat_ids, flat_types
 
     # --- forward ------------------------------------------------------------------------------------------
     def forward_packed(self, ids: np.ndarray, token_types: np.ndarray, batch: PackedBatch) -> np.ndarray:
         """Packed ids / token types [total_tokens] -> hidden states [total_tokens, hidden]. Positions are the
         tokens' columns in the padded batch (batch.cols), as in transformers."""
-        x = self.embeddings(ids, token_types, batch.cols)
+        x = self.embed(ids, token_types, batch)
         ws = Workspace()
+        bias = self.relative_bias(batch)
         for layer in self.encoder_layers:
-            x = layer(x, batch, ws)
+            x = layer(x, batch, ws, bias)
         return x
+
+    def relative_bias(self, batch: PackedBatch) -> np.ndarray | None:
+        """The attention bias by relative position shared by every layer (MPNet), or None (BERT)."""
+        return None
+
+    def positions(self, ids: np.ndarray, batch: PackedBatch) -> np.ndarray:
+        """Position ids of the packed tokens: their columns in the padded batch (BERT)."""
+        return batch.cols
+
+    def embed(self, ids: np.ndarray, token_types: np.ndarray, batch: PackedBatch) -> np.ndarray:
+        """The embedding layer's output [total_tokens, hidden] (ELECTRA adds its projection)."""
+        return self.embeddings(ids, token_types, self.positions(ids, batch))
 
     def pool(self, hidden: np.ndarray, batch: PackedBatch) -> np.ndarray | None:
         """tanh(dense(first token)) per sequence, or None without a pooler."""
@@ -203,21 +257,24 @@ class BertModel(BertPretrainedModel):
         return BertOutput(batch.scatter(hidden), self.pool(hidden, batch))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+
+
+class BertTaskModel(BertPretrainedModel):
+    """Where BERT's task heads find their encoder (`self.bert`, weights under "bert.")."""
+
+    encoder_attr = "bert"
+    base_model_class = BertModel
 
 
 @register_model("BertForMaskedLM", "BertForPreTraining")
-class BertForMaskedLM(BertPretrainedModel):
+class BertForMaskedLM(BertTaskModel, MaskedLMModel):
     """BERT + MLM head: transform (dense, act, LN) then a decoder tied to the word embeddings, plus a bias."""
 
     unused_heads = {"BertForPreTraining": ("cls.seq_relationship.*",)}  # next-sentence head: not masked LM
 
     def __init__(self, config: BertConfig, store: WeightStore):
         h, v = config.hidden_size, config.vocab_size
-        self.config = config
-        self.bert = BertModel(config, store)
+        self.build_encoder(config, store)
         self.transform = take_linear(store, "cls.predictions.transform.dense", h, h,
                                      activation=fused_activation(config.hidden_act))
         self.transform_norm = LayerNorm.from_store(store, "cls.predictions.transform.LayerNorm", h,
@@ -236,91 +293,27 @@ class BertForMaskedLM(BertPretrainedModel):
         """[n, hidden] -> vocabulary logits [n, vocab]."""
         return self.decoder(self.transform_norm(self.transform(hidden)))
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> MaskedLMOutput:
-        batch, ids, types = self.bert.prepare_inputs(input_ids, attention_mask, token_type_ids)
-        hidden = self.bert.forward_packed(ids, types, batch)
-        return MaskedLMOutput(batch.scatter(self.head(hidden)), batch.scatter(hidden))
-
-    def fill_mask(self, text: str | Sequence[str], top_k: int = 5):
-        """Like transformers' fill-mask pipeline: per [MASK] in the text, the top_k predictions as dicts
-        {score, token, token_str, sequence}. One text with one mask -> list of dicts; with several masks ->
-        one list per mask; a list of texts -> one such result per text."""
-        tok = self.require_tokenizer()
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-        if tok.mask_token_id is None:
-            raise ValueError("the tokenizer has no mask token")
-        texts = [text] if isinstance(text, str) else list(text)
-        if not texts:
-            raise ValueError("fill_mask needs at least one text")
-        enc = tok.encode_batch(texts)
-        batch, ids, types = self.bert.prepare_inputs(enc.input_ids, enc.attention_mask, enc.token_type_ids)
-        hidden = self.bert.forward_packed(ids, types, batch)
-        masked = np.flatnonzero(ids == tok.mask_token_id)
-        seq_of = np.searchsorted(batch.cu_seqlens, masked, side="right") - 1
-        missing = sorted(set(range(len(texts))) - set(seq_of.tolist()))
-        if missing:
-            raise ValueError(f"no mask token ({tok.mask_token}) found in text {missing[0]}: {texts[missing[0]]!r}")
-        probs = _softmax(self.head(np.ascontiguousarray(hidden[masked])).astype(np.float64))
-        k = min(top_k, probs.shape[1])
-        masks_in = np.bincount(seq_of, minlength=len(texts))
-        results: list[list] = [[] for _ in texts]
-        for row, (pos, seq) in enumerate(zip(masked, seq_of)):
-            best = np.argsort(-probs[row], kind="stable")[:k]
-            start, end = batch.cu_seqlens[seq], batch.cu_seqlens[seq + 1]
-            preds = []
-            for token in best:
-                filled = ids[start:end].copy()
-                filled[pos - start] = token
-                preds.append({"score": float(probs[row, token]), "token": int(token),
-                              "token_str": tok.decode([token]),
-                              # as the pipeline: with several masks the others stay visible, so keep specials
-                              "sequence": tok.decode(filled, skip_special_tokens=masks_in[seq] == 1)})
-            results[seq].append(preds)
-        results = [r[0] if len(r) == 1 else r for r in results]
-        return results[0] if isinstance(text, str) else results
-
 
 @register_model("BertForSequenceClassification")
-class BertForSequenceClassification(BertPretrainedModel):
+class BertForSequenceClassification(BertTaskModel, SequenceClassificationModel):
     """BERT + pooler + classifier: logits = classifier(pooler_output); `predict(texts)` names the labels."""
 
-    def __init__(self, config: BertConfig, store: WeightStore):
-        self.config = config
-        self.bert = BertModel(config, store, pooler=True)
-        num_labels = store.take("classifier.weight", (None, config.hidden_size), packed=True).shape[0]
-        self.classifier = take_linear(store, "classifier", config.hidden_size, num_labels)
-        self.id2label = {i: config.id2label.get(i, f"LABEL_{i}") for i in range(num_labels)}
-        self.problem_type = config.problem_type or (
-            "regression" if num_labels == 1 else "single_label_classification")
+    def build_encoder(self, config: BertConfig, store: WeightStore, **options: Any):
+        return super().build_encoder(config, store, pooler=False)  # the pooler is the head's dense layer
+
+    def build_head(self, config: BertConfig, store: WeightStore) -> FirstTokenClassifier:
+        return FirstTokenClassifier.from_store(store, "pooler.dense", "classifier", config.hidden_size, "tanh")
 
     @property
-    def num_labels(self) -> int:
-        return self.classifier.out_features
+    def classifier(self):
+        return self.classifier_head.out
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> SequenceClassifierOutput:
-        batch, ids, types = self.bert.prepare_inputs(input_ids, attention_mask, token_type_ids)
-        pooled = self.bert.pool(self.bert.forward_packed(ids, types, batch), batch)
-        return SequenceClassifierOutput(self.classifier(pooled), pooled)
 
-    def predict(self, texts: str | Sequence[str], text_pairs: Sequence[str] | None = None):
-        """Top label per text as {"label", "score"} (softmax probability; sigmoid for multi-label; the raw
-        value for regression). A single string gives one dict, a list gives a list."""
-        tok = self.require_tokenizer()
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        if not items:
-            raise ValueError("predict needs at least one text")
-        pairs = [text_pairs] if single and isinstance(text_pairs, str) else text_pairs
-        enc = tok.encode_batch(items, pairs)
-        logits = self(enc.input_ids, enc.attention_mask, enc.token_type_ids).logits.astype(np.float64)
-        if self.problem_type == "regression":
-            scores = logits
-        elif self.problem_type == "multi_label_classification":
-            scores = 1.0 / (1.0 + np.exp(-logits))
-        else:
-            scores = _softmax(logits)
-        best = scores.argmax(axis=1)
-        out = [{"label": self.id2label[int(i)], "score": float(scores[r, i])} for r, i in enumerate(best)]
-        return out[0] if single else out
+@register_model("BertForQuestionAnswering")
+class BertForQuestionAnswering(BertTaskModel, QuestionAnsweringModel):
+    """BERT + qa_outputs (start / end logits per token); `answer(question, context)`."""
 
+
+@register_model("BertForTokenClassification")
+class BertForTokenClassification(BertTaskModel, TokenClassificationModel):
+    """BERT + classifier per token; `predict(text, aggregation=...)` gives entities with character offsets."""

@@ -6,7 +6,7 @@ from typing import Any, Callable, TypeVar
 
 from .base import Checkpoint
 
-__all__ = ["AutoModel", "register_model", "registered_architectures"]
+__all__ = ["AutoModel", "register_model", "registered_architectures", "supported_model_types"]
 
 _REGISTRY: dict[str, type] = {}
 T = TypeVar("T", bound=type)
@@ -32,6 +32,19 @@ def registered_architectures() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def supported_model_types() -> list[str]:
+    return sorted({t for cls in _REGISTRY.values() for t in getattr(cls, "model_types", ())})
+
+
+def _base_model_for(model_type: str | None) -> type | None:
+    """The registered bare model (is_base_model) implementing `model_type`, if any."""
+    for name in sorted(_REGISTRY):
+        cls = _REGISTRY[name]
+        if getattr(cls, "is_base_model", False) and model_type in getattr(cls, "model_types", ()):
+            return cls
+    return None
+
+
 class AutoModel:
     """`AutoModel.from_pretrained(path)` loads the class registered for config.json["architectures"][0]."""
 
@@ -41,9 +54,14 @@ class AutoModel:
             checkpoint = Checkpoint.open(checkpoint)
         archs = checkpoint.config.get("architectures")
         if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
+            base = _base_model_for(checkpoint.model_type)
+            if base is not None:  # no architectures list (older configs): the bare encoder of its model_type
+                return base
             raise ValueError(
-                f"config.json in {os.fspath(checkpoint.folder)!r} has no 'architectures' list; load with the model "
-                f"class directly (e.g. BertModel.from_pretrained). Known: {', '.join(registered_architectures())}"
+                f"config.json in {os.fspath(checkpoint.folder)!r} has no 'architectures' list and model_type "
+                f"{checkpoint.model_type!r} is not one cpuformer knows ({', '.join(supported_model_types())}); "
+                f"load with the model class directly (e.g. BertModel.from_pretrained). Known architectures: "
+                f"{', '.join(registered_architectures())}"
             )
         for name in archs:
             if name in _REGISTRY:

@@ -64,6 +64,10 @@ class ContinuousDecoder:
     def has_room(self) -> bool:
         return bool(self._free_rows)
 
+    @property
+    def free_rows(self) -> int:
+        return len(self._free_rows)
+
     def check(self, prompt_ids: Any, config: GenerationConfig) -> tuple[np.ndarray, GenerationConfig]:
         """Validate one prompt (int ids [T]) and its options as `model.generate` does (ids in the vocabulary, the
         prompt plus max_new_tokens within the position limit); ValueError/TypeError naming the problem."""

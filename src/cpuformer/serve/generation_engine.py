@@ -187,6 +187,7 @@ class GenerationEngine:
         if job.seq is not None:
             self._active.pop(job.seq.row, None)
             self.decoder.release(job.seq)
+            self.metrics.running_sequences.set(len(self._active))
 
     def _finish(self, job: GenerationJob, text: str, new: tuple[int, ...], reason: str, error: str | None = None):
         job.finished = True

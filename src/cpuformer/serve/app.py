@@ -6,6 +6,7 @@ Middleware order, outermost first: metrics (counts every answer), refuse-when-dr
 API key (401), body size (413 before anything parses the body)."""
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import asynccontextmanager
 
@@ -44,7 +45,8 @@ def create_app(service, options: ServeOptions | None = None):
         try:
             yield
         finally:
-            service.stop()
+            service.stop()  # after uvicorn's graceful shutdown: the queues are empty, the threads end
+            print("cpuformer serve: every request answered; stopped", file=sys.stderr, flush=True)
 
     app = FastAPI(title="cpuformer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = state

@@ -1,6 +1,6 @@
 """A small random GPT-2 folder written with numpy (no torch): the byte-level BPE tokenizer trained by
-tests/test_generation.py and random weights. Its eos id lies outside the vocabulary, so generation never stops
-early (every request runs to max_tokens or a stop string) and the offline model sees the same."""
+tests/test_generation.py and random weights. It has no eos id, so generation never stops early (every request
+runs to max_tokens or a stop string), offline as in the server."""
 from __future__ import annotations
 
 import json
@@ -13,9 +13,12 @@ from test_generation import train_tokenizer
 
 
 def write_gpt2_folder(folder: Path, *, n_positions: int = 2048, n_embd: int = 64, n_head: int = 4,
-                      n_layer: int = 3, seed: int = 0) -> Path:
+                      n_layer: int = 3, seed: int = 0, vocab_size: int | None = None) -> Path:
+    """vocab_size: the model's vocabulary (default: the tokenizer's 320; larger ones decode past 320 to "")."""
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = train_tokenizer(folder)
+    vocab = vocab_size or train_tokenizer(folder)
+    if vocab_size:
+        train_tokenizer(folder)
     rng = np.random.default_rng(seed)
     w = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)  # noqa: E731 - peaked logits, few ties
     tensors = {"transformer.wte.weight": w(vocab, n_embd), "transformer.wpe.weight": w(n_positions, n_embd),
@@ -29,6 +32,6 @@ def write_gpt2_folder(folder: Path, *, n_positions: int = 2048, n_embd: int = 64
             tensors[p + name + ".weight"], tensors[p + name + ".bias"] = w(k, n), w(n)
     save_safetensors(folder / "model.safetensors", tensors)
     config = dict(architectures=["GPT2LMHeadModel"], model_type="gpt2", vocab_size=vocab, n_positions=n_positions,
-                  n_embd=n_embd, n_layer=n_layer, n_head=n_head, eos_token_id=50256, bos_token_id=50256)
+                  n_embd=n_embd, n_layer=n_layer, n_head=n_head, eos_token_id=None, bos_token_id=None)
     (folder / "config.json").write_text(json.dumps(config))
     return folder

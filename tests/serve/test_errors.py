@@ -155,7 +155,8 @@ def test_wrong_model_and_wrong_endpoint_are_404(embedding_server):
     ({"prompt": "a", "logprobs": 2}, "logprobs", "logprobs is not supported"),
     ({"prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, "stop", "stop takes at most 4 sequences, got 5"),
     ({"prompt": ""}, "prompt", "prompt 0 has no tokens; give at least one token of text"),
-    ({"prompt": [5, 100000]}, None, "prompt 0: input_ids"),
+    ({"prompt": [5, 100000]}, "prompt", "token id 100000 is outside the vocabulary [0, 320)"),
+    ({"prompt": [5, 2**70]}, "prompt", f"token id {2**70} is outside the vocabulary [0, 320)"),
 ])
 def test_bad_completion_options_are_400(gpt2_server, body, param, message):
     r = httpx.post(gpt2_server.url + "/v1/completions", json=body, timeout=30)
@@ -166,6 +167,7 @@ def test_bad_completion_options_are_400(gpt2_server, body, param, message):
 def test_bad_embedding_inputs_are_400(embedding_server):
     for body, message in (({"input": []}, "input must not be empty"),
                           ({"input": [[1, 2], [5, 999999]]}, "input 1 has token id 999999 outside the vocabulary"),
+                          ({"input": [2**64]}, f"input 0 has token id {2**64} outside the vocabulary"),
                           ({"input": "a", "dimensions": 1000}, "dimensions must be at most this model's 384")):
         r = httpx.post(embedding_server.url + "/v1/embeddings", json=body, timeout=30)
         assert r.status_code == 400 and error_of(r).startswith(message)

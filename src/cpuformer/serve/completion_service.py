@@ -49,7 +49,10 @@ class CompletionService:
 
     def _encode(self, texts: Sequence[str]) -> list[np.ndarray]:
         with self._prompt_lock:
-            ids, _, lengths = self._prompt_tokenizer.encode_packed(list(texts), max_length=_NO_LIMIT)
+            return self._encode_locked(texts)
+
+    def _encode_locked(self, texts: Sequence[str]) -> list[np.ndarray]:
+        ids, _, lengths = self._prompt_tokenizer.encode_packed(list(texts), max_length=_NO_LIMIT)
         starts = np.concatenate([[0], np.cumsum(lengths)])
         return [ids[starts[i]:starts[i + 1]] for i in range(len(texts))]
 
@@ -62,10 +65,18 @@ class CompletionService:
         if isinstance(prompt[0], int):
             prompt = [prompt]
         if isinstance(prompt[0], str):
-            # large prompts leave the event loop
-            encoded = (self._encode(prompt) if sum(map(len, prompt)) <= 4096
-                       else await asyncio.to_thread(self._encode, prompt))
+            # Inline only when small and the lock is free: waiting for it would stall the event loop.
+            if sum(map(len, prompt)) <= 4096 and self._prompt_lock.acquire(blocking=False):
+                try:
+                    encoded = self._encode_locked(prompt)
+                finally:
+                    self._prompt_lock.release()
+            else:
+                encoded = await asyncio.to_thread(self._encode, prompt)
         else:
+            bad = next((t for p in prompt for t in p if not 0 <= t < self.model.vocab_size), None)
+            if bad is not None:
+                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.model.vocab_size})")
             encoded = [np.asarray(p, np.int64) for p in prompt]
         for i, ids in enumerate(encoded):
             if ids.size == 0:

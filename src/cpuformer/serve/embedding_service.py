@@ -55,31 +55,38 @@ class EmbeddingService:
 
     # --- inputs -------------------------------------------------------------------------------------------------
     def _tokenize_now(self, texts: Sequence[str], truncate: bool, prefix: str) -> list[TokenizedText]:
+        with self._tokenizer_lock:
+            return self._tokenize_locked(texts, truncate, prefix)
+
+    def _tokenize_locked(self, texts: Sequence[str], truncate: bool, prefix: str) -> list[TokenizedText]:
         tokenizer = self.encoder.tokenizer
         texts = [prefix + t for t in texts]
-        with self._tokenizer_lock:
-            ids, types, lengths = tokenizer.encode_packed(texts, max_length=_NO_LIMIT)
-            starts = np.concatenate([[0], np.cumsum(lengths)])
-            out = [TokenizedText(ids[starts[i]:starts[i + 1]], types[starts[i]:starts[i + 1]])
-                   for i in range(len(texts))]
-            too_long = [i for i, n in enumerate(lengths) if n > self.max_length]
-            if too_long and not truncate:
-                i = too_long[0]
-                raise InputTooLong(i, int(lengths[i]), self.max_length)
-            if too_long:  # the tokenizer's own truncation: the same tokens SentenceEncoder.encode embeds
-                cut_ids, cut_types, cut_lengths = tokenizer.encode_packed([texts[i] for i in too_long])
-                cut_starts = np.concatenate([[0], np.cumsum(cut_lengths)])
-                for j, i in enumerate(too_long):
-                    out[i] = TokenizedText(cut_ids[cut_starts[j]:cut_starts[j + 1]],
-                                           cut_types[cut_starts[j]:cut_starts[j + 1]])
+        ids, types, lengths = tokenizer.encode_packed(texts, max_length=_NO_LIMIT)
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        out = [TokenizedText(ids[starts[i]:starts[i + 1]], types[starts[i]:starts[i + 1]])
+               for i in range(len(texts))]
+        too_long = [i for i, n in enumerate(lengths) if n > self.max_length]
+        if too_long and not truncate:
+            i = too_long[0]
+            raise InputTooLong(i, int(lengths[i]), self.max_length)
+        if too_long:  # the tokenizer's own truncation: the same tokens SentenceEncoder.encode embeds
+            cut_ids, cut_types, cut_lengths = tokenizer.encode_packed([texts[i] for i in too_long])
+            cut_starts = np.concatenate([[0], np.cumsum(cut_lengths)])
+            for j, i in enumerate(too_long):
+                out[i] = TokenizedText(cut_ids[cut_starts[j]:cut_starts[j + 1]],
+                                       cut_types[cut_starts[j]:cut_starts[j + 1]])
         return out
 
     async def tokenize(self, texts: Sequence[str], truncate: bool, prefix: str | None = None) -> list[TokenizedText]:
         """Token ids of each text (after the model's default prompt, or `prefix`); InputTooLong past max_length
         unless truncate. An empty text still gets the model's special tokens, as in SentenceEncoder.encode."""
         prefix = self.prefix if prefix is None else prefix
-        if sum(len(t) for t in texts) <= _INLINE_CHARS:
-            return self._tokenize_now(texts, truncate, prefix)
+        # Inline only when the lock is free: waiting for it on the event loop would stall every connection.
+        if sum(len(t) for t in texts) <= _INLINE_CHARS and self._tokenizer_lock.acquire(blocking=False):
+            try:
+                return self._tokenize_locked(texts, truncate, prefix)
+            finally:
+                self._tokenizer_lock.release()
         return await asyncio.to_thread(self._tokenize_now, texts, truncate, prefix)
 
     def token_inputs(self, lists: Sequence[Sequence[int]], truncate: bool) -> list[TokenizedText]:
@@ -90,11 +97,10 @@ class EmbeddingService:
                 raise ValueError(f"input {i} is an empty list of token ids")
             if len(ids) > self.max_length and not truncate:
                 raise InputTooLong(i, len(ids), self.max_length)
+            bad = next((t for t in ids if not 0 <= t < self.vocab_size), None)
+            if bad is not None:
+                raise ValueError(f"input {i} has token id {bad} outside the vocabulary [0, {self.vocab_size})")
             arr = np.asarray(ids[:self.max_length], np.int64)
-            bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
-            if bad.size:
-                raise ValueError(f"input {i} has token id {int(arr[bad[0]])} outside the vocabulary "
-                                 f"[0, {self.vocab_size})")
             out.append(TokenizedText(arr, np.zeros_like(arr)))
         return out
 

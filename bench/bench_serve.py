@@ -35,6 +35,7 @@ from server_process import ServerProcess  # noqa: E402
 CLIENTS = (1, 8, 64)
 REQUESTS = {1: 128, 8: 512, 64: 1024}  # per run: bounded
 OFFLINE_BATCH = 64
+ROUNDS = 2  # offline and served runs alternate; the best of each is kept
 GEN_STREAMS, GEN_TOKENS, GEN_PROMPT = 8, 64, 16
 
 
@@ -119,7 +120,7 @@ async def run_clients(url: str, path: str, bodies: list[bytes], clients: int):
 def offline_encode_seconds(encoder, sentences: list[str]) -> tuple[float, np.ndarray]:
     encoder.encode(sentences[:OFFLINE_BATCH], batch_size=OFFLINE_BATCH)  # warm-up
     best, out = np.inf, None
-    for _ in range(3):
+    for _ in range(2):
         start = time.perf_counter()
         out = encoder.encode(sentences, batch_size=OFFLINE_BATCH)
         best = min(best, time.perf_counter() - start)
@@ -189,6 +190,8 @@ def cpu_model() -> str:
 
 
 def run_embeddings() -> list[dict]:
+    """Offline and served runs alternate (ROUNDS each, the best kept), so a busy moment on a shared machine
+    does not land on one side only."""
     from cpuformer import SentenceEncoder
 
     encoder = SentenceEncoder.from_pretrained()
@@ -196,11 +199,16 @@ def run_embeddings() -> list[dict]:
     with ServerProcess([]) as server:
         for clients in CLIENTS:
             sentences = mixed_sentences(REQUESTS[clients], seed=clients)
-            offline_s, expected = offline_encode_seconds(encoder, sentences)
-            row = embedding_load(server, sentences, expected, clients)
-            row["offline_rps"] = len(sentences) / offline_s
-            row["ratio"] = row["rps"] / row["offline_rps"]
-            rows.append(row)
+            best_offline, best_row = np.inf, None
+            for _ in range(ROUNDS):
+                offline_s, expected = offline_encode_seconds(encoder, sentences)
+                best_offline = min(best_offline, offline_s)
+                row = embedding_load(server, sentences, expected, clients)
+                if best_row is None or row["rps"] > best_row["rps"]:
+                    best_row = row
+            best_row["offline_rps"] = len(sentences) / best_offline
+            best_row["ratio"] = best_row["rps"] / best_row["offline_rps"]
+            rows.append(best_row)
     return rows
 
 
@@ -209,12 +217,17 @@ def run_generation(tmp: Path) -> dict:
 
     folder = write_gpt2_small(tmp / "gpt2_small_random")
     prompts = generation_prompts(50257)
-    offline_tps, _ = offline_generate_tokens_per_s(GPT2LMHeadModel.from_pretrained(folder), prompts)
+    model = GPT2LMHeadModel.from_pretrained(folder)
+    offline_tps, best = 0.0, None
     with ServerProcess(["--model", str(folder), "--max-sequences", str(GEN_STREAMS)]) as server:
-        row = generation_load(server, prompts)
-    row["offline_tokens_per_s"] = offline_tps
-    row["ratio"] = row["tokens_per_s"] / offline_tps
-    return row
+        for _ in range(ROUNDS):
+            offline_tps = max(offline_tps, offline_generate_tokens_per_s(model, prompts)[0])
+            row = generation_load(server, prompts)
+            if best is None or row["tokens_per_s"] > best["tokens_per_s"]:
+                best = row
+    best["offline_tokens_per_s"] = offline_tps
+    best["ratio"] = best["tokens_per_s"] / offline_tps
+    return best
 
 
 def report(rows: list[dict], gen: dict | None) -> str:

@@ -12,7 +12,7 @@ offline batch-8 `generate` of the same prompts; tokens/s and the ratio.
 The clients speak minimal HTTP/1.1 over asyncio streams and parse responses after the clock stops, so the load
 generator takes as little of the machine (which it shares with the server) as possible.
 
-    python bench/bench_serve.py                      # prints the table
+    python bench/bench_serve.py [embeddings] [generation]   # prints the table
     python -m pytest bench/bench_serve.py --benchmark-only -s
 """
 from __future__ import annotations
@@ -263,8 +263,12 @@ def test_serve_generation_load(benchmark, tmp_path):
 if __name__ == "__main__":
     import tempfile
 
-    embedding_rows = run_embeddings()
-    print(report(embedding_rows, None), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        generation_row = run_generation(Path(tmp))
+    parts = sys.argv[1:] or ["embeddings", "generation"]  # python bench/bench_serve.py [embeddings] [generation]
+    embedding_rows = run_embeddings() if "embeddings" in parts else []
+    if embedding_rows:
+        print(report(embedding_rows, None), flush=True)
+    generation_row = None
+    if "generation" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            generation_row = run_generation(Path(tmp))
     print(report(embedding_rows, generation_row))

@@ -202,30 +202,69 @@ py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py:
   return std::move(out);
 }
 
-// k/v for KVCache.append: [batch, tokens, heads * dim] of this cache.
-StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, const char* name) {
-  const std::string want = "(" + std::to_string(c.batch()) + ", tokens, " + std::to_string(c.num_heads() * c.head_dim()) + ")";
+// rows= of KVCache.append / attend / reset: None (every row, in order) or a 1-D int array or list of distinct
+// cache rows, checked by KVCache::check_rows. An empty list would read as "every row", so it is an error here.
+std::vector<int64_t> cache_rows_arg(const KVCache& c, const py::handle& obj) {
+  if (obj.is_none()) return {};
+  std::vector<int64_t> rows;
+  if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj)) {
+    for (const py::handle item : obj) {
+      if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item))
+        throw py::type_error("rows must hold ints, got " + type_name(item));
+      rows.push_back(item.cast<int64_t>());
+    }
+  } else {
+    const Int64Array arr = int64_input(obj, "rows");
+    if (arr.ndim() != 1) throw py::value_error("rows must be 1-D, got shape " + shape_str(arr));
+    rows.assign(arr.data(), arr.data() + arr.size());
+  }
+  if (rows.empty()) throw py::value_error("rows must name at least one cache row (None = every row)");
+  return c.check_rows(rows);
+}
+
+// k/v/q for KVCache.append / attend: [sequences, tokens, heads * dim], one sequence per row taken (or per row).
+StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, const char* name, int64_t sequences) {
+  const std::string want = "(" + std::to_string(sequences) + ", tokens, " + std::to_string(c.num_heads() * c.head_dim()) + ")";
   StridedFloatArray a = strided_float_input(obj, name, 3, want.c_str());
-  if (a.shape[0] != c.batch() || a.shape[2] != c.num_heads() * c.head_dim())
+  if (a.shape[0] != sequences || a.shape[2] != c.num_heads() * c.head_dim())
     throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a.shape));
   return a;
 }
 
+int64_t sequences_of(const KVCache& c, const std::vector<int64_t>& rows) {
+  return rows.empty() ? c.batch() : static_cast<int64_t>(rows.size());
+}
+
+void cache_append(KVCache& c, int64_t layer, const py::handle& k_obj, const py::handle& v_obj,
+                  const py::handle& rows_obj) {
+  const std::vector<int64_t> rows = cache_rows_arg(c, rows_obj);
+  const StridedFloatArray k = cache_rows_input(c, k_obj, "k", sequences_of(c, rows));
+  const StridedFloatArray v = cache_rows_input(c, v_obj, "v", sequences_of(c, rows));
+  if (v.shape != k.shape)
+    throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
+  const HeadRows<const float> kr = head_rows(k, c.head_dim()), vr = head_rows(v, c.head_dim());
+  py::gil_scoped_release release;
+  c.append(layer, kr, vr, k.shape[1], rows);
+}
+
 py::array cache_attend(const KVCache& c, int64_t layer, const py::handle& q_obj, const py::handle& mask_obj,
-                       bool causal, const py::handle& scale_obj, const py::handle& out_obj) {
-  const StridedFloatArray q = cache_rows_input(c, q_obj, "q");
+                       bool causal, const py::handle& scale_obj, const py::handle& out_obj,
+                       const py::handle& rows_obj) {
+  const std::vector<int64_t> rows = cache_rows_arg(c, rows_obj);
+  const int64_t n = sequences_of(c, rows);
+  const StridedFloatArray q = cache_rows_input(c, q_obj, "q", n);
   const int64_t tq = q.shape[1];
-  const int64_t cached = c.longest(layer);
-  const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", c.batch(), cached);
+  const int64_t cached = c.longest(layer, rows);
+  const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", n, cached);
   const float scale = scale_of(scale_obj, c.head_dim());
-  FloatArray out = output_for(out_obj, {c.batch(), tq, c.num_heads() * c.head_dim()}, {&q});
+  FloatArray out = output_for(out_obj, {n, tq, c.num_heads() * c.head_dim()}, {&q});
   const HeadRows<const float> qr = head_rows(q, c.head_dim());
   const HeadRows<float> outr = head_rows(out, c.head_dim());
   const uint8_t* mp = mask ? mask->data : nullptr;
   const int64_t row_stride = mask ? mask->row_stride : cached;
   {
     py::gil_scoped_release release;
-    c.attend(layer, qr, tq, mp, cached, row_stride, causal, scale, outr);
+    c.attend(layer, qr, tq, mp, cached, row_stride, causal, scale, outr, rows);
   }
   return std::move(out);
 }
@@ -270,25 +309,19 @@ Preallocated key/value cache for incremental decoding, stored [num_layers, batch
 so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.)doc")
       .def(py::init<int64_t, int64_t, int64_t, int64_t, int64_t>(), py::arg("num_layers"), py::arg("batch"),
            py::arg("num_heads"), py::arg("head_dim"), py::arg("max_len"))
-      .def(
-          "append",
-          [](KVCache& c, int64_t layer, const py::handle& k_obj, const py::handle& v_obj) {
-            const StridedFloatArray k = cache_rows_input(c, k_obj, "k");
-            const StridedFloatArray v = cache_rows_input(c, v_obj, "v");
-            if (v.shape != k.shape)
-              throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
-            const HeadRows<const float> kr = head_rows(k, c.head_dim()), vr = head_rows(v, c.head_dim());
-            py::gil_scoped_release release;
-            c.append(layer, kr, vr, k.shape[1]);
-          },
-          py::arg("layer"), py::arg("k"), py::arg("v"),
-          "k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's "
-          "current lengths, which then advance by T. ValueError if that would exceed max_len.")
+      .def("append", &cache_append, py::arg("layer"), py::arg("k"), py::arg("v"), py::kw_only(),
+           py::arg("rows") = py::none(),
+           "k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's "
+           "current lengths, which then advance by T. rows: the cache rows k and v's sequences go to (distinct; "
+           "then k is [len(rows), T, ...]), so rows advance independently; None = every row. ValueError if a row "
+           "would exceed max_len.")
       .def("attend", &cache_attend, py::arg("layer"), py::arg("q"), py::arg("attention_mask") = py::none(),
-           py::arg("causal") = true, py::arg("scale") = py::none(), py::arg("out") = py::none(),
+           py::arg("causal") = true, py::arg("scale") = py::none(), py::arg("out") = py::none(), py::kw_only(),
+           py::arg("rows") = py::none(),
            "q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached "
-           "keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns the last query with the "
-           "last cached key.")
+           "keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns each row's last query "
+           "with its last cached key. rows: q's sequences attend to these cache rows (q is [len(rows), Tq, ...], "
+           "the mask [len(rows), longest of them]); None = every row.")
       .def(
           "lengths",
           [](const KVCache& c, int64_t layer) {
@@ -298,7 +331,10 @@ so each head's keys are contiguous. append() copies only the new rows; attend() 
             return out;
           },
           py::arg("layer") = 0, "Cached tokens per sequence of `layer` (int64 [batch]).")
-      .def("reset", &KVCache::reset, "Forget every cached token (storage is kept).")
+      .def(
+          "reset", [](KVCache& c, const py::handle& rows) { c.reset(cache_rows_arg(c, rows)); },
+          py::arg("rows") = py::none(),
+          "Forget the cached tokens of `rows` in every layer (None: every row); storage is kept, rows are reused.")
       .def("trim", &KVCache::trim, py::arg("length"), "Keep at most `length` tokens per sequence in every layer.")
       .def("keys", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, false); }, py::arg("layer"),
            "A copy of the layer's cached keys, [batch, cached_len, num_heads*head_dim].")

@@ -42,58 +42,86 @@ void KVCache::check_layer(int64_t layer) const {
     throw std::invalid_argument("layer must be in [0, " + std::to_string(layers_) + "), got " + std::to_string(layer));
 }
 
-int64_t KVCache::longest_locked(int64_t layer) const {
-  const auto first = lengths_.begin() + layer * batch_;
-  return *std::max_element(first, first + batch_);
+std::vector<int64_t> KVCache::check_rows(const std::vector<int64_t>& rows) const {
+  if (rows.empty()) {
+    std::vector<int64_t> all(static_cast<size_t>(batch_));
+    for (int64_t b = 0; b < batch_; ++b) all[b] = b;
+    return all;
+  }
+  std::vector<bool> seen(static_cast<size_t>(batch_), false);
+  for (int64_t r : rows) {
+    if (r < 0 || r >= batch_)
+      throw std::invalid_argument("KVCache: rows must be cache rows in [0, " + std::to_string(batch_) + "), got " +
+                                  std::to_string(r));
+    if (seen[r]) throw std::invalid_argument("KVCache: rows must be distinct, got row " + std::to_string(r) + " twice");
+    seen[r] = true;
+  }
+  return rows;
 }
 
-void KVCache::append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens) {
+int64_t KVCache::longest_locked(int64_t layer, const std::vector<int64_t>& rows) const {
+  const int64_t* len = lengths_.data() + layer * batch_;
+  int64_t longest = 0;
+  for (int64_t r : rows) longest = std::max(longest, len[r]);
+  return longest;
+}
+
+void KVCache::append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens,
+                     const std::vector<int64_t>& rows_in) {
   check_layer(layer);
+  const std::vector<int64_t> rows = check_rows(rows_in);
+  const int64_t n = static_cast<int64_t>(rows.size());
   std::unique_lock lock(mutex_);
   int64_t* len = lengths_.data() + layer * batch_;
-  for (int64_t b = 0; b < batch_; ++b)
-    if (len[b] + tokens > max_len_)
+  for (int64_t r : rows)
+    if (len[r] + tokens > max_len_)
       throw std::invalid_argument("KVCache.append: " + std::to_string(tokens) + " more tokens on layer " +
-                                  std::to_string(layer) + " (sequence " + std::to_string(b) + " holds " +
-                                  std::to_string(len[b]) + ") would exceed max_len=" + std::to_string(max_len_));
-  // One task per (sequence, head): `tokens` rows of dim_ floats each.
-  for_each_row(batch_ * heads_, 2.0 * tokens * dim_, [&](int64_t bh) {
-    const int64_t b = bh / heads_, h = bh % heads_;
+                                  std::to_string(layer) + " (sequence " + std::to_string(r) + " holds " +
+                                  std::to_string(len[r]) + ") would exceed max_len=" + std::to_string(max_len_));
+  // One task per (sequence, head): `tokens` rows of dim_ floats each. Input sequence i goes to cache row rows[i].
+  for_each_row(n * heads_, 2.0 * tokens * dim_, [&](int64_t ih) {
+    const int64_t i = ih / heads_, h = ih % heads_, b = rows[i];
     float* kd = keys_.data() + offset(layer, b, h) + len[b] * dim_;
     float* vd = values_.data() + offset(layer, b, h) + len[b] * dim_;
-    const float* ks = k.base + b * k.batch_stride + h * k.head_stride;
-    const float* vs = v.base + b * v.batch_stride + h * v.head_stride;
+    const float* ks = k.base + i * k.batch_stride + h * k.head_stride;
+    const float* vs = v.base + i * v.batch_stride + h * v.head_stride;
     for (int64_t t = 0; t < tokens; ++t) {
       std::memcpy(kd + t * dim_, ks + t * k.row_stride, static_cast<size_t>(dim_) * sizeof(float));
       std::memcpy(vd + t * dim_, vs + t * v.row_stride, static_cast<size_t>(dim_) * sizeof(float));
     }
   });
-  for (int64_t b = 0; b < batch_; ++b) len[b] += tokens;
+  for (int64_t r : rows) len[r] += tokens;
 }
 
 void KVCache::attend(int64_t layer, HeadRows<const float> q, int64_t tq, const uint8_t* mask, int64_t mask_len,
-                     int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out) const {
+                     int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out,
+                     const std::vector<int64_t>& rows_in) const {
   check_layer(layer);
+  const std::vector<int64_t> rows = check_rows(rows_in);
+  const int64_t n = static_cast<int64_t>(rows.size());
   std::shared_lock lock(mutex_);
-  const int64_t longest = longest_locked(layer);
+  const int64_t longest = longest_locked(layer, rows);
   if (mask && mask_len != longest)
-    throw std::invalid_argument("attention_mask must have shape (" + std::to_string(batch_) + ", " +
+    throw std::invalid_argument("attention_mask must have shape (" + std::to_string(n) + ", " +
                                 std::to_string(longest) + ") to cover the cached keys of layer " +
-                                std::to_string(layer) + ", got (" + std::to_string(batch_) + ", " +
+                                std::to_string(layer) + ", got (" + std::to_string(n) + ", " +
                                 std::to_string(mask_len) + ")");
   AttentionProblem p;
-  p.batch = batch_;
+  p.batch = n;
   p.heads = heads_;
   p.head_dim = dim_;
   p.q = q;
   p.out = out;
-  const int64_t layer_offset = offset(layer, 0, 0);
-  p.k = {keys_.data() + layer_offset, heads_ * max_len_ * dim_, dim_, max_len_ * dim_};
-  p.v = {values_.data() + layer_offset, heads_ * max_len_ * dim_, dim_, max_len_ * dim_};
-  p.q_begin.assign(batch_, 0);
-  p.q_len.assign(batch_, tq);
-  p.k_begin.assign(batch_, 0);
-  p.k_len.assign(lengths_.begin() + layer * batch_, lengths_.begin() + (layer + 1) * batch_);
+  // Cache row rows[i] is reached through k_begin (in rows of dim_ floats), so any subset needs no copy.
+  const int64_t layer_offset = offset(layer, 0, 0), rows_per_batch_entry = heads_ * max_len_;
+  p.k = {keys_.data() + layer_offset, 0, dim_, max_len_ * dim_};
+  p.v = {values_.data() + layer_offset, 0, dim_, max_len_ * dim_};
+  p.q_begin.assign(n, 0);
+  p.q_len.assign(n, tq);
+  for (int64_t r : rows) {
+    p.k_begin.push_back(r * rows_per_batch_entry);
+    p.k_len.push_back(lengths_[layer * batch_ + r]);
+  }
   p.key_mask = mask;
   p.mask_batch_stride = mask_row_stride;
   p.causal = causal;
@@ -107,15 +135,18 @@ std::vector<int64_t> KVCache::lengths(int64_t layer) const {
   return {lengths_.begin() + layer * batch_, lengths_.begin() + (layer + 1) * batch_};
 }
 
-int64_t KVCache::longest(int64_t layer) const {
+int64_t KVCache::longest(int64_t layer, const std::vector<int64_t>& rows) const {
   check_layer(layer);
+  const std::vector<int64_t> checked = check_rows(rows);
   std::shared_lock lock(mutex_);
-  return longest_locked(layer);
+  return longest_locked(layer, checked);
 }
 
-void KVCache::reset() {
+void KVCache::reset(const std::vector<int64_t>& rows) {
+  const std::vector<int64_t> checked = check_rows(rows);
   std::unique_lock lock(mutex_);
-  std::fill(lengths_.begin(), lengths_.end(), 0);
+  for (int64_t layer = 0; layer < layers_; ++layer)
+    for (int64_t r : checked) lengths_[layer * batch_ + r] = 0;
 }
 
 void KVCache::trim(int64_t length) {
@@ -129,7 +160,7 @@ void KVCache::trim(int64_t length) {
 void KVCache::copy_out(int64_t layer, bool values, float* out, int64_t len) const {
   check_layer(layer);
   std::shared_lock lock(mutex_);
-  if (len != longest_locked(layer))
+  if (len != longest_locked(layer, check_rows({})))
     throw std::invalid_argument("KVCache: layer " + std::to_string(layer) + " changed length during the copy");
   const float* src = (values ? values_ : keys_).data();
   const int64_t hd = heads_ * dim_;

@@ -1,5 +1,8 @@
 // kv_cache.h — preallocated keys/values for incremental decoding, laid out [layer, batch, head, max_len, dim]
 // so one head's keys are contiguous rows for the decode dot products. Appends copy only the new rows.
+// Every cache row keeps its own length, so rows may also advance independently: `rows` picks which cache rows
+// the inputs' sequences are (continuous batching: requests join and leave a running batch, freed rows are
+// reset and reused). An empty `rows` means every row, in order.
 #pragma once
 #include <cstdint>
 #include <shared_mutex>
@@ -18,17 +21,24 @@ class KVCache {
   // k, v: `tokens` rows per sequence, heads * head_dim floats each (row b, t at base + b * batch_stride +
   // t * row_stride), written at each sequence's current length of `layer`, which then advances by `tokens`.
   // Throws std::invalid_argument when a sequence would pass max_len.
-  void append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens);
+  // rows: sequence i of k/v is cache row rows[i] (distinct, in [0, batch)); empty = all rows in order.
+  void append(int64_t layer, HeadRows<const float> k, HeadRows<const float> v, int64_t tokens,
+              const std::vector<int64_t>& rows = {});
 
   // out = attention of q ([batch, tq] rows, head h at column h * head_dim) over the cached keys of `layer`.
   // mask: [batch, mask_len] flags, row b at mask + b * mask_row_stride, or null; mask_len must equal the longest
-  // cached sequence.
+  // cached sequence. rows: sequence i of q (and of mask, out) attends to cache row rows[i]; empty = all rows.
   void attend(int64_t layer, HeadRows<const float> q, int64_t tq, const uint8_t* mask, int64_t mask_len,
-              int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out) const;
+              int64_t mask_row_stride, bool causal, float scale, HeadRows<float> out,
+              const std::vector<int64_t>& rows = {}) const;
 
   std::vector<int64_t> lengths(int64_t layer) const;
-  int64_t longest(int64_t layer) const;
-  void reset();
+  // The longest cached sequence of `layer` among `rows` (empty = all rows).
+  int64_t longest(int64_t layer, const std::vector<int64_t>& rows = {}) const;
+  // Forget the cached tokens of `rows` in every layer (empty = all rows); storage is kept.
+  void reset(const std::vector<int64_t>& rows = {});
+  // Throws std::invalid_argument unless rows are distinct and in [0, batch); returns them, or 0..batch-1 if empty.
+  std::vector<int64_t> check_rows(const std::vector<int64_t>& rows) const;
   // Keeps at most `length` tokens of every sequence in every layer.
   void trim(int64_t length);
   // Copies the cached keys (or values) of `layer` into out [batch, len, heads * head_dim]; len must be
@@ -43,7 +53,7 @@ class KVCache {
 
  private:
   void check_layer(int64_t layer) const;
-  int64_t longest_locked(int64_t layer) const;
+  int64_t longest_locked(int64_t layer, const std::vector<int64_t>& rows) const;
   // First float of (layer, b, h, row 0).
   int64_t offset(int64_t layer, int64_t b, int64_t h) const { return ((layer * batch_ + b) * heads_ + h) * max_len_ * dim_; }
 

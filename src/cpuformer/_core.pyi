@@ -92,13 +92,13 @@ class KVCache:
         ...
     def __repr__(self) -> str:
         ...
-    def append(self, layer: typing.SupportsInt | typing.SupportsIndex, k: typing.Any, v: typing.Any) -> None:
+    def append(self, layer: typing.SupportsInt | typing.SupportsIndex, k: typing.Any, v: typing.Any, *, rows: typing.Any = None) -> None:
         """
-        k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's current lengths, which then advance by T. ValueError if that would exceed max_len.
+        k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's current lengths, which then advance by T. rows: the cache rows k and v's sequences go to (distinct; then k is [len(rows), T, ...]), so rows advance independently; None = every row. ValueError if a row would exceed max_len.
         """
-    def attend(self, layer: typing.SupportsInt | typing.SupportsIndex, q: typing.Any, attention_mask: typing.Any = None, causal: bool = True, scale: typing.Any = None, out: typing.Any = None) -> numpy.ndarray:
+    def attend(self, layer: typing.SupportsInt | typing.SupportsIndex, q: typing.Any, attention_mask: typing.Any = None, causal: bool = True, scale: typing.Any = None, out: typing.Any = None, *, rows: typing.Any = None) -> numpy.ndarray:
         """
-        q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns the last query with the last cached key.
+        q: float32 [batch, Tq, num_heads*head_dim] -> [batch, Tq, num_heads*head_dim] over the layer's cached keys. attention_mask: [batch, cached_len] of 0/1 (left padding). causal aligns each row's last query with its last cached key. rows: q's sequences attend to these cache rows (q is [len(rows), Tq, ...], the mask [len(rows), longest of them]); None = every row.
         """
     def keys(self, layer: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
         """
@@ -108,9 +108,9 @@ class KVCache:
         """
         Cached tokens per sequence of `layer` (int64 [batch]).
         """
-    def reset(self) -> None:
+    def reset(self, rows: typing.Any = None) -> None:
         """
-        Forget every cached token (storage is kept).
+        Forget the cached tokens of `rows` in every layer (None: every row); storage is kept, rows are reused.
         """
     def trim(self, length: typing.SupportsInt | typing.SupportsIndex) -> None:
         """

@@ -1,4 +1,4 @@
-"""`cpuformer` command line: `cpuformer embed TEXT...` / `--file PATH`, and `cpuformer info`."""
+"""`cpuformer` command line: `cpuformer embed TEXT...` / `--file PATH`, `cpuformer serve` and `cpuformer info`."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from .models.base import SUPPORTED_DTYPES
+from .serve.cli import add_serve_parser, serve_main
 
 __all__ = ["main"]
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--no-progress", action="store_true", help="no progress bar for --file")
 
     commands.add_parser("info", help="show version, CPU, ISA and threads (cpuformer.show_config())")
+    add_serve_parser(commands)
     return parser
 
 
@@ -82,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             show_config()
             return 0
+        if args.command == "serve":
+            return serve_main(args)
         return _embed(args)
-    except (ValueError, OSError) as exc:  # bad input, missing files or model: a message, not a traceback
+    except (ValueError, OSError, RuntimeError) as exc:  # bad input, missing files or model: a message, not a traceback
         print(f"cpuformer: error: {exc}", file=sys.stderr)
         return 1
 

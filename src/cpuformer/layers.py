@@ -6,7 +6,9 @@ The token layouts:
   touch padding and attention gets the sequence boundaries as `cu_seqlens` (encoders, and a decoder's forward).
 - `KVCacheBatch`: the T newest tokens of B left-padded rows ([B, T, hidden]) whose keys and values go into a
   KV cache and whose queries attend to everything cached (generation).
-Both have `attend(layer, q, k, v, ...)`, so one SelfAttention and one block forward serve both.
+- `KVCacheRows`: the same for chosen cache rows that advance independently (continuous batching: sequences join
+  and leave a running batch, each at its own length, no padding).
+All have `attend(layer, q, k, v, ...)`, so one SelfAttention and one block forward serve both.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .io import WeightStore
 __all__ = [
     "Embedding",
     "KVCacheBatch",
+    "KVCacheRows",
     "LayerNorm",
     "PackedBatch",
     "SelfAttention",
@@ -229,6 +232,25 @@ class KVCacheBatch:
         return self.cache.attend(layer, q, mask, causal=causal, scale=scale, out=out)
 
 
+class KVCacheRows:
+    """Sequences decoding through chosen rows of an ops.KVCache: input sequence i is cache row rows[i], with its
+    own cached length (no padding, no mask). The cache checks every row's room when keys are appended."""
+
+    def __init__(self, cache: ops.KVCache, rows: np.ndarray):
+        self.cache, self.rows = cache, np.ascontiguousarray(rows, np.int64)
+
+    def advance(self, new_tokens: int) -> None:
+        """Nothing to track here: each row's length lives in the cache."""
+
+    def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
+        """q, k, v: [len(rows), T, heads * head_dim] of the newest tokens -> context of the same shape."""
+        if relative_bias is not None:
+            raise ValueError("a relative position bias is not supported with a KV cache")
+        self.cache.append(layer, k, v, rows=self.rows)
+        return self.cache.attend(layer, q, causal=causal, scale=scale, out=out, rows=self.rows)
+
+
 class SelfAttention:
     """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([3 * hidden, in]).
 
@@ -251,7 +273,7 @@ class SelfAttention:
     def __call__(
         self,
         x: np.ndarray,
-        batch: "PackedBatch | KVCacheBatch",
+        batch: "PackedBatch | KVCacheBatch | KVCacheRows",
         *,
         residual: np.ndarray | None = None,
         workspace: "Workspace | None" = None,

@@ -235,9 +235,16 @@ class SentenceEncoder:
         return self.prompts.get(self.default_prompt_name, "") if self.default_prompt_name else ""
 
     def _embed_batch(self, texts: Sequence[str], skip: int) -> np.ndarray:
-        ids, types, lengths = self.tokenizer.encode_packed(texts)
+        return self.embed_tokens(*self.tokenizer.encode_packed(texts), skip=skip)
+
+    def embed_tokens(self, ids: np.ndarray, token_type_ids: np.ndarray, lengths: np.ndarray, *,
+                     skip: int = 0) -> np.ndarray:
+        """One packed batch of token ids ([total_tokens] each, as Tokenizer.encode_packed gives them; lengths
+        [B]) -> the folder's embeddings [B, dim] (pooling, Dense and Normalize modules; not truncate_dim or
+        normalize_embeddings). skip: leading prompt tokens left out of the pooling
+        (see `pool`). The server batches requests it has tokenized itself through this."""
         batch = PackedBatch.from_lengths(lengths)
-        hidden = self.model.forward_packed(ids, types, batch)
+        hidden = self.model.forward_packed(ids, token_type_ids, batch)
         x = pool(hidden, batch, self.pooling_modes, skip)
         for dense in self.dense:
             x = dense(x)

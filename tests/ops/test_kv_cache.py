@@ -182,3 +182,99 @@ def test_failed_append_changes_nothing():
         cache.append(0, x, x)
     np.testing.assert_array_equal(cache.lengths(0), [2])
     np.testing.assert_array_equal(cache.keys(0), x)
+
+
+# --- rows: cache rows that advance independently (continuous batching) ------------------------------------------
+
+def test_rows_advance_independently_and_each_equals_its_own_attention(isa):
+    """Three sequences join at different times with different prompts; each step decodes a changing subset of
+    rows. Every output equals causal attention over that sequence alone."""
+    rng = np.random.default_rng(7)
+    heads, dim, max_len = 2, 24, 40
+    hd = heads * dim
+    cache = ops.KVCache(2, 4, heads, dim, max_len)
+    seqs = {row: [rand(rng, 1, n, hd) for _ in range(3)] for row, n in ((3, 30), (0, 5), (2, 17))}
+    filled = {row: 0 for row in seqs}
+
+    def run(rows, tokens):
+        qs, ks, vs = ([np.concatenate([seqs[r][i][:, filled[r]:filled[r] + tokens] for r in rows])
+                       for i in range(3)])
+        for layer in range(2):
+            cache.append(layer, ks, vs, rows=np.array(rows))
+            out = cache.attend(layer, qs, rows=rows)
+            for i, r in enumerate(rows):
+                end = filled[r] + tokens
+                q, k, v = (s[:, :end] for s in seqs[r])
+                expected = ref.attention(q, k, v, heads, causal=True)[:, filled[r]:end]
+                ref.assert_close(out[i:i + 1], expected, "attention")
+        for r in rows:
+            filled[r] += tokens
+
+    run([3], 20)            # a long prompt alone
+    run([0], 3)             # a second request joins with its own prompt
+    run([3, 0], 1)          # they decode together
+    run([2], 10)            # a third joins
+    run([0, 2, 3], 1)       # rows in any order
+    run([2], 1)             # only one row steps
+    np.testing.assert_array_equal(cache.lengths(1), [filled[0], 0, filled[2], filled[3]])
+    assert cache.lengths(0)[3] == 22
+
+
+def test_reset_rows_frees_them_for_reuse(isa):
+    rng = np.random.default_rng(8)
+    cache = ops.KVCache(1, 3, 1, 16, max_len=8)
+    k = rand(rng, 3, 6, 16)
+    cache.append(0, k, k)
+    cache.reset(rows=[1])
+    np.testing.assert_array_equal(cache.lengths(0), [6, 0, 6])
+    fresh = rand(rng, 1, 8, 16)  # the freed row takes a new sequence up to max_len
+    cache.append(0, fresh, fresh, rows=[1])
+    q = rand(rng, 1, 1, 16)
+    ref.assert_close(cache.attend(0, q, rows=[1]), ref.attention(q, fresh, fresh, 1, causal=True), "attention")
+    ref.assert_close(cache.attend(0, q, rows=np.array([2], np.int32)),
+                     ref.attention(q, k[2:], k[2:], 1, causal=True), "attention")
+    cache.reset()
+    np.testing.assert_array_equal(cache.lengths(0), [0, 0, 0])
+
+
+def test_rows_with_a_mask_cover_the_longest_of_those_rows():
+    rng = np.random.default_rng(9)
+    cache = ops.KVCache(1, 3, 1, 8, max_len=8)
+    k = rand(rng, 1, 5, 8)
+    cache.append(0, k, k, rows=[2])
+    cache.append(0, k[:, :2], k[:, :2], rows=[0])
+    mask = np.array([[1, 1, 0, 0, 0], [0, 1, 1, 1, 1]])
+    q = rand(rng, 2, 1, 8)
+    out = cache.attend(0, q, mask, rows=[0, 2])
+    ref.assert_close(out[:1], ref.attention(q[:1], k[:, :2], k[:, :2], 1, mask[:1, :2], True), "attention")
+    ref.assert_close(out[1:], ref.attention(q[1:], k, k, 1, mask[1:], True), "attention")
+
+
+def _bad_rows_cases():
+    cache = ops.KVCache(1, 3, 1, 4, max_len=4)
+    x = np.zeros((2, 1, 4), np.float32)
+    one = np.zeros((1, 1, 4), np.float32)
+    full = ops.KVCache(1, 2, 1, 4, max_len=2)
+    full.append(0, np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 4), np.float32), rows=[1])
+    return [
+        (lambda: cache.append(0, x, x, rows=[0, 3]), ValueError, r"rows must be cache rows in \[0, 3\), got 3"),
+        (lambda: cache.append(0, x, x, rows=[-1, 0]), ValueError, r"rows must be cache rows in \[0, 3\), got -1"),
+        (lambda: cache.append(0, x, x, rows=[1, 1]), ValueError, "rows must be distinct, got row 1 twice"),
+        (lambda: cache.append(0, x, x, rows=[]), ValueError, "rows must name at least one cache row"),
+        (lambda: cache.append(0, x, x, rows=[0]), ValueError, r"k must have shape \(1, tokens, 4\), got \(2, 1, 4\)"),
+        (lambda: cache.attend(0, x, rows=np.array([[0, 1]])), ValueError, r"rows must be 1-D, got shape \(1, 2\)"),
+        (lambda: cache.attend(0, x, rows=np.array([0.0, 1.0])), TypeError, "rows must have an integer dtype"),
+        (lambda: cache.attend(0, x, rows=[0, "1"]), TypeError, "rows must hold ints, got str"),
+        (lambda: cache.reset(rows=[5]), ValueError, r"rows must be cache rows in \[0, 3\), got 5"),
+        (lambda: cache.attend(0, x, np.ones((2, 1)), rows=[0, 1]), ValueError,
+         r"attention_mask must have shape \(2, 0\), got \(2, 1\)"),
+        (lambda: full.append(0, one, one, rows=[1]), ValueError,
+         r"1 more tokens on layer 0 \(sequence 1 holds 2\) would exceed max_len=2"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_rows_cases())))
+def test_bad_rows_name_the_problem(case):
+    call, exc, message = _bad_rows_cases()[case]
+    with pytest.raises(exc, match=message):
+        call()

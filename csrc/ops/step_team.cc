@@ -2,6 +2,7 @@
 // "recently serial" hold. See step_team.h for how a loop uses them.
 #include "ops/step_team.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -81,9 +82,10 @@ bool StepStage::run(int64_t step, int64_t own_begin, int64_t own_end, bool leade
   return true;
 }
 
-std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item) {
+std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item,
+                                               std::chrono::nanoseconds at_least) {
   if (stall_override().count() >= 0) return stall_override();
-  return kStall + 8 * own_time_per_item;
+  return std::max<std::chrono::nanoseconds>(kStall + 8 * own_time_per_item, at_least);
 }
 
 bool step_team_recently_serial() { return steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed); }

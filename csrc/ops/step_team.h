@@ -68,8 +68,10 @@ class StepStage {
 };
 
 // How long a thread that finished its own items may wait for its team before the wait counts as a stall (a
-// teammate preempted): 200 us plus 8x the waiting thread's time per item (CPUFORMER_LSTM_STALL_US overrides).
-std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item);
+// teammate preempted): 200 us plus 8x the waiting thread's time per item, at least `at_least`
+// (CPUFORMER_LSTM_STALL_US overrides both).
+std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time_per_item,
+                                               std::chrono::nanoseconds at_least = std::chrono::nanoseconds(0));
 
 // Process-wide memory of preempted teams: after a step loop went serial, loops that start within the next 250 ms
 // start serial too, so a loaded machine costs a few time slices per call, and a quiet one gets its threads back.

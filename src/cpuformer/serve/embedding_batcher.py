@@ -10,7 +10,6 @@ when all its sequences are done.
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .metrics import Metrics
+from .worker_thread import WorkerThread
 
 __all__ = ["EmbeddingBatcher", "QueueFull", "TokenizedText"]
 
@@ -48,7 +48,7 @@ class _Job:
     arrived: float = field(default_factory=time.monotonic)
 
 
-class EmbeddingBatcher:
+class EmbeddingBatcher(WorkerThread):
     """`submit(sequences) -> Future` of a float32 [len(sequences), dim] array. `embed(ids, types, lengths)` is the
     model call on one packed batch (SentenceEncoder.embed_tokens)."""
 
@@ -59,21 +59,7 @@ class EmbeddingBatcher:
         self.metrics = metrics or Metrics()
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued_tokens = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="cpuformer-embedding-batcher", daemon=True)
-
-    def start(self) -> "EmbeddingBatcher":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Finish every queued request, then end the worker."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__("cpuformer-embedding-batcher")
 
     @property
     def queue_depth(self) -> int:

@@ -9,7 +9,6 @@ event loop. A finished, stopped or cancelled sequence leaves the batch at once a
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -21,6 +20,7 @@ from ..generation import GenerationConfig, IncrementalDecoder
 from .embedding_batcher import QueueFull
 from .metrics import Metrics
 from .stop_strings import StopStrings
+from .worker_thread import WorkerThread
 
 __all__ = ["GenerationEngine", "GenerationEvent", "GenerationJob"]
 
@@ -59,27 +59,13 @@ class GenerationJob:
         self._engine.wake()
 
 
-class GenerationEngine:
+class GenerationEngine(WorkerThread):
     def __init__(self, decoder: ContinuousDecoder, tokenizer, *, max_queue: int, metrics: Metrics | None = None):
         self.decoder, self.tokenizer, self.max_queue = decoder, tokenizer, max_queue
         self.metrics = metrics or Metrics()
         self._pending: collections.deque[GenerationJob] = collections.deque()
         self._active: dict[int, GenerationJob] = {}  # cache row -> job
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="cpuformer-generation-engine", daemon=True)
-
-    def start(self) -> "GenerationEngine":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Finish every queued and running generation, then end the engine thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__("cpuformer-generation-engine")
 
     def wake(self) -> None:
         with self._cond:

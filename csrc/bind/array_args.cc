@@ -20,7 +20,8 @@ static py::array float32_array(const py::handle& obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray of dtype float32, got " + type_name(obj));
   py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<float>()))
+  // Equivalence, not identity: an unpickled array (multiprocessing, joblib, Ray) has its own float32 dtype object.
+  if (!py::detail::npy_api::get().PyArray_EquivTypes_(arr.dtype().ptr(), py::dtype::of<float>().ptr()))
     throw py::type_error(std::string(name) + " must have dtype float32, got " +
                          std::string(py::str(arr.dtype())) + " (convert with .astype(np.float32))");
   return arr;

@@ -1,6 +1,7 @@
 // bind_config.cc — version, ISA, threads: what show_config() reports, plus the per-ISA test hook.
 #include <cstdlib>
 #include <initializer_list>
+#include <memory>
 #include <string>
 
 #include "bind/array_args.h"
@@ -18,8 +19,28 @@ void bind_config(py::module_& m) {
 #else
   m.attr("__version__") = "0.0.0+unknown";
 #endif
-  m.def("get_num_threads", &num_threads, "Threads each op may use (default: OpenMP's, i.e. OMP_NUM_THREADS).");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads every following op may use (n >= 1).");
+  m.def("get_num_threads", &num_threads,
+        "Threads each op called from this thread may use: the num_threads() block around it if any, else the "
+        "process setting (default: OpenMP's, i.e. OMP_NUM_THREADS). 1 in a child forked after threads ran.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"),
+        "Set the threads every following op may use, process-wide (1 <= n <= 4 per CPU, at least 64).");
+  m.def("_process_num_threads", &process_num_threads, "The process-wide setting, whatever this thread's override.");
+  m.def("_set_thread_num_threads", &set_thread_num_threads, py::arg("n"),
+        "This thread's override (cpuformer.num_threads(n) uses it); 0 removes it.");
+  m.def("_thread_num_threads", &thread_num_threads, "This thread's override, 0 if none.");
+  m.def("_max_num_threads", &max_num_threads, "The most threads set_num_threads accepts.");
+  m.def("_forked_serial", &forked_serial,
+        "Whether this process is a fork of one whose OpenMP threads had started (then every op runs serial).");
+  m.def("_threads_in_use", &threads_in_use, "Threads leased by running calls right now (tests).");
+  m.def("_last_team_size", &last_team_size, "Threads the last parallel call from this thread ran on (tests).");
+  // Test hook: holds part of the thread budget as a concurrent call would, until release().
+  struct HeldThreads {
+    std::unique_ptr<TeamLease> lease;
+  };
+  py::class_<HeldThreads>(m, "_HeldThreads")
+      .def(py::init([](int wanted) { return HeldThreads{std::make_unique<TeamLease>(wanted)}; }), py::arg("wanted"))
+      .def_property_readonly("threads", [](const HeldThreads& h) { return h.lease ? h.lease->threads() : 0; })
+      .def("release", [](HeldThreads& h) { h.lease.reset(); });
   m.def("_config", [] {
     py::dict d;
     const cpu::CpuFeatures& f = cpu::cpu_features();
@@ -41,6 +62,8 @@ void bind_config(py::module_& m) {
     d["cpu_features"] = features;
     d["openmp"] = openmp_runtime_name();
     d["num_threads"] = num_threads();
+    d["max_num_threads"] = max_num_threads();
+    d["forked_serial"] = forked_serial();
     d["gemm_tile"] = std::to_string(kernels_for_active_isa().gemm_mr) + "x" +
                      std::to_string(kernels_for_active_isa().gemm_nr);
     return d;
@@ -57,6 +80,8 @@ void bind_config(py::module_& m) {
       "Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already "
       "packed keep the ISA they were packed for.");
   m.def("_isa", [] { return std::string(cpu::isa_name(active_isa())); });
+  m.def("_set_serial_memory", &step_team_set_serial_memory, py::arg("enabled"),
+        "Test hook: off, no call starts serial after a stall (team sizes become predictable on a busy machine).");
   m.def("_recently_serial", &step_team_recently_serial,
         "Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).");
 }

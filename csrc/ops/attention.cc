@@ -2,12 +2,11 @@
 // fused kernel on each; the kernel math lives in kernels/attention_kernels.cc.
 #include "ops/attention.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "cpu/dispatch.h"
 #include "ops/aligned_buffer.h"
+#include "ops/parallel.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -47,7 +46,7 @@ void multi_head_attention(const AttentionProblem& p) {
     longest_keys = std::max(longest_keys, p.k_len[b]);
   }
   if (units == 0) return;
-  const int threads = threads_for_work(flops);
+  const int threads = threads_for_work(flops);  // splits follow it; the team (lease) only changes who runs them
   // Few query blocks (decode, small batches): split long key ranges so every thread gets work.
   int64_t splits = 1;
   if (threads > 1 && units < 2 * threads)
@@ -120,12 +119,8 @@ void multi_head_attention(const AttentionProblem& p) {
   };
 
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
-  if (threads <= 1) {
-    for (const Task& t : tasks) run(t, workspace.data());
-  } else {
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t i = 0; i < n_tasks; ++i) run(tasks[i], workspace.data() + omp_get_thread_num() * ws_floats);
-  }
+  const TeamLease lease(threads);
+  run_tasks(lease, n_tasks, [&](int64_t i, int thread) { run(tasks[i], workspace.data() + thread * ws_floats); });
 
   // Merge the key splits (a handful of decode-sized units: serial).
   for (const SplitUnit& u : split_units) {

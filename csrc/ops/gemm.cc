@@ -3,13 +3,10 @@
 // in L2 while each NR-wide B micro-panel is reused by the MC/MR micro-tiles of the block.
 #include "ops/gemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <chrono>
 
 #include "ops/aligned_buffer.h"
-#include "ops/step_team.h"
+#include "ops/parallel.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -140,10 +137,8 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   if (m == 0 || b.n() == 0) return;
   const int mr = b.kernels().gemm_mr, nr = b.nr();
   const int64_t num_panels = b.num_panels();
-  // After a recent stall (this process's threads preempted: a busy neighbour, OpenBLAS workers still spinning),
-  // run serial for a while: waiting a scheduler time slice per call made 2-thread GPT-2 decode 3x slower than
-  // 1 thread next to one busy process (step_team.h holds the shared memory of it, with the LSTM).
-  const int threads = step_team_recently_serial() ? 1 : threads_for_work(2.0 * m * b.n() * std::max<int64_t>(b.k(), 1));
+  const int threads = threads_for_work(2.0 * m * b.n() * std::max<int64_t>(b.k(), 1));
+  const TeamLease lease(threads);
   const Tiling t = choose_tiling(m, num_panels, mr, threads);
   const int64_t tasks = t.m_tasks * t.n_tasks;
   GemmBlockOptions opt;
@@ -155,40 +150,16 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
 
-  auto run_task = [&](int64_t task, GemmBlockOptions& o) {
-    // Row blocks vary fastest so neighbouring tasks share the same B columns.
+  // Row blocks vary fastest so neighbouring tasks share the same B columns.
+  run_tasks(lease, tasks, [&](int64_t task, int) {
+    GemmBlockOptions o = opt;
     const int64_t i0 = (task % t.m_tasks) * t.mc;
     const int64_t p0 = (task / t.m_tasks) * t.panels_per_task;
     const int64_t rows = std::min(m, i0 + t.mc) - i0;
     const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
     o.residual = residual ? residual + i0 * ldr + p0 * nr : nullptr;
     gemm_packed_block(a + i0 * lda, rows, lda, b, p0, p_end, c + i0 * ldc + p0 * nr, ldc, o);
-  };
-  if (threads == 1) {
-    for (int64_t task = 0; task < tasks; ++task) run_task(task, opt);
-    return;
-  }
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point start = Clock::now(), leader_done;
-  int64_t leader_tasks = 0;
-  // Dynamic: a thread that is not running holds up only the task it has started; the running threads take over
-  // the rest. Every task writes its own block of C completely, so the result does not depend on who ran it.
-#pragma omp parallel num_threads(threads) firstprivate(opt)
-  {
-#pragma omp for schedule(dynamic, 1) nowait
-    for (int64_t task = 0; task < tasks; ++task) {
-      run_task(task, opt);
-      if (omp_get_thread_num() == 0) ++leader_tasks;
-    }
-    if (omp_get_thread_num() == 0) leader_done = Clock::now();
-  }
-  // The leader found no task left at leader_done; what it waited after that (a teammate finishing its last task,
-  // or one that was not scheduled at all) beyond the stall rule is a stall: go serial for a while. At least 1 ms:
-  // a preempted thread costs a scheduler time slice (milliseconds), while on a quiet 2-core Xeon ~0.4% of
-  // decode GEMMs waited 0.2-1 ms for a thread waking up, which made GPT-2 decode 13% slower.
-  const auto per_task = leader_tasks > 0 ? (leader_done - start) / leader_tasks : Clock::duration::zero();
-  if (Clock::now() - leader_done > step_team_stall_after(per_task, std::chrono::milliseconds(1)))
-    step_team_note_serial();
+  });
 }
 
 }  // namespace cpuformer

@@ -321,7 +321,8 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
 
     StepStage cells(cell_items), projections(proj_items);
     StepTeam team;
-#pragma omp parallel num_threads(*serial ? 1 : threads)
+    const TeamLease lease(*serial ? 1 : threads);  // after the input GEMM above, which takes its own
+#pragma omp parallel num_threads(lease.threads())
     {
       const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
       const int64_t c_lo = cell_items * tid / nt, c_hi = cell_items * (tid + 1) / nt;

@@ -56,12 +56,12 @@ namespace {
 
 template <class T, class Value>
 void fill_panels(T* out, int64_t panels, int64_t k, int nr, int threads, Value value) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t p = 0; p < panels; ++p) {
+  const TeamLease lease(threads);
+  run_tasks(lease, panels, [&](int64_t p, int) {
     T* dst = out + p * k * nr;
     for (int64_t kk = 0; kk < k; ++kk)
       for (int j = 0; j < nr; ++j) dst[kk * nr + j] = value(p * nr + j, kk);
-  }
+  });
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ std::chrono::microseconds stall_override() {
 
 // Until when (steady clock, ns) new loops start serial because a recent one saw preempted threads.
 std::atomic<int64_t> g_serial_until_ns{0};
+std::atomic<bool> g_serial_memory{true};
 
 int64_t steady_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -88,9 +89,18 @@ std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time
   return std::max<std::chrono::nanoseconds>(kStall + 8 * own_time_per_item, at_least);
 }
 
-bool step_team_recently_serial() { return steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed); }
+bool step_team_recently_serial() {
+  return g_serial_memory.load(std::memory_order_relaxed) &&
+         steady_now_ns() < g_serial_until_ns.load(std::memory_order_relaxed);
+}
+
+void step_team_set_serial_memory(bool enabled) {
+  g_serial_memory.store(enabled, std::memory_order_relaxed);
+  g_serial_until_ns.store(0, std::memory_order_relaxed);
+}
 
 void step_team_note_serial() {
+  if (!g_serial_memory.load(std::memory_order_relaxed)) return;
   g_serial_until_ns.store(steady_now_ns() + std::chrono::nanoseconds(kSerialHold).count(),
                           std::memory_order_relaxed);
 }

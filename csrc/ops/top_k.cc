@@ -4,16 +4,14 @@
 // are fewer query blocks than threads (single-query search), with per-range heaps merged at the end.
 #include "ops/top_k.h"
 
-#include <stdexcept>
-
-#include <omp.h>
-
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "ops/aligned_buffer.h"
 #include "ops/gemm.h"
+#include "ops/parallel.h"
 #include "ops/threading.h"
 
 namespace cpuformer {
@@ -74,40 +72,45 @@ void top_k_dot(const float* queries, int64_t q, int64_t ldq, const PackedMatrix&
   const int64_t q_block = 2 * kt.gemm_mr;
   const int64_t q_blocks = (q + q_block - 1) / q_block;
   const int threads = threads_for_work(2.0 * q * n * std::max<int64_t>(b.k(), 1));
+  const TeamLease lease(threads);
   const int64_t chunks = (panels + kChunkPanels - 1) / kChunkPanels;
-  const int64_t splits = q_blocks >= threads ? 1 : std::min<int64_t>(threads, chunks);
+  // Column splits only when there are fewer query blocks than threads; a few per thread, so the threads that run
+  // take over the splits of one that does not (see ops/parallel.h).
+  const int64_t splits = q_blocks >= threads ? 1 : std::min<int64_t>(4 * threads, chunks);
   const int64_t items = q_blocks * splits;
   std::vector<TopKHeap> heaps(static_cast<size_t>(items * q_block), TopKHeap(k));
 
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t chunk_cols = kChunkPanels * nr;
-    AlignedBuffer scores(static_cast<size_t>(q_block * chunk_cols));
-    std::vector<int64_t> survivors(static_cast<size_t>(chunk_cols));
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t qb = item / splits, split = item % splits;
-      const int64_t q0 = qb * q_block, rows = std::min(q, q0 + q_block) - q0;
-      const int64_t c_begin = split * chunks / splits * kChunkPanels;
-      const int64_t c_end = std::min(panels, (split + 1) * chunks / splits * kChunkPanels);
-      for (int64_t p0 = c_begin; p0 < c_end; p0 += kChunkPanels) {
-        const int64_t p1 = std::min(c_end, p0 + kChunkPanels);
-        gemm_packed_block(queries + q0 * ldq, rows, ldq, b, p0, p1, scores.data(), chunk_cols, GemmBlockOptions{});
-        const int64_t valid = std::min(n, p1 * nr) - p0 * nr;  // the last panel's padding is not a column
-        for (int64_t r = 0; r < rows; ++r) {
-          TopKHeap& heap = heaps[static_cast<size_t>(item * q_block + r)];
-          const float* row = scores.data() + r * chunk_cols;
-          const int64_t* excl = exclude ? exclude + (q0 + r) * n_exclude : nullptr;
-          const int64_t count = kt.select_greater(row, valid, heap.threshold(), survivors.data());
-          for (int64_t s = 0; s < count; ++s) {
-            const int64_t col = p0 * nr + survivors[static_cast<size_t>(s)];
-            if (excl && is_excluded(excl, n_exclude, col)) continue;
-            heap.offer({row[survivors[static_cast<size_t>(s)]], col});
-          }
+  const int64_t chunk_cols = kChunkPanels * nr;
+  std::vector<AlignedBuffer> scores_of(static_cast<size_t>(lease.threads()));
+  std::vector<std::vector<int64_t>> survivors_of(static_cast<size_t>(lease.threads()));
+  for (int t = 0; t < lease.threads(); ++t) {
+    scores_of[t] = AlignedBuffer(static_cast<size_t>(q_block * chunk_cols));
+    survivors_of[t].resize(static_cast<size_t>(chunk_cols));
+  }
+  run_tasks(lease, items, [&](int64_t item, int thread) {
+    AlignedBuffer& scores = scores_of[static_cast<size_t>(thread)];
+    std::vector<int64_t>& survivors = survivors_of[static_cast<size_t>(thread)];
+    const int64_t qb = item / splits, split = item % splits;
+    const int64_t q0 = qb * q_block, rows = std::min(q, q0 + q_block) - q0;
+    const int64_t c_begin = split * chunks / splits * kChunkPanels;
+    const int64_t c_end = std::min(panels, (split + 1) * chunks / splits * kChunkPanels);
+    for (int64_t p0 = c_begin; p0 < c_end; p0 += kChunkPanels) {
+      const int64_t p1 = std::min(c_end, p0 + kChunkPanels);
+      gemm_packed_block(queries + q0 * ldq, rows, ldq, b, p0, p1, scores.data(), chunk_cols, GemmBlockOptions{});
+      const int64_t valid = std::min(n, p1 * nr) - p0 * nr;  // the last panel's padding is not a column
+      for (int64_t r = 0; r < rows; ++r) {
+        TopKHeap& heap = heaps[static_cast<size_t>(item * q_block + r)];
+        const float* row = scores.data() + r * chunk_cols;
+        const int64_t* excl = exclude ? exclude + (q0 + r) * n_exclude : nullptr;
+        const int64_t count = kt.select_greater(row, valid, heap.threshold(), survivors.data());
+        for (int64_t s = 0; s < count; ++s) {
+          const int64_t col = p0 * nr + survivors[static_cast<size_t>(s)];
+          if (excl && is_excluded(excl, n_exclude, col)) continue;
+          heap.offer({row[survivors[static_cast<size_t>(s)]], col});
         }
       }
     }
-  }
+  });
 
   // Merge each query's per-split heaps and write best first.
   std::vector<Candidate> merged;

@@ -3,7 +3,8 @@
 The C++ core (``cpuformer._core``) holds the SIMD kernels, picked at run time for the CPU; ``cpuformer.ops``
 exposes them on numpy arrays, and the model classes assemble them into BERT, GPT-2, LSTM and word2vec models.
 """
-from ._core import __version__, get_num_threads, set_num_threads
+from ._core import __version__
+from .threads import get_num_threads, num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
 from .generation import GenerationConfig
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "set_num_threads",
+    "num_threads",
     "show_config",
     "io",
     "nn",
@@ -38,3 +40,6 @@ __all__ = [
     "SentenceEncoder",
     "CrossEncoder",
 ]
+
+threads._warn_if_env_clamped()
+threads._register_threadpoolctl()

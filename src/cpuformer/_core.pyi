@@ -7,6 +7,14 @@ import numpy
 import numpy.typing
 import typing
 __all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'set_num_threads', 'softmax', 'top_k_dot']
+class _HeldThreads:
+    def __init__(self, wanted: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def release(self) -> None:
+        ...
+    @property
+    def threads(self) -> int:
+        ...
 class PackedLinear:
     """
     A linear layer y = act(x @ W.T + b) + residual whose weight is packed once into SIMD panels.
@@ -179,8 +187,24 @@ class PackedLSTM:
         ...
 def _config() -> dict:
     ...
+def _forked_serial() -> bool:
+    """
+    Whether this process is a fork of one whose OpenMP threads had started (then every op runs serial).
+    """
 def _isa() -> str:
     ...
+def _last_team_size() -> int:
+    """
+    Threads the last parallel call from this thread ran on (tests).
+    """
+def _max_num_threads() -> int:
+    """
+    The most threads set_num_threads accepts.
+    """
+def _process_num_threads() -> int:
+    """
+    The process-wide setting, whatever this thread's override.
+    """
 def _recently_serial() -> bool:
     """
     Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).
@@ -188,6 +212,22 @@ def _recently_serial() -> bool:
 def _set_isa(name: str) -> None:
     """
     Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already packed keep the ISA they were packed for.
+    """
+def _set_serial_memory(enabled: bool) -> None:
+    """
+    Test hook: off, no call starts serial after a stall (team sizes become predictable on a busy machine).
+    """
+def _set_thread_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    This thread's override (cpuformer.num_threads(n) uses it); 0 removes it.
+    """
+def _thread_num_threads() -> int:
+    """
+    This thread's override, 0 if none.
+    """
+def _threads_in_use() -> int:
+    """
+    Threads leased by running calls right now (tests).
     """
 def activation(x: typing.Any, name: str) -> numpy.ndarray:
     """
@@ -207,7 +247,7 @@ def gelu(x: typing.Any, approximate: str = 'none') -> numpy.ndarray:
     """
 def get_num_threads() -> int:
     """
-    Threads each op may use (default: OpenMP's, i.e. OMP_NUM_THREADS).
+    Threads each op called from this thread may use: the num_threads() block around it if any, else the process setting (default: OpenMP's, i.e. OMP_NUM_THREADS). 1 in a child forked after threads ran.
     """
 def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05, *, out: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
     """
@@ -243,7 +283,7 @@ def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
-    Set the threads every following op may use (n >= 1).
+    Set the threads every following op may use, process-wide (1 <= n <= 4 per CPU, at least 64).
     """
 def softmax(x: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
     """

@@ -253,3 +253,15 @@ def test_stalled_gemm_goes_serial_with_the_same_results():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_unpickled_float32_arrays_are_accepted():
+    # pickle (multiprocessing, joblib, Ray) gives arrays their own float32 dtype object: equal, not identical
+    import pickle
+
+    rng = np.random.default_rng(5)
+    w, x = pickle.loads(pickle.dumps((rng.standard_normal((24, 16), dtype=np.float32),
+                                      rng.standard_normal((3, 16), dtype=np.float32))))
+    np.testing.assert_allclose(ops.PackedLinear(w)(x), x.astype(np.float64) @ w.T.astype(np.float64), atol=1e-5)
+    with pytest.raises(TypeError, match="must have dtype float32, got >f4"):
+        ops.PackedLinear(w.astype(">f4"))

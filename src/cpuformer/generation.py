@@ -657,6 +657,8 @@ class GenerationMixin:
         return result if config.return_dict_in_generate else result.sequences
 
     # --- text ---------------------------------------------------------------------------------------------
+    padding_side = "left"  # decoder-only prompts end at the last column; an encoder's input is padded on the right
+
     def _encode_prompts(self, prompts: str | Sequence[str]) -> tuple[bool, np.ndarray, np.ndarray | None]:
         tokenizer = self.require_tokenizer()
         single = isinstance(prompts, str)
@@ -675,36 +677,61 @@ class GenerationMixin:
         mask = np.zeros((len(texts), width), np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)])
         for i, n in enumerate(lengths):
-            ids[i, width - n:] = flat[starts[i]:starts[i + 1]]
-            mask[i, width - n:] = 1
+            at = slice(width - n, width) if self.padding_side == "left" else slice(0, n)
+            ids[i, at] = flat[starts[i]:starts[i + 1]]
+            mask[i, at] = 1
         return single, ids, mask
 
     def _text_request(self, prompts, max_new_tokens, generation_config, options) -> tuple[bool, _Request]:
         single, ids, mask = self._encode_prompts(prompts)
-        return single, self._request(ids, max_new_tokens, mask, generation_config, options)
+        request = self._request(ids, max_new_tokens, mask, generation_config, options)
+        return single and request.config.num_return_sequences == 1, request
 
     def stream_text(self, prompts: str | Sequence[str], max_new_tokens: int | None = None, *,
                     generation_config: GenerationConfig | None = None, **options: Any) -> Iterator[str | list[str]]:
-        """Streams the generated text. One prompt: yields non-empty str pieces. A list: yields per step one
-        piece per prompt (possibly ""). Options as `generate` (eos_token_id defaults to the model's; None never
-        stops early). Pieces join to the text `generate_text` returns."""
+        """Streams the generated text. One prompt: yields non-empty str pieces. A list (or num_return_sequences >
+        1): yields per step one piece per row (possibly ""), each prompt's rows together. Options as `generate`
+        (eos_token_id defaults to the model's; None never stops early); `stop`: strings that end a row, the text
+        ending before the first of them (a piece's end that could start one is held back until it is known).
+        Pieces join to the text `generate_text` returns. Beam search cannot stream."""
         single, request = self._text_request(prompts, max_new_tokens, generation_config, options)
+        if request.config.num_beams > 1:
+            raise ValueError("beam search (num_beams > 1) cannot stream: use generate_text")
         return self._text_pieces(single, request)
 
     def _text_pieces(self, single: bool, request: _Request):
-        batch, eos = request.ids.shape[0], request.config.eos_token_id
-        decoders = [IncrementalDecoder(self.tokenizer) for _ in range(batch)]
-        done = np.zeros(batch, bool)
-        for tokens in self._steps(request):
-            pieces = ["" if done[i] else decoders[i].push(t) for i, t in enumerate(tokens)]
-            if eos is not None:
-                done |= tokens == eos
+        from .serve.stop_strings import StopStrings  # plain Python: no server dependency
+
+        config = request.config
+        rows = request.ids.shape[0] * config.num_return_sequences
+        decoders = [IncrementalDecoder(self.tokenizer) for _ in range(rows)]
+        stoppers = [StopStrings(config.stop) for _ in range(rows)] if config.stop else None
+        stop_ids = set(config.stop_ids)
+        done = np.zeros(rows, bool)
+        pieces: list[str] = []
+
+        def read(tokens: np.ndarray) -> np.ndarray:
+            """Decode this step's tokens into `pieces`; rows whose text reached a stop string end now."""
+            ended = np.zeros(rows, bool)
+            pieces.clear()
+            for i, t in enumerate(tokens):
+                piece = "" if done[i] else decoders[i].push(t)
+                if stoppers is not None and not done[i]:
+                    piece = stoppers[i].feed(piece)
+                    ended[i] = stoppers[i].stopped
+                pieces.append(piece)
+                done[i] |= ended[i] or int(t) in stop_ids
+            return ended
+
+        for _ in self._steps(request, stopped=read):
             if single:
                 if pieces[0]:
                     yield pieces[0]
             else:
-                yield pieces
+                yield list(pieces)
         tails = [d.flush() for d in decoders]
+        if stoppers is not None:
+            tails = [s.feed(t) + s.flush() for s, t in zip(stoppers, tails)]
         if single:
             if tails[0]:
                 yield tails[0]
@@ -713,15 +740,27 @@ class GenerationMixin:
 
     def generate_text(self, prompts: str | Sequence[str], max_new_tokens: int | None = None, *,
                       generation_config: GenerationConfig | None = None, **options: Any) -> str | list[str]:
-        """The generated continuation of a prompt (str) or of each prompt in a list (list of str), without the
-        prompt and without special tokens. Options as `generate`."""
+        """The generated continuation of a prompt (str) or of each prompt in a list (list of str; with
+        num_return_sequences > 1 a list of every row, each prompt's rows together), without the prompt and without
+        special tokens. Options as `generate`; `stop` as in `stream_text` (beam search cuts the finished text at
+        the first stop string: beams are scored on tokens, not text)."""
         single, request = self._text_request(prompts, max_new_tokens, generation_config, options)
-        eos = request.config.eos_token_id
-        new = list(self._steps(request))
-        out = np.stack(new, axis=1) if new else np.zeros((request.ids.shape[0], 0), np.int64)
+        config = request.config
+        if config.num_beams == 1:
+            rows: list[list[str]] = []
+            for step in self._text_pieces(single, request):
+                rows.append([step] if single else step)
+            count = 1 if single else request.ids.shape[0] * config.num_return_sequences
+            texts = ["".join(parts) for parts in zip(*rows)] if rows else [""] * count
+            return texts[0] if single else texts
+        from .beam_search import beam_search
+
+        width = self.decoder_prompt(request)[0].shape[1]
+        stop_ids = set(config.stop_ids)
         texts = []
-        for row in out:
-            stop = np.flatnonzero(row == eos) if eos is not None else np.empty(0)
-            row = row[:stop[0] + 1] if stop.size else row
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        for row in beam_search(self, request).sequences[:, width:]:
+            ends = [i for i, t in enumerate(row) if int(t) in stop_ids]
+            text = self.tokenizer.decode(row[:ends[0] + 1] if ends else row, skip_special_tokens=True)
+            cuts = [i for i in (text.find(s) for s in config.stop) if i >= 0]
+            texts.append(text[:min(cuts)] if cuts else text)
         return texts[0] if single else texts

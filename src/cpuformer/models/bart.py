@@ -312,6 +312,8 @@ class BartForConditionalGeneration(GenerationMixin, BartPretrainedModel):
     then the generated ones), with greedy search, sampling or beam search as cpuformer.generation describes;
     `generate_text` / `stream_text` on strings."""
 
+    padding_side = "right"  # text prompts are encoder inputs
+
     def __init__(self, config: BartConfig, store: WeightStore):
         self.config = config
         shared = store.take("shared.weight", (config.vocab_size, config.d_model), packed=True)

@@ -6,10 +6,11 @@ exposes them on numpy arrays, and the model classes assemble them into BERT, GPT
 from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
-from .generation import GenerationConfig
+from .generation import GenerateOutput, GenerationConfig
 from .embeddings import KeyedVectors
 from .models import (
     AutoModel,
+    BartForConditionalGeneration,
     BertForMaskedLM,
     BertForSequenceClassification,
     BertModel,
@@ -28,6 +29,8 @@ __all__ = [
     "nn",
     "ops",
     "AutoModel",
+    "BartForConditionalGeneration",
+    "GenerateOutput",
     "GenerationConfig",
     "BertForMaskedLM",
     "BertForSequenceClassification",

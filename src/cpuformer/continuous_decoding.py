@@ -51,6 +51,9 @@ class ContinuousDecoder:
     def __init__(self, model: GenerationMixin, max_sequences: int, max_len: int | None = None):
         if not isinstance(max_sequences, int) or max_sequences < 1:
             raise ValueError(f"max_sequences must be an int >= 1, got {max_sequences!r}")
+        if getattr(model, "is_encoder_decoder", False):
+            raise ValueError(f"{type(model).__name__} is an encoder-decoder: continuous batching (and `cpuformer "
+                             "serve`) runs decoder-only models; use model.generate")
         self.model = model
         self.max_len = model.max_positions if max_len is None else max_len
         self.cache = model.new_kv_cache(max_sequences, self.max_len)

@@ -254,6 +254,13 @@ def test_bad_inputs_are_rejected(models):
         model.stream(ids, num_beams=2)
 
 
+def test_continuous_batching_refuses_an_encoder_decoder(models):
+    from cpuformer.continuous_decoding import ContinuousDecoder
+
+    with pytest.raises(ValueError, match="BartForConditionalGeneration is an encoder-decoder"):
+        ContinuousDecoder(models["bart"], 2)
+
+
 def test_torch_never_loads_in_the_test_process(ref):
     import sys
 

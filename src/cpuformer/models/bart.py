@@ -313,6 +313,7 @@ class BartForConditionalGeneration(GenerationMixin, BartPretrainedModel):
     `generate_text` / `stream_text` on strings."""
 
     padding_side = "right"  # text prompts are encoder inputs
+    is_encoder_decoder = True
 
     def __init__(self, config: BartConfig, store: WeightStore):
         self.config = config

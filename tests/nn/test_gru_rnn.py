@@ -5,6 +5,10 @@ serial fallback, ISA switches) on the LSTM."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -12,7 +16,7 @@ import pytest
 import reference as ref
 from cpuformer import _core
 from cpuformer.nn import GRU, RNN
-from helpers import given, rand, run_in_threads, settings, st
+from helpers import given, num_threads, rand, run_in_threads, settings, st
 from make_recurrent_reference import make_reference
 
 MODES_TORCH = ["GRU", "RNN_TANH", "RNN_RELU"]
@@ -160,6 +164,45 @@ def test_concurrent_python_threads_get_their_own_results(mode):
     expected = [net(x)[0] for x in inputs]
     for got, want in zip(run_in_threads(lambda x: net(x)[0], [(x,) for x in inputs]), expected):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", MODES_TORCH)
+def test_results_do_not_depend_on_thread_count(mode):
+    net = _layer(mode, 40, 96, num_layers=2, bidirectional=True, seed=1)
+    x = rand(np.random.default_rng(2), 9, 5, 40)
+    with num_threads(1):
+        one = net(x, lengths=[9, 3, 5, 9, 1])
+    with num_threads(2):
+        two = net(x, lengths=[9, 3, 5, 9, 1])
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, cpuformer
+    from cpuformer.nn import GRU, RNN
+    x = np.random.default_rng(0).standard_normal((30, 8, 24)).astype(np.float32)
+    lengths = [30, 7, 19, 1, 30, 2, 29, 11]
+    for net in (GRU(24, 128, num_layers=2, bidirectional=True, seed=2), RNN(24, 128, num_layers=2, seed=3)):
+        cpuformer.set_num_threads(1)
+        want = net(x, lengths=lengths)
+        cpuformer.set_num_threads(2)
+        for _ in range(3):  # any wait counts as a stall here, so the team turns serial within each call
+            got = net(x, lengths=lengths)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    print("ok")
+    """
+)
+
+
+def test_serial_fallback_gives_the_same_results():
+    """CPUFORMER_LSTM_STALL_US=0 makes every wait a stall, driving the team's switch to one thread mid-call."""
+    env = dict(os.environ, CPUFORMER_LSTM_STALL_US="0", PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", SERIAL_FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "int8"])

@@ -161,7 +161,7 @@ void PackedRecurrent::forward(const RecurrentForwardArgs& args, float* out, floa
 }
 
 void PackedRecurrent::run(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
-                     const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
+                          const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
   if (batch == 0) return;
   const int64_t hout = state_size(), out_cols = directions_ * hout;
   if (lengths && !std::is_sorted(lengths, lengths + batch, std::greater<int64_t>())) {
@@ -213,8 +213,8 @@ void PackedRecurrent::run(const float* x, int64_t steps, int64_t batch, bool bat
 // the batch and the recurrent GEMM skips the finished ones (as torch's PackedSequence does), then puts every
 // result back in the caller's order.
 void PackedRecurrent::run_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
-                                      const float* h0, const float* c0, const int64_t* lengths, float* out,
-                                      float* h_n, float* c_n) const {
+                                           const float* h0, const float* c0, const int64_t* lengths, float* out,
+                                           float* h_n, float* c_n) const {
   std::vector<int64_t> order(static_cast<size_t>(batch)), sorted(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) order[b] = b;
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
@@ -254,9 +254,9 @@ void PackedRecurrent::run_sorted_by_length(const float* x, int64_t steps, int64_
   if (c_n) permute_states(cns.data(), c_n, hidden_, false);
 }
 
-void PackedRecurrent::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch, const float* const* h0,
-                                const float* const* c0, const int64_t* lengths, float* out, bool out_batch_first,
-                                float* const* h_n, float* const* c_n, bool* serial) const {
+void PackedRecurrent::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch,
+                                const float* const* h0, const float* const* c0, const int64_t* lengths, float* out,
+                                bool out_batch_first, float* const* h_n, float* const* c_n, bool* serial) const {
   const kernels::KernelTable& kt = *kernels_;
   const int64_t hidden = hidden_, hout = state_size(), proj = proj_, units = units_per_block_, blocks = blocks_;
   const int dirs = directions_, nr = kt.gemm_nr, gates_per_unit = gates_;

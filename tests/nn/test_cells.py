@@ -167,8 +167,10 @@ def test_state_dict_errors():
         ((np.zeros((1, 2, 6), np.float32),), ValueError, r"x must have shape \(batch, 6\) or \(6,\), got \(1, 2, 6\)"),
         ((np.zeros((2, 6), np.float32), np.zeros((3, 5), np.float32)), ValueError,
          r"hx must have shape \(2, 5\), got \(3, 5\)"),
-        ((np.zeros(6, np.float32), np.zeros((1, 5), np.float32)), ValueError, r"hx must have shape \(5,\), got \(1, 5\)"),
-        ((np.zeros((2, 6), np.float32), np.zeros((2, 5), np.float64)), TypeError, "hx must have dtype float32, got float64"),
+        ((np.zeros(6, np.float32), np.zeros((1, 5), np.float32)), ValueError,
+         r"hx must have shape \(5,\), got \(1, 5\)"),
+        ((np.zeros((2, 6), np.float32), np.zeros((2, 5), np.float64)), TypeError,
+         "hx must have dtype float32, got float64"),
         ((np.zeros((2, 6), np.float32), [0.0] * 5), TypeError, "hx must be a numpy.ndarray of dtype float32, got list"),
     ],
 )

@@ -300,8 +300,8 @@ def test_state_dict_errors_name_the_key_and_keep_the_weights():
     "call, error, message",
     [
         (lambda n: n(np.zeros((3, 2, 6), np.float64)), TypeError, "x must have dtype float32, got float64"),
-        (lambda n: n(np.zeros((3, 2, 7), np.float32)), ValueError, r"x must have shape \(steps, batch, 6\), got \(3, 2, 7\)"),
-        (lambda n: n(np.zeros((0, 2, 6), np.float32)), ValueError, "x has 0 time steps; an? (GRU|RNN) needs at least one"),
+        (lambda n: n(np.zeros((3, 2, 7), np.float32)), ValueError,
+         r"x must have shape \(steps, batch, 6\), got \(3, 2, 7\)"),
         (lambda n: n(np.zeros((3, 2, 6), np.float32), np.zeros((2, 2, 5), np.float32)), ValueError,
          r"h0 must have shape \(4, 2, 5\), got \(2, 2, 5\)"),
         (lambda n: n(np.zeros((3, 2, 6), np.float32), np.zeros((4, 2, 5), np.float64)), TypeError,
@@ -310,19 +310,29 @@ def test_state_dict_errors_name_the_key_and_keep_the_weights():
          "hx must be a numpy.ndarray of dtype float32, got tuple"),
         (lambda n: n(np.zeros((3, 6), np.float32), np.zeros((4, 1, 5), np.float32)), ValueError,
          r"hx must be 2-D for a 2-D input \(unbatched\), got shape \(4, 1, 5\)"),
-        (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[3, 0]), ValueError, r"lengths\[1\] = 0 is outside \[1, 3\]"),
-        (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[4, 1]), ValueError, r"lengths\[0\] = 4 is outside \[1, 3\]"),
+        (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[3, 0]), ValueError,
+         r"lengths\[1\] = 0 is outside \[1, 3\]"),
+        (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[4, 1]), ValueError,
+         r"lengths\[0\] = 4 is outside \[1, 3\]"),
         (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[3]), ValueError,
          r"lengths must have shape \(2,\) \(one per batch entry\), got \(1,\)"),
         (lambda n: n(np.zeros((3, 2, 6), np.float32), lengths=[3.0, 2.0]), TypeError,
          "lengths must have an integer dtype, got float64"),
-        (lambda n: n(np.zeros((3, 6), np.float32), lengths=[3]), ValueError, r"lengths needs a batched \(3-D\) input"),
+        (lambda n: n(np.zeros((3, 6), np.float32), lengths=[3]), ValueError,
+         r"lengths needs a batched \(3-D\) input"),
     ],
 )
 @pytest.mark.parametrize("mode", MODES_TORCH)
 def test_bad_forward_arguments(mode, call, error, message):
     with pytest.raises(error, match=message):
         call(_layer(mode, 6, 5, num_layers=2, bidirectional=True, seed=0))
+
+
+def test_zero_steps_names_the_layer():
+    with pytest.raises(ValueError, match="x has 0 time steps; a GRU needs at least one"):
+        GRU(6, 5)(np.zeros((0, 2, 6), np.float32))
+    with pytest.raises(ValueError, match="x has 0 time steps; an RNN needs at least one"):
+        RNN(6, 5, nonlinearity="relu")(np.zeros((0, 2, 6), np.float32))
 
 
 def test_packed_recurrent_checks_directly():

@@ -80,6 +80,41 @@ def test_steps_equal_the_sequence_layer(isa, kind):
         ref.assert_close(state[1], final[1][0], "recurrent_paths")
 
 
+def _float64_step(cell, x, h):
+    sd = cell.state_dict()
+    w = (sd["weight_ih"], sd["weight_hh"], sd.get("bias_ih"), sd.get("bias_hh"))
+    if isinstance(cell, GRUCell):
+        return ref.gru_cell(x, h, *w)
+    return ref.rnn_cell(x, h, *w, nonlinearity=cell.nonlinearity)
+
+
+# Hidden sizes around the vector widths (4, 8, 16 lanes) and the panel widths (8, 16, 32), so the gate kernels'
+# full and tail paths and partly filled unit blocks all run.
+@pytest.mark.parametrize("hidden", [1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 33, 53])
+@pytest.mark.parametrize("kind", ["GRUCell", "RNNCell_tanh", "RNNCell_relu"])
+def test_hidden_sizes_match_float64_reference(isa, kind, hidden):
+    cell = _cell(kind, 19, hidden, seed=hidden)
+    rng = np.random.default_rng(hidden)
+    x, h = rand(rng, 6, 19), rand(rng, 6, hidden)
+    ref.assert_close(cell(x, h), _float64_step(cell, x, h), "recurrent")
+
+
+@pytest.mark.parametrize("kind", ["GRUCell", "RNNCell_tanh", "RNNCell_relu"])
+def test_saturated_gates_stay_finite(isa, kind):
+    # Weights of +-30 drive every sigmoid / tanh into saturation; results must stay finite and exact.
+    cell = _cell(kind, 24, 40)
+    rng = np.random.default_rng(6)
+    cell.load_state_dict({k: v * 30.0 for k, v in cell.state_dict().items()})
+    x, h = rand(rng, 5, 24), rand(rng, 5, 40)
+    got = cell(x, h)
+    assert np.isfinite(got).all()
+    want = _float64_step(cell, x, h)
+    if kind == "RNNCell_relu":  # unbounded: relative tolerance on values in the hundreds
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    else:
+        ref.assert_close(got, want, "recurrent")
+
+
 def test_lstm_cell_equals_the_one_shot_op():
     cell = LSTMCell(10, 12, seed=7)
     sd = cell.state_dict()

@@ -30,15 +30,18 @@ TOLERANCE = {
     "embedding_bag": (1e-6, 1e-6),
     "attention": (1e-5, 1e-5),
     "lstm": (1e-5, 1e-5),
+    "recurrent": (1e-5, 1e-5),  # GRU / RNN layers and cells (same engine as the LSTM)
     "top_k_scores": (1e-5, 1e-5),  # scores top_k returns vs numpy's float32 dot products of the rows it chose
     # ours vs ours: the same math along another path (thread split of the keys, varlen vs padded, one
     # sequence alone vs in a batch, KV-cache decode vs one call, lstm_cell vs a one-step nn.LSTM).
     "attention_paths": (1e-6, 1e-6),
     "lstm_paths": (1e-6, 1e-6),
+    "recurrent_paths": (1e-6, 1e-6),
     "cli_vs_in_process": (0.0, 1e-6),  # `cpuformer embed` in a subprocess vs SentenceEncoder here
     # ours vs torch / gensim (float32 on both sides; torch runs in its own process: torch_reference.py).
     "attention_vs_torch": (1e-4, 2e-5),
     "lstm_vs_torch": (0.0, 1e-5),
+    "recurrent_vs_torch": (0.0, 1e-5),  # GRU / RNN / cells, max abs diff
     "cosine_vs_gensim": (0.0, 1e-5),  # KeyedVectors scores; neighbours closer than this count as tied
     "unit_norm": (0.0, 1e-6),  # KeyedVectors' normalised rows
     # Models vs their references (transformers / sentence-transformers in their own process).
@@ -183,6 +186,30 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     i, f, g, o = np.split(gates, 4, axis=-1)
     c_new = sigmoid(f) * f64(c) + sigmoid(i) * np.tanh(g)
     return sigmoid(o) * np.tanh(c_new), c_new
+
+
+def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    """torch.nn.GRUCell: r, z, n row blocks; n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)) -> h'."""
+    f64 = lambda a: np.asarray(a, np.float64)
+    gi, gh = f64(x) @ f64(w_ih).T, f64(h) @ f64(w_hh).T
+    if b_ih is not None:
+        gi = gi + f64(b_ih)
+    if b_hh is not None:
+        gh = gh + f64(b_hh)
+    (i_r, i_z, i_n), (h_r, h_z, h_n) = np.split(gi, 3, axis=-1), np.split(gh, 3, axis=-1)
+    r, z = sigmoid(i_r + h_r), sigmoid(i_z + h_z)
+    n = np.tanh(i_n + r * h_n)
+    return (1.0 - z) * n + z * f64(h)
+
+
+def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """torch.nn.RNNCell: act(x W_ih^T + b_ih + h W_hh^T + b_hh), act tanh or relu -> h'."""
+    f64 = lambda a: np.asarray(a, np.float64)
+    pre = f64(x) @ f64(w_ih).T + f64(h) @ f64(w_hh).T
+    for b in (b_ih, b_hh):
+        if b is not None:
+            pre = pre + f64(b)
+    return np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
 
 
 def attention(q, k, v, num_heads, attention_mask=None, causal=False, scale=None, relative_bias=None):

@@ -8,5 +8,5 @@ void bind_linear(pybind11::module_& m);
 void bind_elementwise(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
-void bind_lstm(pybind11::module_& m);
+void bind_recurrent(pybind11::module_& m);
 }  // namespace cpuformer::bind

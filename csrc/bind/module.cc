@@ -8,5 +8,5 @@ PYBIND11_MODULE(_core, m) {
   cpuformer::bind::bind_elementwise(m);
   cpuformer::bind::bind_embedding(m);
   cpuformer::bind::bind_attention(m);
-  cpuformer::bind::bind_lstm(m);
+  cpuformer::bind::bind_recurrent(m);
 }

@@ -31,6 +31,8 @@ static KernelTable make_table() {
   t.axpy = &axpy;
   t.select_greater = &select_greater;
   t.lstm_gates = &lstm_gates;
+  t.gru_gates = &gru_gates;
+  t.rnn_gates = &rnn_gates;
   t.attention_tile = &attention_tile;
   t.attention_workspace_floats = &attention_workspace_floats;
   t.attention_merge = &attention_merge;

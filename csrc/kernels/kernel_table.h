@@ -92,6 +92,11 @@ struct KernelTable {
   // LSTM cell for n units: i, f, g, o pre-activations at gates + {0..3} * gate_stride; c[n] := f*c + i*g in place,
   // h[n] = o * tanh(c).
   void (*lstm_gates)(const float* gates, int64_t gate_stride, float* c, float* h, int64_t n);
+  // GRU cell for n units: r, z, n input parts (with b_ih) at gi + {0..2} * gate_stride, hidden parts (with b_hh) at
+  // gh + {0..2} * gate_stride; h[n] = (1 - z) * tanh(n_i + r * n_h) + z * h_prev.
+  void (*gru_gates)(const float* gi, const float* gh, int64_t gate_stride, const float* h_prev, float* h, int64_t n);
+  // Elman RNN cell: h[n] = tanh(pre[n]), or relu(pre[n]) when relu.
+  void (*rnn_gates)(const float* pre, float* h, int64_t n, bool relu);
 };
 
 // One filled table per ISA, each defined in kernel_table.cc compiled for that ISA.

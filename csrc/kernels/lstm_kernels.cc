@@ -48,4 +48,35 @@ void lstm_gates(const float* gates, int64_t gate_stride, float* c, float* h, int
   }
 }
 
+// GRU (torch's order r, z, n): gi = x W_ih^T + b_ih, gh = h W_hh^T + b_hh, each 3 x [n] gate_stride apart.
+// r = sig(gi_r + gh_r), z = sig(gi_z + gh_z), n = tanh(gi_n + r * gh_n), h = n + z * (h_prev - n).
+void gru_gates(const float* gi, const float* gh, int64_t gate_stride, const float* h_prev, float* h, int64_t n) {
+  auto update = [](Vec ir, Vec iz, Vec in, Vec hr, Vec hz, Vec hn, Vec hp) {
+    const Vec r = vec_sigmoid(ir + hr), z = vec_sigmoid(iz + hz);
+    const Vec cand = vec_tanh(fma(r, hn, in));
+    return fma(z, hp - cand, cand);
+  };
+  const int64_t s = gate_stride;
+  int64_t j = 0;
+  for (; j + kW <= n; j += kW)
+    update(Vec::load(gi + j), Vec::load(gi + s + j), Vec::load(gi + 2 * s + j), Vec::load(gh + j),
+           Vec::load(gh + s + j), Vec::load(gh + 2 * s + j), Vec::load(h_prev + j))
+        .store(h + j);
+  if (j < n) {
+    const int64_t r = n - j;
+    update(Vec::load_partial(gi + j, r), Vec::load_partial(gi + s + j, r), Vec::load_partial(gi + 2 * s + j, r),
+           Vec::load_partial(gh + j, r), Vec::load_partial(gh + s + j, r), Vec::load_partial(gh + 2 * s + j, r),
+           Vec::load_partial(h_prev + j, r))
+        .store_partial(h + j, r);
+  }
+}
+
+// Elman RNN: h[n] = tanh(pre[n]) or relu(pre[n]).
+void rnn_gates(const float* pre, float* h, int64_t n, bool relu) {
+  auto update = [relu](Vec x) { return relu ? max(x, Vec::zero()) : vec_tanh(x); };
+  int64_t j = 0;
+  for (; j + kW <= n; j += kW) update(Vec::load(pre + j)).store(h + j);
+  if (j < n) update(Vec::load_partial(pre + j, n - j)).store_partial(h + j, n - j);
+}
+
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'set_num_threads', 'softmax', 'top_k_dot']
+__all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'PackedRecurrent', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'set_num_threads', 'softmax', 'top_k_dot']
 class _HeldThreads:
     def __init__(self, wanted: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -147,15 +147,56 @@ class KVCache:
     @property
     def num_layers(self) -> int:
         ...
+class PackedRecurrent:
+    """
+    A multi-layer, optionally bidirectional LSTM / GRU / Elman RNN with torch's weights packed once.
+    
+    mode: torch's RNNBase mode, "LSTM", "GRU", "RNN_TANH" or "RNN_RELU". weights: num_layers * directions tuples
+    (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0 reverse, layer 1 forward, ...), float32 in
+    torch's layout with G = 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n) or 1 (RNN) gate blocks: w_ih [G*H, in], w_hh
+    [G*H, Hout], biases [G*H] or None, w_hr [proj_size, H] (LSTM with proj_size > 0) or None. Packed for the ISA
+    active at construction. dtype: "float32" | "bf16" | "int8", how the weight matrices are stored (weight-only, as
+    PackedLinear; states, gates and sums stay float32). cpuformer.nn.LSTM / GRU / RNN and the cell classes wrap this.
+    """
+    @staticmethod
+    def check_sizes(mode: str, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        ValueError unless mode is known, input_size, hidden_size, num_layers >= 1 and 0 <= proj_size < hidden_size (0 unless LSTM): the constructor's first check, for callers that build weights from the sizes.
+        """
+    def __init__(self, mode: str, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, weights: collections.abc.Sequence, proj_size: typing.SupportsInt | typing.SupportsIndex = 0, dtype: str = 'float32') -> None:
+        ...
+    def forward(self, x: typing.Any, h0: typing.Any = None, c0: typing.Any = None, lengths: typing.Any = None, batch_first: bool = False) -> tuple:
+        """
+        x: float32 [T, B, input_size] ([B, T, input_size] if batch_first); h0 [L*dirs, B, Hout] or None (zeros); c0 [L*dirs, B, H] or None (LSTM only); lengths: int [B] in [1, T] or None. Returns (output, h_n, c_n), c_n None unless LSTM; output rows past a sequence's length are zero. Releases the GIL for the whole sequence.
+        """
+    @property
+    def bidirectional(self) -> bool:
+        ...
+    @property
+    def dtype(self) -> str:
+        ...
+    @property
+    def hidden_size(self) -> int:
+        ...
+    @property
+    def input_size(self) -> int:
+        ...
+    @property
+    def isa(self) -> str:
+        ...
+    @property
+    def mode(self) -> str:
+        ...
+    @property
+    def num_layers(self) -> int:
+        ...
+    @property
+    def proj_size(self) -> int:
+        ...
 class PackedLSTM:
     """
-    A multi-layer (optionally bidirectional, optionally projected) LSTM with torch.nn.LSTM's weights packed once.
-    
-    weights: num_layers * directions tuples (w_ih, w_hh, b_ih, b_hh, w_hr), layer-major (layer 0 forward, layer 0
-    reverse, layer 1 forward, ...), float32 in torch's layout: w_ih [4H, in], w_hh [4H, Hout], biases [4H] or None,
-    w_hr [proj_size, H] or None. Packed for the ISA active at construction. dtype: "float32" | "bf16" | "int8", how the
-    weight matrices are stored (weight-only, as PackedLinear; states, gates and sums stay float32).
-    cpuformer.nn.LSTM wraps this.
+    A multi-layer (optionally bidirectional, optionally projected) LSTM with torch.nn.LSTM's weights packed once:
+    PackedRecurrent with mode "LSTM" (same weights tuples; forward always returns c_n).
     """
     @staticmethod
     def check_sizes(input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex) -> None:
@@ -182,6 +223,9 @@ class PackedLSTM:
         ...
     @property
     def isa(self) -> str:
+        ...
+    @property
+    def mode(self) -> str:
         ...
     @property
     def num_layers(self) -> int:
@@ -263,7 +307,7 @@ def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, activatio
     """
 def lstm_cell(x: typing.Any, h: typing.Any, c: typing.Any, w_ih: typing.Any, w_hh: typing.Any, b_ih: typing.Any = None, b_hh: typing.Any = None) -> tuple:
     """
-    torch.nn.LSTMCell step: x [B, I], h, c [B, H], w_ih [4H, I], w_hh [4H, H], b_ih, b_hh [4H] or None -> (h', c'). Gates i, f, g, o in torch's order. Packs the weights on every call.
+    torch.nn.LSTMCell step: x [B, I], h, c [B, H], w_ih [4H, I], w_hh [4H, H], b_ih, b_hh [4H] or None -> (h', c'). Gates i, f, g, o in torch's order. Packs the weights on every call (nn.LSTMCell keeps them packed).
     """
 def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, attention_mask: typing.Any = None, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None) -> numpy.ndarray:
     """

@@ -269,6 +269,20 @@ def test_parameter_names_and_repr():
     assert repr(lstm) == "LSTM(4, 6, num_layers=2, bias=False, bidirectional=True, proj_size=3)"
 
 
+def test_positional_arguments_follow_torch_and_dropout_is_accepted():
+    # torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
+    lstm = LSTM(3, 5, 2, False, True, 0.25, True, 2)
+    assert (lstm.num_layers, lstm.bias, lstm.batch_first, lstm.dropout, lstm.bidirectional, lstm.proj_size) == (
+        2, False, True, 0.25, True, 2)
+    assert repr(lstm) == "LSTM(3, 5, num_layers=2, bias=False, batch_first=True, dropout=0.25, bidirectional=True, " \
+                         "proj_size=2)"
+    # Inference ignores dropout, as torch's eval mode does.
+    plain = LSTM(3, 5, 2, False, True, 0.0, True, 2)
+    plain.load_state_dict(lstm.state_dict())
+    x = _x(2, 4, 3)
+    np.testing.assert_array_equal(lstm(x)[0], plain(x)[0])
+
+
 # ---- error paths -------------------------------------------------------------------------------------------
 
 
@@ -284,6 +298,7 @@ def test_parameter_names_and_repr():
          r"proj_size must be in \[0, hidden_size\) = \[0, 4\), got 4"),
         (dict(input_size=3.0, hidden_size=4), TypeError, "input_size must be an int, got float"),
         (dict(input_size=3, hidden_size=True), TypeError, "hidden_size must be an int, got bool"),
+        (dict(input_size=3, hidden_size=4, dropout=-0.1), ValueError, r"dropout must be a number in \[0, 1\]"),
     ],
 )
 def test_constructor_errors(kwargs, error, message):

@@ -1,9 +1,10 @@
-// lstm.cc — LSTM layers as: one packed GEMM for the input projection of a chunk of steps (both biases folded
-// into its bias), then a step loop inside ONE OpenMP region per chunk. Threads own blocks of hidden units; per
-// step each thread multiplies h_{t-1} by its W_hh panels (gemm_packed_block accumulating onto the projected input)
-// and runs the fused gate kernel on the same units, then waits for the step to finish (StepStage, step_team.h).
-// Both directions of a bidirectional layer are work items of the same steps, so they run side by side.
-#include "ops/lstm.h"
+// recurrent.cc — LSTM / GRU / RNN layers as: one packed GEMM for the input projection of a chunk of steps (the
+// biases folded into its bias), then a step loop inside ONE OpenMP region per chunk. Threads own blocks of hidden
+// units; per step each thread multiplies h_{t-1} by its W_hh panels (gemm_packed_block accumulating onto the
+// projected input; for GRU into a scratch block, since r scales the hidden part of the candidate gate) and runs
+// the cell kind's fused gate kernel on the same units, then waits for the step to finish (StepStage,
+// step_team.h). Both directions of a bidirectional layer are work items of the same steps, so they run side by side.
+#include "ops/recurrent.h"
 
 #include <omp.h>
 
@@ -15,7 +16,7 @@
 
 #include "ops/aligned_buffer.h"
 #include "ops/gemm.h"
-#include "ops/lstm_gate_packing.h"
+#include "ops/recurrent_gate_packing.h"
 #include "ops/step_team.h"
 #include "ops/threading.h"
 
@@ -28,54 +29,84 @@ constexpr int64_t kChunkFloats = 2 << 20;  // projected-input workspace per chun
 // AVX-512, ~3% faster on AVX2 at B = 32, H = 512 (one thread); B = 1..64, H = 256..1024 otherwise within noise.
 constexpr int64_t kStepKC = 256;
 
-// torch.nn.LSTM's name of weight `field` ("ih", "hh", "hr") or bias `field` of one layer and direction.
+// torch's name of weight `field` ("ih", "hh", "hr") or bias `field` of one layer and direction.
 std::string torch_name(const char* kind, const char* field, int64_t layer, int direction) {
   return std::string(kind) + "_" + field + "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
 }
 
 // Checks one weight: `given` as required, then its shape; messages name weights[set].<arg> and torch's name.
 void check_weight(const FloatView& w, int64_t set, const char* arg, const std::string& torch, bool required,
-                  const std::vector<int64_t>& shape) {
+                  const std::vector<int64_t>& shape, CellKind kind) {
   const std::string name = "weights[" + std::to_string(set) + "]." + arg;
+  const std::string owner = std::string(" (torch.nn.") + cell_kind_class(kind) + "'s " + torch + ")";
   if (!w.given()) {
-    if (required) fail(name + " must have shape " + shape_str(shape) + ", got None (torch.nn.LSTM's " + torch + ")");
+    if (required) fail(name + " must have shape " + shape_str(shape) + ", got None" + owner);
     return;
   }
-  if (w.shape != shape)
-    fail(name + " must have shape " + shape_str(shape) + ", got " + shape_str(w.shape) + " (torch.nn.LSTM's " +
-         torch + ")");
+  if (w.shape != shape) fail(name + " must have shape " + shape_str(shape) + ", got " + shape_str(w.shape) + owner);
+}
+
+// "an LSTM", "a GRU", "an RNN", for messages.
+std::string with_article(CellKind kind) {
+  return std::string(kind == CellKind::gru ? "a " : "an ") + cell_kind_class(kind);
 }
 
 }  // namespace
 
-void lstm_check_sizes(const LstmSizes& s) {
+CellKind parse_cell_kind(const std::string& mode) {
+  for (CellKind kind : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh, CellKind::rnn_relu})
+    if (mode == cell_kind_mode(kind)) return kind;
+  fail("mode must be one of 'LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'; got '" + mode + "'");
+}
+
+const char* cell_kind_mode(CellKind kind) {
+  switch (kind) {
+    case CellKind::lstm: return "LSTM";
+    case CellKind::gru: return "GRU";
+    case CellKind::rnn_tanh: return "RNN_TANH";
+    case CellKind::rnn_relu: return "RNN_RELU";
+  }
+  return "?";
+}
+
+const char* cell_kind_class(CellKind kind) {
+  return kind == CellKind::lstm ? "LSTM" : kind == CellKind::gru ? "GRU" : "RNN";
+}
+
+int cell_gates(CellKind kind) { return kind == CellKind::lstm ? 4 : kind == CellKind::gru ? 3 : 1; }
+
+void recurrent_check_sizes(const RecurrentSizes& s) {
   require(s.input_size >= 1, "input_size must be >= 1, got " + std::to_string(s.input_size));
   require(s.hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(s.hidden_size));
   require(s.num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(s.num_layers));
+  if (s.kind != CellKind::lstm && s.proj_size != 0)
+    fail(std::string("proj_size must be 0 for ") + with_article(s.kind) + " (only LSTM has projections), got " +
+         std::to_string(s.proj_size));
   if (s.proj_size < 0 || s.proj_size >= s.hidden_size)
     fail("proj_size must be in [0, hidden_size) = [0, " + std::to_string(s.hidden_size) + "), got " +
          std::to_string(s.proj_size));
 }
 
-PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>& weights,
-                       const kernels::KernelTable& kernels, WeightDtype dtype)
-    : input_size_(sizes.input_size), hidden_(sizes.hidden_size), proj_(sizes.proj_size),
-      directions_(sizes.bidirectional ? 2 : 1), units_per_block_(kernels.gemm_nr), blocks_(0), dtype_(dtype),
-      kernels_(&kernels) {
-  lstm_check_sizes(sizes);
-  const int64_t sets = sizes.num_layers * directions_, hout = state_size(), four_h = 4 * hidden_;
+PackedRecurrent::PackedRecurrent(const RecurrentSizes& sizes, const std::vector<RecurrentWeightArgs>& weights,
+                                 const kernels::KernelTable& kernels, WeightDtype dtype)
+    : kind_(sizes.kind), gates_(cell_gates(sizes.kind)), input_size_(sizes.input_size), hidden_(sizes.hidden_size),
+      proj_(sizes.proj_size), directions_(sizes.bidirectional ? 2 : 1), units_per_block_(kernels.gemm_nr),
+      blocks_(0), dtype_(dtype), kernels_(&kernels) {
+  recurrent_check_sizes(sizes);
+  const int64_t sets = sizes.num_layers * directions_, hout = state_size(), gate_rows = gates_ * hidden_;
   if (static_cast<int64_t>(weights.size()) != sets)
     fail("weights must hold num_layers * directions = " + std::to_string(sets) +
          " tuples (w_ih, w_hh, b_ih, b_hh, w_hr), got " + std::to_string(weights.size()));
   for (int64_t s = 0; s < sets; ++s) {
-    const LstmWeightArgs& w = weights[s];
+    const RecurrentWeightArgs& w = weights[s];
     const int64_t layer = s / directions_, in = layer == 0 ? input_size_ : directions_ * hout;
     const int d = static_cast<int>(s % directions_);
-    check_weight(w.w_ih, s, "w_ih", torch_name("weight", "ih", layer, d), true, {four_h, in});
-    check_weight(w.w_hh, s, "w_hh", torch_name("weight", "hh", layer, d), true, {four_h, hout});
-    check_weight(w.b_ih, s, "b_ih", torch_name("bias", "ih", layer, d), false, {four_h});
-    check_weight(w.b_hh, s, "b_hh", torch_name("bias", "hh", layer, d), false, {four_h});
-    if (proj_ > 0) check_weight(w.w_hr, s, "w_hr", torch_name("weight", "hr", layer, d), true, {proj_, hidden_});
+    check_weight(w.w_ih, s, "w_ih", torch_name("weight", "ih", layer, d), true, {gate_rows, in}, kind_);
+    check_weight(w.w_hh, s, "w_hh", torch_name("weight", "hh", layer, d), true, {gate_rows, hout}, kind_);
+    check_weight(w.b_ih, s, "b_ih", torch_name("bias", "ih", layer, d), false, {gate_rows}, kind_);
+    check_weight(w.b_hh, s, "b_hh", torch_name("bias", "hh", layer, d), false, {gate_rows}, kind_);
+    if (proj_ > 0)
+      check_weight(w.w_hr, s, "w_hr", torch_name("weight", "hr", layer, d), true, {proj_, hidden_}, kind_);
     else if (w.w_hr.given()) fail("weights[" + std::to_string(s) + "].w_hr must be None when proj_size is 0");
   }
   blocks_ = (hidden_ + units_per_block_ - 1) / units_per_block_;
@@ -83,12 +114,13 @@ PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>
     Layer layer;
     layer.input_size = l == 0 ? input_size_ : directions_ * hout;
     for (int d = 0; d < directions_; ++d) {
-      const LstmWeightArgs& w = weights[l * directions_ + d];
+      const RecurrentWeightArgs& w = weights[l * directions_ + d];
+      const bool gru = kind_ == CellKind::gru;  // GRU keeps b_hh with W_hh (see Direction)
       Direction dir;
-      dir.w_ih = lstm_pack_gates(w.w_ih.data, w.b_ih.data, w.b_hh.data, hidden_, layer.input_size, units_per_block_,
-                                 blocks_, kernels, dtype);
-      dir.w_hh =
-          lstm_pack_gates(w.w_hh.data, nullptr, nullptr, hidden_, hout, units_per_block_, blocks_, kernels, dtype);
+      dir.w_ih = recurrent_pack_gates(w.w_ih.data, w.b_ih.data, gru ? nullptr : w.b_hh.data, gates_, hidden_,
+                                      layer.input_size, units_per_block_, blocks_, kernels, dtype);
+      dir.w_hh = recurrent_pack_gates(w.w_hh.data, gru ? w.b_hh.data : nullptr, nullptr, gates_, hidden_, hout,
+                                      units_per_block_, blocks_, kernels, dtype);
       if (proj_ > 0)
         dir.w_hr = std::make_unique<PackedMatrix>(w.w_hr.data, proj_, hidden_, WeightLayout::out_in, nullptr, kernels,
                                                   dtype);
@@ -98,15 +130,17 @@ PackedLstm::PackedLstm(const LstmSizes& sizes, const std::vector<LstmWeightArgs>
   }
 }
 
-LstmForwardDims PackedLstm::check_forward(const LstmForwardArgs& a) const {
+RecurrentForwardDims PackedRecurrent::check_forward(const RecurrentForwardArgs& a) const {
   const std::vector<int64_t>& x = a.x.shape;
   if (x.size() != 3 || x[2] != input_size_)
     fail(std::string("x must have shape ") + (a.batch_first ? "(batch, steps, " : "(steps, batch, ") +
          std::to_string(input_size_) + "), got " + shape_str(x));
   const int64_t steps = a.batch_first ? x[1] : x[0], batch = a.batch_first ? x[0] : x[1];
-  if (steps == 0) fail("x has 0 time steps; an LSTM needs at least one, got " + shape_str(x));
+  if (steps == 0) fail("x has 0 time steps; " + with_article(kind_) + " needs at least one, got " + shape_str(x));
   const int64_t states = num_layers() * directions_;
   if (a.h0.given()) require_shape(a.h0.shape, "h0", {states, batch, state_size()});
+  if (a.c0.given() && !has_cell_state())
+    fail(std::string("c0 must be None for ") + with_article(kind_) + " (only an LSTM has a cell state)");
   if (a.c0.given()) require_shape(a.c0.shape, "c0", {states, batch, hidden_});
   if (a.lengths.given()) {
     if (a.lengths.shape != std::vector<int64_t>{batch})
@@ -120,14 +154,14 @@ LstmForwardDims PackedLstm::check_forward(const LstmForwardArgs& a) const {
   return {steps, batch};
 }
 
-void PackedLstm::forward(const LstmForwardArgs& args, float* out, float* h_n, float* c_n) const {
-  const LstmForwardDims dims = check_forward(args);
+void PackedRecurrent::forward(const RecurrentForwardArgs& args, float* out, float* h_n, float* c_n) const {
+  const RecurrentForwardDims dims = check_forward(args);
   run(args.x.data, dims.steps, dims.batch, args.batch_first, args.h0.data, args.c0.data, args.lengths.data, out, h_n,
       c_n);
 }
 
-void PackedLstm::run(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
-                     const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
+void PackedRecurrent::run(const float* x, int64_t steps, int64_t batch, bool batch_first, const float* h0,
+                          const float* c0, const int64_t* lengths, float* out, float* h_n, float* c_n) const {
   if (batch == 0) return;
   const int64_t hout = state_size(), out_cols = directions_ * hout;
   if (lengths && !std::is_sorted(lengths, lengths + batch, std::greater<int64_t>())) {
@@ -166,7 +200,7 @@ void PackedLstm::run(const float* x, int64_t steps, int64_t batch, bool batch_fi
       if (h0) h0_dir[d] = h0 + s * batch * hout;
       if (c0) c0_dir[d] = c0 + s * batch * hidden_;
       hn_dir[d] = h_n + s * batch * hout;
-      cn_dir[d] = c_n + s * batch * hidden_;
+      if (c_n) cn_dir[d] = c_n + s * batch * hidden_;
     }
     run_layer(layers_[l], layer_in, steps, batch, h0_dir, c0_dir, lengths, layer_out, last && batch_first, hn_dir,
               cn_dir, &serial);
@@ -178,9 +212,9 @@ void PackedLstm::run(const float* x, int64_t steps, int64_t batch, bool batch_fi
 // Runs the batch reordered by decreasing length, so the sequences still running at any step are a prefix of
 // the batch and the recurrent GEMM skips the finished ones (as torch's PackedSequence does), then puts every
 // result back in the caller's order.
-void PackedLstm::run_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
-                                      const float* h0, const float* c0, const int64_t* lengths, float* out,
-                                      float* h_n, float* c_n) const {
+void PackedRecurrent::run_sorted_by_length(const float* x, int64_t steps, int64_t batch, bool batch_first,
+                                           const float* h0, const float* c0, const int64_t* lengths, float* out,
+                                           float* h_n, float* c_n) const {
   std::vector<int64_t> order(static_cast<size_t>(batch)), sorted(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) order[b] = b;
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
@@ -208,34 +242,40 @@ void PackedLstm::run_sorted_by_length(const float* x, int64_t steps, int64_t bat
   if (h0) permute_states(h0, h0s.data(), hout, true);
   if (c0) permute_states(c0, c0s.data(), hidden_, true);
   AlignedBuffer outs(static_cast<size_t>(steps * batch * out_cols));
-  AlignedBuffer hns(static_cast<size_t>(states * batch * hout)), cns(static_cast<size_t>(states * batch * hidden_));
+  AlignedBuffer hns(static_cast<size_t>(states * batch * hout));
+  AlignedBuffer cns(c_n ? static_cast<size_t>(states * batch * hidden_) : 0);
   run(xs.data(), steps, batch, false, h0 ? h0s.data() : nullptr, c0 ? c0s.data() : nullptr, sorted.data(),
-          outs.data(), hns.data(), cns.data());
+      outs.data(), hns.data(), c_n ? cns.data() : nullptr);
   for (int64_t t = 0; t < steps; ++t)
     for (int64_t j = 0; j < batch; ++j)
       std::memcpy(out + row(t, order[j]) * out_cols, outs.data() + (t * batch + j) * out_cols,
                   sizeof(float) * out_cols);
   permute_states(hns.data(), h_n, hout, false);
-  permute_states(cns.data(), c_n, hidden_, false);
+  if (c_n) permute_states(cns.data(), c_n, hidden_, false);
 }
 
-void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch, const float* const* h0,
-                           const float* const* c0, const int64_t* lengths, float* out, bool out_batch_first,
-                           float* const* h_n, float* const* c_n, bool* serial) const {
+void PackedRecurrent::run_layer(const Layer& layer, const float* x, int64_t steps, int64_t batch,
+                                const float* const* h0, const float* const* c0, const int64_t* lengths, float* out,
+                                bool out_batch_first, float* const* h_n, float* const* c_n, bool* serial) const {
   const kernels::KernelTable& kt = *kernels_;
   const int64_t hidden = hidden_, hout = state_size(), proj = proj_, units = units_per_block_, blocks = blocks_;
-  const int dirs = directions_, nr = kt.gemm_nr;
-  const int64_t gate_cols = 4 * units * blocks;  // one direction's projected gates per (t, b) row
+  const int dirs = directions_, nr = kt.gemm_nr, gates_per_unit = gates_;
+  const CellKind kind = kind_;
+  const bool lstm = kind == CellKind::lstm, gru = kind == CellKind::gru;
+  const int64_t block_cols = gates_per_unit * units;  // one unit block's gates
+  const int64_t gate_cols = block_cols * blocks;      // one direction's projected gates per (t, b) row
   const int64_t ldg = dirs * gate_cols;
   const int64_t out_cols = dirs * hout;
   const int64_t in = layer.input_size;
   const int64_t chunk = std::clamp<int64_t>(kChunkFloats / (batch * ldg), 1, steps);
 
   AlignedBuffer gates(static_cast<size_t>(chunk * batch * ldg));
-  // State per direction: h double-buffered (threads read all of h_{t-1} while writing h_t), c, and the
-  // unprojected o * tanh(c) when proj_size > 0.
+  // State per direction: h double-buffered (threads read all of h_{t-1} while writing h_t), c (LSTM), and the
+  // unprojected o * tanh(c) when proj_size > 0. GRU: the hidden parts of each block's gates (one slot per work
+  // item, so a stolen item never shares one).
   AlignedBuffer h_state(static_cast<size_t>(dirs * 2 * batch * hout));
-  AlignedBuffer c_state(static_cast<size_t>(dirs * batch * hidden));
+  AlignedBuffer c_state(lstm ? static_cast<size_t>(dirs * batch * hidden) : 0);
+  AlignedBuffer hidden_part(gru ? static_cast<size_t>(dirs * blocks * batch * block_cols) : 0);
   AlignedBuffer raw_h(proj > 0 ? static_cast<size_t>(dirs * batch * hidden) : 0);
   raw_h.zero();
   auto h_buf = [&](int d, int which) { return h_state.data() + (d * 2 + which) * batch * hout; };
@@ -244,6 +284,7 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
   for (int d = 0; d < dirs; ++d) {
     if (h0[d]) std::memcpy(h_buf(d, 0), h0[d], sizeof(float) * batch * hout);
     else std::memset(h_buf(d, 0), 0, sizeof(float) * batch * hout);
+    if (!lstm) continue;
     if (c0[d]) std::memcpy(c_buf(d), c0[d], sizeof(float) * batch * hidden);
     else std::memset(c_buf(d), 0, sizeof(float) * batch * hidden);
   }
@@ -260,7 +301,8 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
   const int64_t cell_items = dirs * blocks;
   const int64_t proj_panels = proj > 0 ? layer.dirs[0].w_hr->num_panels() : 0;
   const int64_t proj_items = dirs * proj_panels;
-  const double step_flops = 2.0 * batch * dirs * (4.0 * hidden * hout + static_cast<double>(proj) * hidden);
+  const double step_flops =
+      2.0 * batch * dirs * (static_cast<double>(gates_per_unit) * hidden * hout + static_cast<double>(proj) * hidden);
   const int threads = static_cast<int>(std::min<int64_t>(threads_for_work(step_flops), cell_items));
 
   int cur = 0;  // which h buffer holds h_{t-1}
@@ -271,19 +313,23 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
     for (int d = 0; d < dirs; ++d)
       gemm_packed(x + first[d] * batch * in, n * batch, in, *layer.dirs[d].w_ih, gates.data() + d * gate_cols, ldg);
 
-    GemmBlockOptions accumulate, project;
+    GemmBlockOptions accumulate, separate, project;
     accumulate.accumulate = true;
-    accumulate.kc = project.kc = kStepKC;
-    // One cell block: recurrent GEMM on 4 panels (accumulating onto the projected input), then the gates.
+    accumulate.kc = separate.kc = project.kc = kStepKC;
+    // One cell block: recurrent GEMM on its gate panels (accumulating onto the projected input; GRU: into its
+    // hidden-part slot, b_hh included), then the cell kind's gate kernel.
     auto cell_block = [&](int64_t item, int64_t s, int which) {
       const int d = static_cast<int>(item / blocks);
       const int64_t blk = item % blocks, j0 = blk * units, n_units = std::min(units, hidden - j0);
       const int64_t t = d == 0 ? t0 + s : steps - 1 - (t0 + s);
-      float* g = gates.data() + (t - first[d]) * batch * ldg + d * gate_cols + blk * 4 * units;
+      float* g = gates.data() + (t - first[d]) * batch * ldg + d * gate_cols + blk * block_cols;
       const float* h_prev = h_buf(d, which);
       float* h_next = h_buf(d, which ^ 1);
       const PackedMatrix& w_hh = *layer.dirs[d].w_hh;
-      gemm_packed_block(h_prev, running[t], hout, w_hh, blk * 4, blk * 4 + 4, g, ldg, accumulate);
+      const int64_t panel0 = blk * gates_per_unit, panel1 = panel0 + gates_per_unit;
+      float* gh = gru ? hidden_part.data() + item * batch * block_cols : nullptr;
+      if (gru) gemm_packed_block(h_prev, running[t], hout, w_hh, panel0, panel1, gh, block_cols, separate);
+      else gemm_packed_block(h_prev, running[t], hout, w_hh, panel0, panel1, g, ldg, accumulate);
       for (int64_t b = 0; b < batch; ++b) {
         const bool on = active(t, b);
         if (proj > 0) {
@@ -292,7 +338,9 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
         }
         float* h_dst = h_next + b * hout + j0;
         if (on) {
-          kt.lstm_gates(g + b * ldg, units, c_buf(d) + b * hidden + j0, h_dst, n_units);
+          if (lstm) kt.lstm_gates(g + b * ldg, units, c_buf(d) + b * hidden + j0, h_dst, n_units);
+          else if (gru) kt.gru_gates(g + b * ldg, gh + b * block_cols, units, h_prev + b * hout + j0, h_dst, n_units);
+          else kt.rnn_gates(g + b * ldg, h_dst, n_units, kind == CellKind::rnn_relu);
           std::memcpy(out_row(t, b, d) + j0, h_dst, sizeof(float) * n_units);
         } else {  // past this sequence's end: state frozen, output zero
           std::memcpy(h_dst, h_prev + b * hout + j0, sizeof(float) * n_units);
@@ -341,7 +389,7 @@ void PackedLstm::run_layer(const Layer& layer, const float* x, int64_t steps, in
   }
   for (int d = 0; d < dirs; ++d) {
     std::memcpy(h_n[d], h_buf(d, cur), sizeof(float) * batch * hout);
-    std::memcpy(c_n[d], c_buf(d), sizeof(float) * batch * hidden);
+    if (lstm) std::memcpy(c_n[d], c_buf(d), sizeof(float) * batch * hidden);
   }
 }
 

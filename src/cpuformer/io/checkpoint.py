@@ -76,11 +76,10 @@ def read_folder_json(folder: str | os.PathLike, name: str, *, required: bool = T
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """Parse `folder/config.json` into a dict."""
     path = _folder(folder) / "config.json"
-    if path.exists() or path.is_symlink():
-        inside_folder(path.parent, "config.json", path.parent, "config file")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"no config.json in {os.fspath(folder)!r}; a Hugging Face-format folder needs one")
-    config = read_json(path)
+    inside_folder(path.parent, "config.json", path.parent, "config file")
+    config = read_json(path)  # refuses a folder or FIFO by that name
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
@@ -93,7 +92,7 @@ def _read_weight_map(folder: Path) -> dict[str, str]:
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{path} has no 'weight_map' object of tensor name -> shard file name")
-    for shard in set(weight_map.values()):
+    for shard in sorted(set(weight_map.values())):
         # Shards live next to the index; a path here would let an index point anywhere on disk.
         if Path(shard).name != shard or shard in ("", ".", "..") or "\x00" in shard:
             raise CheckpointError(f"{path}: shard name {shard!r} must be a plain file name")

@@ -118,7 +118,8 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     except RecursionError:
         raise SafetensorsError("header JSON is nested too deeply") from None
     if not isinstance(header, dict):
-        raise SafetensorsError(f"header must be a JSON object, got {type(header).__name__}")
+        kind = "a tensor entry's fields" if isinstance(header, _Entry) else type(header).__name__
+        raise SafetensorsError(f"header must be a JSON object of tensor name -> entry, got {kind}")
     return header
 
 

@@ -39,7 +39,7 @@ class DenseModule:
         if not isinstance(config, dict):
             raise ValueError(f"{folder / 'config.json'} must hold a JSON object")
         activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
-        if activation not in _DENSE_ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in _DENSE_ACTIVATIONS:
             raise ValueError(f"{folder / 'config.json'}: Dense activation_function {activation!r} is not supported; "
                              f"supported: {', '.join(_DENSE_ACTIVATIONS)}")
         n_in, n_out = config.get("in_features"), config.get("out_features")

@@ -67,7 +67,9 @@ def read_folder_json(folder: str | os.PathLike, name: str, *, required: bool = T
     """`folder/name` parsed (read_json), refused when a symlink leads it outside the folder; None when it does
     not exist and not `required`."""
     path = Path(folder) / name
-    if not required and not path.exists() and not path.is_symlink():
+    if not path.exists() and not path.is_symlink():
+        if required:
+            raise CheckpointError(f"no {name} in {os.fspath(folder)!r}")
         return None
     inside_folder(folder, name, folder, "file")
     return read_json(path)

@@ -78,3 +78,25 @@ def test_gpt2_forward_checks_positions(gpt2):
         gpt2.forward(ids, np.array([0, -1, 2]), batch, Workspace())
     with pytest.raises(ValueError, match=r"positions holds 16"):
         gpt2.forward(ids, np.array([0, 1, 16]), batch, Workspace())
+
+
+# ---- config.json fields of the wrong kind (issue 16) -------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(num_attention_heads=True), "config num_attention_heads must be a positive int, got True"),
+    (dict(layer_norm_eps=float("inf")), "config layer_norm_eps must be a finite number > 0, got inf"),
+    (dict(layer_norm_eps=-1e-12), "config layer_norm_eps must be a finite number > 0, got -1e-12"),
+    (dict(layer_norm_eps=True), "config layer_norm_eps must be a finite number > 0, got True"),
+    (dict(hidden_act=None), "config hidden_act must be an activation name, got None"),
+    (dict(problem_type="ranking"), "config problem_type must be one of regression, single_label_classification"),
+    (dict(id2label={"a": "x"}), "config id2label keys must be integers"),
+])
+def test_bad_encoder_config_names_the_file_and_field(tmp_path, overrides, message):
+    import json
+
+    folder = tiny_bert(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(overrides)
+    (folder / "config.json").write_text(json.dumps(config, allow_nan=True))
+    with pytest.raises(ValueError, match=f"{folder / 'config.json'}: {message}"):
+        AutoModel.from_pretrained(folder)

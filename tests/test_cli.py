@@ -49,7 +49,7 @@ def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected, default_m
                    "--model", str(default_model_folder), "--normalize")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    assert "Batches: 2/2" in proc.stderr and f"wrote 3 x 384 embeddings to {out}" in proc.stderr
+    assert "Embedded 3 sentences" in proc.stderr and f"wrote 3 x 384 embeddings to {out}" in proc.stderr
     ref.assert_close(np.load(out), expected, "cli_vs_in_process")
 
 
@@ -73,6 +73,77 @@ def test_embed_reads_stdin(expected):
     assert proc.stderr == ""
     got = np.array([json.loads(line)["embedding"] for line in proc.stdout.splitlines()])
     ref.assert_close(got, expected[:2], "cli_vs_in_process")
+
+
+def test_embed_streams_many_lines_in_order(tmp_path, default_model_folder):
+    """More lines than one block (16 batches): rows still follow the lines."""
+    texts = [f"sentence {i} about {'cats' if i % 3 else 'the weather today in a long sentence'}" for i in range(70)]
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(texts), encoding="utf-8")
+    proc = run_cli("embed", "--file", str(source), "--batch-size", "4", "--output", str(tmp_path / "e.npy"))
+    assert proc.returncode == 0, proc.stderr
+    want = SentenceEncoder.from_pretrained(default_model_folder).encode(texts)
+    ref.assert_close(np.load(tmp_path / "e.npy"), want, "cli_vs_in_process")
+
+
+def test_non_utf8_stdin_is_a_one_line_error():
+    """Before issue 16: a TypeError traceback from inside the tokenizer."""
+    env = dict(os.environ, PYTHONPATH=IMPORT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "cpuformer.cli", "embed", "--file", "-"], capture_output=True,
+                          env=env, input=b"fine\nhello \xff\xfe world\n")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err == "cpuformer: error: stdin: line 2 is not valid UTF-8 (byte 0xff at byte 6 of the line)\n"
+
+
+def test_a_huge_line_is_cut_and_memory_stays_bounded(tmp_path, default_model_folder):
+    """300 MB of NUL bytes without a newline (what --file /dev/zero gives, but finite), then one more line. Before
+    issue 16 the whole input was read and tokenized first (5.9 GB and a MemoryError for /dev/zero)."""
+    from rss_probe import run_measuring_peak_rss
+
+    source = tmp_path / "zeros.txt"
+    with open(source, "wb") as f:
+        f.truncate(300 * 1024 * 1024)  # sparse: no disk used
+    with open(source, "ab") as f:
+        f.write(b"\nhello\n")
+    out = tmp_path / "e.npy"
+    result = run_measuring_peak_rss(f"""
+import contextlib, io, sys
+from cpuformer.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc = main(["embed", "--file", {str(source)!r}, "--output", {str(out)!r}, "--no-progress",
+               "--model", {str(default_model_folder)!r}])
+print(rc, peak_rss_mb(), repr(err.getvalue()))
+""")
+    rc, peak, err = result.split(" ", 2)
+    assert rc == "0"
+    assert "line 1 is longer than 1048576 bytes; embedding its beginning" in err
+    rows = np.load(out)
+    assert rows.shape == (2, 384)
+    encoder = SentenceEncoder.from_pretrained(default_model_folder)
+    ref.assert_close(rows, encoder.encode(["\0" * (1 << 20), "hello"]), "cli_vs_in_process")
+    assert float(peak) < 700, f"peak RSS {float(peak):.0f} MB"
+
+
+def test_bad_model_folders_are_one_line_errors(tmp_path, capsys, default_model_folder):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(default_model_folder, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config).replace('"layer_norm_eps": 1e-12',
+                                                                    '"layer_norm_eps": Infinity'))
+    assert main(["embed", "x", "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config layer_norm_eps must be a finite number > 0, got inf" in err
+    assert str(model / "config.json") in err
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "../..",
+                                                      "type": "sentence_transformers.models.Transformer"}]))
+    assert main(["embed", "x", "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "modules.json: module path '../..' leads outside the model folder" in err
 
 
 def test_info_shows_config():

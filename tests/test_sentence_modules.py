@@ -97,3 +97,78 @@ def test_unsupported_module_and_dense_activation_are_named(st_ref, tmp_path):
     (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ValueError, match="module type 'sentence_transformers.models.LayerNorm' is not supported"):
         SentenceEncoder.from_pretrained(folder)
+
+
+# ---- issue 16: a model folder reads only its own files ---------------------------------------------------------
+
+@pytest.fixture
+def st_copy(tmp_path, default_model_folder) -> Path:
+    """all-MiniLM-L6-v2 copied inside tmp_path/outer/model, so '..' has somewhere to lead."""
+    import shutil
+
+    return Path(shutil.copytree(default_model_folder, tmp_path / "outer" / "model"))
+
+
+def write_modules(folder: Path, transformer_path: str, pooling_path: str = "1_Pooling") -> None:
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": transformer_path, "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": pooling_path, "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+
+
+@pytest.mark.parametrize("path", ["..", "../..", "/", "../model/../..", "1_Pooling/../../model2"])
+def test_module_paths_leaving_the_folder_are_refused(st_copy, path):
+    import shutil
+
+    shutil.copytree(st_copy, st_copy.parent / "model2")  # a loadable model outside the folder
+    write_modules(st_copy, path)
+    with pytest.raises(ValueError, match=f"modules.json: module path '{path}' leads outside the model folder"):
+        SentenceEncoder.from_pretrained(st_copy)
+
+
+def test_symlinks_leaving_the_folder_are_refused(st_copy):
+    import shutil
+
+    outside = Path(shutil.copytree(st_copy, st_copy.parent / "elsewhere"))
+    (st_copy / "linked").symlink_to(outside, target_is_directory=True)
+    write_modules(st_copy, "linked")
+    with pytest.raises(ValueError, match="module path 'linked' leads outside the model folder"):
+        SentenceEncoder.from_pretrained(st_copy)
+    write_modules(st_copy, "")
+    (st_copy / "1_Pooling" / "config.json").unlink()
+    (st_copy / "1_Pooling" / "config.json").symlink_to(outside / "1_Pooling" / "config.json")
+    with pytest.raises(ValueError, match="file 'config.json' leads outside the model folder"):
+        SentenceEncoder.from_pretrained(st_copy)
+    (st_copy / "1_Pooling" / "config.json").unlink()
+    (st_copy / "1_Pooling" / "config.json").write_bytes((outside / "1_Pooling" / "config.json").read_bytes())
+    (st_copy / "sentence_bert_config.json").unlink()
+    (st_copy / "sentence_bert_config.json").symlink_to(outside / "sentence_bert_config.json")
+    with pytest.raises(ValueError, match="file 'sentence_bert_config.json' leads outside the model folder"):
+        SentenceEncoder.from_pretrained(st_copy)
+
+
+def test_a_subfolder_module_inside_the_folder_still_loads(st_copy, default_model_folder):
+    import shutil
+
+    sub = st_copy / "0_Transformer"
+    sub.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "sentence_bert_config.json"):
+        shutil.move(st_copy / name, sub / name)
+    write_modules(st_copy, "0_Transformer/../0_Transformer")
+    want = SentenceEncoder.from_pretrained(default_model_folder).encode(["a cat"])
+    np.testing.assert_array_equal(SentenceEncoder.from_pretrained(st_copy).encode(["a cat"]), want)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"in_features": True, "out_features": 4}, "needs positive integer in_features and out_features, got True and 4"),
+    ({"in_features": "8", "out_features": 4}, "needs positive integer in_features"),
+    ({"in_features": 8, "out_features": 4, "bias": "yes"}, "bias must be true or false, got 'yes'"),
+    ({"in_features": 8, "out_features": 4, "activation_function": ["x"]}, "Dense activation_function"),
+])
+def test_bad_dense_config_is_named(tmp_path, config, message):
+    from cpuformer.sentence_modules import DenseModule
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        DenseModule.from_folder(tmp_path)

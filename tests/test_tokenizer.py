@@ -3,6 +3,7 @@ truncation, packing, decoding with space clean-up, lowercase, loading from a fol
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 tokenizers = pytest.importorskip("tokenizers")
 
 from cpuformer.tokenizer import Tokenizer  # noqa: E402
+from helpers import HealthCheck, given, run_in_threads, settings, st  # noqa: E402
+from rss_probe import run_measuring_peak_rss  # noqa: E402
 
 WORDS = "the a cat dog sat on mat it is was not hello world quick brown fox".split()
 TEXTS = ["the cat sat on the mat.", "hello!", "is it? it's not the dog, the fox was quick and brown.", "",
@@ -223,4 +226,177 @@ def test_bad_max_length(folder, max_length):
 def test_missing_tokenizer_json_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=rf"no tokenizer.json in '{tmp_path}'; save one with "
                                                 r"AutoTokenizer.from_pretrained\(name\).save_pretrained\(folder\)"):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+# ---- long texts are cut before tokenizing, to a prefix that gives the same tokens (issue 16) ----------------------
+
+def build_byte_level_bpe(folder: Path) -> Path:
+    """A GPT-2-style byte-level BPE (its pre-tokenizer keeps whitespace runs, `\\s+(?!\\S)`), trained on WORDS."""
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([" ".join(WORDS)] * 20 + TEXTS, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def build_unigram(folder: Path) -> Path:
+    """A SentencePiece-style Unigram with Metaspace pre-tokenization and an NFKC normalizer, with </s> after each text."""
+    from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = tokenizers.Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    tok.train_from_iterator([" ".join(WORDS)] * 20 + TEXTS, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B:1 </s>:1",
+                                                       special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def three_tokenizers(tmp_path_factory, folder):
+    root = tmp_path_factory.mktemp("kinds")
+    return {"wordpiece": folder, "byte_level_bpe": build_byte_level_bpe(root / "bpe"),
+            "unigram": build_unigram(root / "unigram")}
+
+
+# Pieces a long text is made of: words, runs of spaces and newlines, punctuation, characters the normalizers drop
+# (NUL, control), accents NFKC / BertNormalizer fold, CJK (split per character), a word longer than WordPiece's 100
+# characters (one [UNK]), a literal special token.
+PIECES = WORDS + [" ", " ", "  ", "\n", "\t", "   \n  ", ".", ",", "?!", "\x00", "\x00" * 50, "\x07", "é", "ﬁ", "e\u0301",
+                  "猫猫", "[MASK]", "<|endoftext|>", "x" * 150, "quick" * 30]
+
+
+def _long_text(rng: np.random.Generator, n_pieces: int) -> str:
+    return "".join(PIECES[i] + (" " if rng.random() < 0.6 else "") for i in rng.integers(0, len(PIECES), n_pieces))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "unigram"])
+@pytest.mark.parametrize("max_length", [4, 9, 20])
+def test_long_texts_give_the_tokens_of_the_uncut_text(three_tokenizers, kind, max_length):
+    folder = three_tokenizers[kind]
+    rng = np.random.default_rng(max_length)
+    texts = [_long_text(rng, n) for n in rng.integers(40, 900, 60)] + [" " * 5000 + "the cat", "\x00" * 3000 + "dog",
+                                                                        "x" * 5000, "the " * 2000]
+    pairs = [_long_text(rng, n) for n in rng.integers(1, 900, len(texts))]
+    tok = Tokenizer.from_pretrained(folder, max_length=max_length)
+    budget = max_length - tok._tok.num_special_tokens_to_add(False)
+    cut = sum(len(tok._cut_for_truncation(t, budget)[0]) < len(t) for t in texts)
+    assert cut >= len(texts) // 2  # the cutting path really runs
+    reference = raw(folder, max_length)
+    assert_matches_one_at_a_time(tok.encode_batch(texts), [reference.encode(t) for t in texts], tok.pad_token_id)
+    assert_matches_one_at_a_time(tok.encode_batch(texts, pairs), [reference.encode(t, p) for t, p in zip(texts, pairs)],
+                                 tok.pad_token_id)
+    assert_matches_one_at_a_time(tok.encode_batch(pairs, texts), [reference.encode(p, t) for t, p in zip(texts, pairs)],
+                                 tok.pad_token_id)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(pieces=st.lists(st.sampled_from(PIECES + ["", "a", "b "]), min_size=0, max_size=400),
+       max_length=st.integers(2, 12), kind=st.sampled_from(["wordpiece", "byte_level_bpe", "unigram"]))
+def test_cutting_never_changes_the_tokens(three_tokenizers, pieces, max_length, kind):
+    folder = three_tokenizers[kind]
+    text = "".join(pieces)
+    tok = _cached_tokenizer(folder, max_length)
+    np.testing.assert_array_equal(tok.encode_packed([text])[0], raw(folder, max_length).encode(text).ids)
+
+
+_TOKENIZERS: dict = {}
+
+
+def _cached_tokenizer(folder: Path, max_length: int) -> Tokenizer:
+    key = (folder, max_length)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = Tokenizer.from_pretrained(folder, max_length=max_length)
+    return _TOKENIZERS[key]
+
+
+def test_a_long_text_costs_what_its_first_tokens_cost(default_model_folder):
+    """10 MB of text truncated to 256 tokens: before, the whole text was tokenized (+1.48 GB, 10 s)."""
+    code = f"""
+from cpuformer.tokenizer import Tokenizer
+tok = Tokenizer.from_pretrained({str(default_model_folder)!r}, max_length=256)
+short = 'the quick brown fox jumps over the lazy dog ' * 50
+tok.encode_packed([short])
+before = peak_rss_mb()
+ids = tok.encode_packed([short * 5000])[0]   # 11 MB
+assert len(ids) == 256, len(ids)
+print(peak_rss_mb() - before)
+"""
+    grown = float(run_measuring_peak_rss(code))
+    assert grown < 100, f"peak RSS grew by {grown:.0f} MB tokenizing a 11 MB text"
+
+
+# ---- thread safety and errors --------------------------------------------------------------------------------
+
+def test_threads_encoding_at_different_lengths_get_the_single_threaded_results(folder):
+    """Before issue 16 every call reconfigured truncation on the one shared `tokenizers` object: threads raised
+    "Already borrowed" or got another thread's truncation."""
+    tok = Tokenizer.from_pretrained(folder)
+    rng = np.random.default_rng(3)
+    work = [([_long_text(rng, int(n)) for n in rng.integers(5, 60, 16)], length) for length in (5, 9, 17, 40)]
+    expected = [tok.encode_packed(texts, max_length=length) for texts, length in work]
+
+    def encode_many(texts, length):
+        return [tok.encode_packed(texts, max_length=length) for _ in range(150)]
+
+    for (want_ids, _, want_lengths), got in zip(expected, run_in_threads(encode_many, work)):
+        for ids, _, lengths in got:
+            np.testing.assert_array_equal(lengths, want_lengths)
+            np.testing.assert_array_equal(ids, want_ids)
+
+
+def test_a_copy_encodes_like_the_original(folder):
+    import copy
+
+    tok = Tokenizer.from_pretrained(folder, max_length=7)
+    tok.encode_batch(TEXTS)
+    twin = copy.deepcopy(tok)
+    np.testing.assert_array_equal(twin.encode_batch(TEXTS).input_ids, tok.encode_batch(TEXTS).input_ids)
+
+
+def test_text_that_is_not_unicode_is_a_value_error(folder):
+    tok = Tokenizer.from_pretrained(folder)
+    bad = b"hello \xff world".decode("utf-8", "surrogateescape")
+    with pytest.raises(ValueError, match=r"text 1 is not valid Unicode \(character '\\udcff' at index 6"):
+        tok.encode_batch(["fine", bad])
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"model": {"type": "WordPiece"}}', "is not a tokenizer.json the tokenizers library can read: missing field"),
+    ("[" * 100000, "is not a tokenizer.json the tokenizers library can read"),
+    ("not json", "is not a tokenizer.json the tokenizers library can read"),
+])
+def test_bad_tokenizer_json_is_a_value_error_naming_the_file(tmp_path, content, message):
+    (tmp_path / "tokenizer.json").write_text(content)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'tokenizer.json'} {message}"):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_tokenizer_files_outside_the_folder_are_refused(tmp_path, folder):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tokenizer.json").symlink_to(folder / "tokenizer.json")
+    with pytest.raises(ValueError, match="tokenizer file 'tokenizer.json' leads outside the model folder"):
+        Tokenizer.from_pretrained(model)
+    (model / "tokenizer.json").unlink()
+    (model / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (model / "tokenizer_config.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ValueError, match="tokenizer file 'tokenizer_config.json' leads outside the model folder"):
+        Tokenizer.from_pretrained(model)
+
+
+def test_a_fifo_tokenizer_json_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "tokenizer.json")
+    with pytest.raises(ValueError, match="tokenizer file .* is not a regular file"):
         Tokenizer.from_pretrained(tmp_path)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .io import read_json
+from .io import inside_folder, read_folder_json
 from .models.base import Checkpoint
 from .models.heads import SequenceClassificationModel, softmax
 from .models.registry import AutoModel
@@ -46,7 +46,7 @@ class CrossEncoder:
         if activation is None:
             activation = ("torch.nn.modules.activation.Sigmoid" if model.num_labels == 1
                           else "torch.nn.modules.linear.Identity")
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"activation_fn {activation!r} is not supported; supported: {', '.join(ACTIVATIONS)}")
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]
@@ -60,14 +60,12 @@ class CrossEncoder:
         if not root.is_dir():
             raise FileNotFoundError(f"model folder {os.fspath(path)!r} does not exist")
         folder = root
-        if (root / "modules.json").is_file():
-            modules = read_json(root / "modules.json")
+        modules = read_folder_json(root, "modules.json", required=False)
+        if modules is not None:
             sub = next((m.get("path") for m in modules if isinstance(m, dict)
                         and str(m.get("type", "")).endswith(".Transformer")), None) if isinstance(modules, list) else None
             if sub:
-                folder = (root / sub).resolve()
-                if root.resolve() not in folder.parents:
-                    raise ValueError(f"{root / 'modules.json'}: module path {sub!r} leaves the model folder")
+                folder = inside_folder(root, sub, root / "modules.json", "module path")
         checkpoint = Checkpoint.open(folder)
         model = AutoModel.from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)
         if not isinstance(model, SequenceClassificationModel):
@@ -127,11 +125,9 @@ class CrossEncoder:
 
 
 def _activation_from_folder(root: Path, config: dict[str, Any]) -> str | None:
-    st_config = root / "config_sentence_transformers.json"
-    if st_config.is_file():
-        value = read_json(st_config)
-        if isinstance(value, dict) and value.get("activation_fn"):
-            return value["activation_fn"]
+    value = read_folder_json(root, "config_sentence_transformers.json", required=False)
+    if isinstance(value, dict) and value.get("activation_fn"):
+        return value["activation_fn"]
     nested = config.get("sentence_transformers")
     if isinstance(nested, dict) and nested.get("activation_fn"):
         return nested["activation_fn"]

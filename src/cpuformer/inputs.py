@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_attention_mask", "check_id_range", "check_input_ids", "check_int_array"]
+__all__ = ["check_attention_mask", "check_id_range", "check_input_ids", "check_int_array", "check_packed_ids",
+           "check_packed_lengths"]
 
 
 def check_int_array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -58,3 +59,27 @@ def check_id_range(ids: np.ndarray, limit: int, name: str, what: str) -> None:
     if ids.size and (ids.min() < 0 or ids.max() >= limit):
         bad = ids[(ids < 0) | (ids >= limit)][0]
         raise ValueError(f"{name} holds {int(bad)}, outside [0, {limit}) ({what})")
+
+
+def check_packed_ids(value: Any, name: str, total_tokens: int, limit: int, what: str) -> np.ndarray:
+    """Packed ids ([total_tokens] integers, e.g. a PackedBatch's input ids or token types), each in [0, limit), as
+    int64: what a model's public packed forward takes. A negative id would otherwise read a table from its end."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (total_tokens,):
+        raise ValueError(f"{name} must have shape ({total_tokens},) (the batch's total tokens), got {arr.shape}")
+    arr = arr.astype(np.int64, copy=False)
+    check_id_range(arr, limit, name, what)
+    return arr
+
+
+def check_packed_lengths(cu_seqlens: Any, max_tokens: int, what: str) -> None:
+    """A PackedBatch's cu_seqlens: starts at 0, never decreases, and no sequence is longer than max_tokens (the
+    position table)."""
+    cu = np.asarray(cu_seqlens)
+    if cu.ndim != 1 or cu.size < 1 or cu.dtype.kind not in "iu" or cu[0] != 0 or (np.diff(cu) < 0).any():
+        raise ValueError(f"batch.cu_seqlens must be non-decreasing integers from 0, got {cu!r}")
+    longest = int(np.diff(cu).max(initial=0))
+    if longest > max_tokens:
+        raise ValueError(f"sequence length {longest} exceeds {what}; truncate the input")

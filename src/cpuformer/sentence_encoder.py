@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .io import read_json
+from .io import CheckpointError, inside_folder, read_folder_json
 from .layers import PackedBatch
 from .models.base import Checkpoint
 from .models.registry import AutoModel
@@ -41,10 +41,12 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 def _pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
     if "pooling_mode" in config:  # sentence-transformers >= 5 writes one key: a name or a list of names
         mode = config["pooling_mode"]
+        if not isinstance(mode, (str, list)):
+            raise ValueError(f"pooling_mode must be a mode name or a list of them, got {mode!r}")
         modes = (mode,) if isinstance(mode, str) else tuple(mode)
     else:
         modes = tuple(m for k, m in _LEGACY_POOLING_KEYS.items() if config.get(k, False)) or ("mean",)
-    unknown = [m for m in modes if m not in POOLING_MODES]
+    unknown = [m for m in modes if not isinstance(m, str) or m not in POOLING_MODES]
     if unknown:
         raise ValueError(f"pooling mode {unknown[0]!r} is not supported; supported: {', '.join(POOLING_MODES)}")
     return modes
@@ -142,7 +144,8 @@ class SentenceEncoder:
         self.normalize = normalize
         self.tokenizer.lowercase = do_lower_case
         self.prompts = dict(prompts or {})
-        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+        if default_prompt_name is not None and (not isinstance(default_prompt_name, str)
+                                                or default_prompt_name not in self.prompts):
             raise ValueError(f"default prompt name {default_prompt_name!r} is not among the prompts "
                              f"{sorted(self.prompts)}")
         self.default_prompt_name = default_prompt_name
@@ -162,8 +165,9 @@ class SentenceEncoder:
         root = Path(path)
         if not root.is_dir():
             raise FileNotFoundError(f"model folder {os.fspath(path)!r} does not exist")
-        modules = read_json(root / "modules.json") if (root / "modules.json").is_file() else [
-            {"type": _TRANSFORMER, "path": ""}, {"type": _POOLING, "path": None}]
+        modules = read_folder_json(root, "modules.json", required=False)
+        if modules is None:
+            modules = [{"type": _TRANSFORMER, "path": ""}, {"type": _POOLING, "path": None}]
         if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
             raise ValueError(f"{root / 'modules.json'} must hold a list of module objects")
         transformer_dir, pooling, normalize, dense = None, {}, False, []
@@ -172,8 +176,7 @@ class SentenceEncoder:
             if kind.endswith(".Transformer"):
                 transformer_dir = sub
             elif kind.endswith(".Pooling"):
-                config_path = sub / "config.json"
-                pooling = read_json(config_path) if sub != root and config_path.is_file() else {}
+                pooling = _optional_json(sub, "config.json") if sub != root else {}
             elif kind.endswith(".Dense"):
                 if normalize:
                     raise ValueError(f"{root / 'modules.json'}: a Dense module after Normalize is not supported")
@@ -188,14 +191,15 @@ class SentenceEncoder:
         checkpoint = Checkpoint.open(transformer_dir)
         model = AutoModel.from_checkpoint(checkpoint, dtype=dtype, mmap=mmap)
         base = getattr(model, "encoder", model)  # a task checkpoint still embeds with its encoder
-        st_config = _optional_json(transformer_dir / "sentence_bert_config.json")
+        st_config = _optional_json(transformer_dir, "sentence_bert_config.json")
         # sentence-transformers < 6 saves max_seq_length here; 6 saves it as the tokenizer's model_max_length
         max_seq_length = st_config.get("max_seq_length")
-        if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
+        if max_seq_length is not None and (not isinstance(max_seq_length, int) or isinstance(max_seq_length, bool)
+                                           or max_seq_length < 2):
             raise ValueError(f"sentence_bert_config.json: max_seq_length must be an int >= 2, got {max_seq_length!r}")
         tokenizer = checkpoint.tokenizer(max_length=max_seq_length,
                                          max_positions=base.config.max_tokens)
-        st_model_config = _optional_json(root / "config_sentence_transformers.json")
+        st_model_config = _optional_json(root, "config_sentence_transformers.json")
         prompts = st_model_config.get("prompts") or {}
         if not isinstance(prompts, dict) or not all(isinstance(v, (str, type(None))) for v in prompts.values()):
             raise ValueError("config_sentence_transformers.json: prompts must map prompt names to strings")
@@ -323,21 +327,17 @@ def _check_truncate_dim(value: Any) -> int | None:
 
 
 def _module_folder(root: Path, sub: Any) -> Path:
-    """A module's folder inside the model folder; a path that leaves it (absolute, '..') is a ValueError."""
+    """A module's folder inside the model folder; a path that leaves it (absolute, '..', a symlink out) is a
+    CheckpointError (a ValueError) naming modules.json."""
     if sub in (None, ""):
         return root
-    if not isinstance(sub, str):
-        raise ValueError(f"{root / 'modules.json'}: module path must be a string, got {sub!r}")
-    folder = (root / sub).resolve()
-    if folder != root.resolve() and root.resolve() not in folder.parents:
-        raise ValueError(f"{root / 'modules.json'}: module path {sub!r} leaves the model folder")
-    return root / sub
+    return inside_folder(root, sub, root / "modules.json", "module path")
 
 
-def _optional_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+def _optional_json(folder: Path, name: str) -> dict[str, Any]:
+    value = read_folder_json(folder, name, required=False)
+    if value is None:
         return {}
-    value = read_json(path)
     if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+        raise CheckpointError(f"{folder / name} must hold a JSON object, got {type(value).__name__}")
     return value

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import WeightStore, read_json
+from .io import WeightStore, read_folder_json
 from .layers import pack_linear
 
 __all__ = ["DenseModule", "PRECISIONS", "SIMILARITY_FUNCTIONS", "quantize_embeddings", "similarity"]
@@ -35,17 +35,19 @@ class DenseModule:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, dtype: str = "float32") -> "DenseModule":
         folder = Path(folder)
-        config = read_json(folder / "config.json")
+        config = read_folder_json(folder, "config.json")
         if not isinstance(config, dict):
             raise ValueError(f"{folder / 'config.json'} must hold a JSON object")
         activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
-        if activation not in _DENSE_ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in _DENSE_ACTIVATIONS:
             raise ValueError(f"{folder / 'config.json'}: Dense activation_function {activation!r} is not supported; "
                              f"supported: {', '.join(_DENSE_ACTIVATIONS)}")
-        try:
-            n_in, n_out = int(config["in_features"]), int(config["out_features"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{folder / 'config.json'} needs integer in_features and out_features") from None
+        n_in, n_out = config.get("in_features"), config.get("out_features")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (n_in, n_out)):
+            raise ValueError(f"{folder / 'config.json'} needs positive integer in_features and out_features, got "
+                             f"{n_in!r} and {n_out!r}")
+        if not isinstance(config.get("bias", True), bool):
+            raise ValueError(f"{folder / 'config.json'}: bias must be true or false, got {config['bias']!r}")
         store = WeightStore(folder)
         store.linear_dtype = dtype
         weight = store.take("linear.weight", (n_out, n_in), packed=True)

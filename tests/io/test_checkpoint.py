@@ -164,7 +164,7 @@ def test_weight_in_two_shards(tmp_path):
 
 def test_corrupt_weight_file_is_a_checkpoint_error_naming_file_and_problem(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x03\0\0\0\0\0\0\0[1]")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: header must be a JSON object, got list"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: header must be a JSON object of tensor name -> entry, got list"):
         WeightStore(tmp_path)
 
 
@@ -326,3 +326,78 @@ def test_unused_error_lists_first_20_and_counts_the_rest():
     message = str(info.value)
     listed = ", ".join(f"w{i:02d}" for i in range(1, 21))
     assert message == f"26 weights in checkpoint <dict> were not used by the model: {listed} (and 6 more)"
+
+
+# ---------------------------------------------------------------- issue 16: odd files and paths out of the folder
+
+
+def test_deeply_nested_config_is_a_checkpoint_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(CheckpointError, match="config.json: JSON nested too deeply"):
+        read_config(tmp_path)
+
+
+def test_config_that_is_a_fifo_or_too_large_is_refused(tmp_path, monkeypatch):
+    import os
+
+    from cpuformer.io import checkpoint
+
+    os.mkfifo(tmp_path / "config.json")
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        read_config(tmp_path)
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2}')
+    monkeypatch.setattr(checkpoint, "MAX_JSON_BYTES", 16)
+    with pytest.raises(CheckpointError, match="config.json is 36 bytes; JSON files of a model folder are limited to 16"):
+        read_config(tmp_path)
+
+
+def test_a_folder_named_model_safetensors_is_named_as_such(tmp_path):
+    (tmp_path / "model.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match="weight file .*model.safetensors' is a folder"):
+        find_weight_files(tmp_path)
+
+
+def test_symlinks_out_of_the_folder_are_refused(tmp_path):
+    outside, model = tmp_path / "outside", tmp_path / "model"
+    outside.mkdir(), model.mkdir()
+    save_safetensors(outside / "model.safetensors", gpt2_like(1))
+    (outside / "config.json").write_text("{}")
+    (model / "model.safetensors").symlink_to(outside / "model.safetensors")
+    with pytest.raises(CheckpointError, match="weight file 'model.safetensors' leads outside the model folder"):
+        find_weight_files(model)
+    (model / "config.json").symlink_to(outside / "config.json")
+    with pytest.raises(CheckpointError, match="config file 'config.json' leads outside the model folder"):
+        read_config(model)
+
+
+def test_index_shard_symlinked_out_of_the_folder_is_refused(tmp_path):
+    outside, model = tmp_path / "outside", tmp_path / "model"
+    outside.mkdir(), model.mkdir()
+    sharded(outside, gpt2_like(1))
+    for f in outside.iterdir():
+        (model / f.name).symlink_to(f) if f.suffix == ".safetensors" else (model / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(CheckpointError, match="weight_map shard 'model-00001-of-00002.safetensors' leads outside"):
+        find_weight_files(model)
+
+
+def test_hugging_face_cache_snapshots_may_link_into_their_blobs(tmp_path):
+    """The hub cache keeps every file of snapshots/<rev>/ as a symlink to ../../blobs/<hash>: that is allowed,
+    a link to another repository's blobs is not."""
+    repo = tmp_path / "models--org--name"
+    blobs, snapshot = repo / "blobs", repo / "snapshots" / "abc123"
+    blobs.mkdir(parents=True), snapshot.mkdir(parents=True)
+    tensors = gpt2_like(1)
+    save_safetensors(blobs / "f00d", tensors)
+    (blobs / "c0de").write_text('{"model_type": "gpt2"}')
+    (snapshot / "model.safetensors").symlink_to("../../blobs/f00d")
+    (snapshot / "config.json").symlink_to("../../blobs/c0de")
+    assert read_config(snapshot) == {"model_type": "gpt2"}
+    assert sorted(WeightStore(snapshot).keys()) == sorted(tensors)
+    other = tmp_path / "models--evil--repo" / "blobs"
+    other.mkdir(parents=True)
+    (other / "c0de").write_text("{}")
+    (snapshot / "config.json").unlink()
+    (snapshot / "config.json").symlink_to(other / "c0de")
+    with pytest.raises(CheckpointError, match="leads outside the model folder"):
+        read_config(snapshot)

@@ -3,6 +3,7 @@ test-only dependency), zero-copy mmap loading, BF16 decoding, and every malforme
 
 import json
 import math
+import os
 import mmap
 import struct
 
@@ -286,8 +287,8 @@ def test_huge_header_length_is_refused_before_parsing(tmp_path):
         (b"\xff\xfe{}", "header is not valid UTF-8"),
         (b"{not json", "header is not valid JSON"),
         (b"", "header is not valid JSON"),
-        (b"[1, 2]", "header must be a JSON object, got list"),
-        (b'"x"', "header must be a JSON object, got str"),
+        (b"[1, 2]", "header must be a JSON object of tensor name -> entry, got list"),
+        (b'"x"', "header must be a JSON object of tensor name -> entry, got str"),
         (b'{"a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}, "a": {}}', "duplicate key 'a' in header"),
         (json.dumps({"__metadata__": {"k": 1}}).encode(), "__metadata__ must be a JSON object of string values"),
         (json.dumps({"__metadata__": [1]}).encode(), "__metadata__ must be a JSON object of string values"),
@@ -454,3 +455,55 @@ def test_random_headers_load_or_raise_safetensors_error(tmp_path, header):
         return
     for name, arr in loaded.items():
         assert arr.nbytes == header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
+
+
+# ---------------------------------------------------------------- issue 16: untrusted sizes and odd files
+
+
+def test_deeply_nested_header_is_a_format_error(tmp_path):
+    path = write_raw(tmp_path / "m.safetensors", b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(SafetensorsError, match="m.safetensors: header JSON is nested too deeply"):
+        load_safetensors(path)
+    with pytest.raises(SafetensorsError, match="header JSON is nested too deeply"):
+        read_safetensors_metadata(path)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "m.safetensors"
+    os.mkfifo(path)  # opening it for reading would wait for a writer forever
+    with pytest.raises(SafetensorsError, match="safetensors file .*m.safetensors' is not a regular file"):
+        load_safetensors(path)
+    with pytest.raises(SafetensorsError, match="is not a regular file"):
+        read_safetensors_metadata(path)
+
+
+def test_a_folder_is_refused(tmp_path):
+    (tmp_path / "m.safetensors").mkdir()
+    with pytest.raises(SafetensorsError, match="safetensors file .*m.safetensors' is a folder"):
+        load_safetensors(tmp_path / "m.safetensors")
+
+
+def test_too_many_dimensions_is_a_format_error(tmp_path):
+    path = write_raw(tmp_path / "m.safetensors", {"t": entry(shape=[1] * 65, offsets=(0, 4))}, data=b"\0" * 4)
+    with pytest.raises(SafetensorsError, match="tensor 't': 65 dimensions; at most 64 are supported"):
+        load_safetensors(path)
+
+
+def test_a_large_header_of_tiny_entries_is_parsed_in_bounded_memory(tmp_path):
+    """A 10 MB header of 167,000 empty tensors: before, dicts per entry and two arrays per tensor took ~25 bytes
+    per header byte (a 99 MB header: 2.4 GB); now tuples while parsing and one array per tensor."""
+    from rss_probe import run_measuring_peak_rss
+
+    path = tmp_path / "many.safetensors"
+    one = '"t%09d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    count = 10 * 1024 * 1024 // len(one % 0)
+    raw = ("{" + ",".join(one % i for i in range(count)) + "}").encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    grown = float(run_measuring_peak_rss(f"""
+from cpuformer.io import load_safetensors
+before = peak_rss_mb()
+tensors = load_safetensors({str(path)!r})
+assert len(tensors) == {count} and tensors['t000000007'].shape == (0,)
+print(peak_rss_mb() - before)
+"""))
+    assert grown < 150, f"peak RSS grew by {grown:.0f} MB for a 10 MB header"

@@ -218,9 +218,28 @@ def test_config_without_required_key_says_which(tmp_path):
 
 
 def test_config_defaults_follow_transformers():
-    cfg = GPT2Config.from_dict(config_dict(eos_token_id=50256))
+    cfg = GPT2Config.from_dict(config_dict())
     assert cfg.n_inner == 32 and cfg.activation_function == "gelu_new" and cfg.layer_norm_epsilon == 1e-5
-    assert cfg.eos_token_id is None  # outside this vocabulary: no default eos
+    assert cfg.eos_token_id is None and cfg.scale_attn_weights and cfg.tie_word_embeddings
+    assert GPT2Config.from_dict(config_dict(eos_token_id=[7, 9])).eos_token_id == 7
+
+
+@pytest.mark.parametrize("overrides, message", [  # issue 16: each was read as something else before
+    (dict(eos_token_id=50256), r"config eos_token_id must be a token id in \[0, vocab_size=\d+\) or null, got 50256"),
+    (dict(eos_token_id=[3, -1]), r"config eos_token_id must be a token id .* got -1"),
+    (dict(eos_token_id="2"), r"config eos_token_id must be a token id .* got '2'"),
+    (dict(scale_attn_weights="no"), "config scale_attn_weights must be true or false, got 'no'"),
+    (dict(tie_word_embeddings=0), "config tie_word_embeddings must be true or false, got 0"),
+    (dict(layer_norm_epsilon=float("inf")), "config layer_norm_epsilon must be a finite number > 0, got inf"),
+    (dict(layer_norm_epsilon=float("nan")), "config layer_norm_epsilon must be a finite number > 0, got nan"),
+    (dict(layer_norm_epsilon="1e-5"), "config layer_norm_epsilon must be a finite number > 0, got '1e-5'"),
+    (dict(n_head=True), "config n_head must be a positive int, got True"),
+    (dict(n_inner=True), "config n_inner must be a positive int or null, got True"),
+    (dict(activation_function=["gelu"]), r"config activation_function must be an activation name, got \['gelu'\]"),
+])
+def test_config_values_of_the_wrong_kind_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        GPT2Config.from_dict(config_dict(**overrides))
 
 
 # --- input errors ------------------------------------------------------------------------------------------

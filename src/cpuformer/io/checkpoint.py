@@ -18,22 +18,23 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .errors import CheckpointError
+from .paths import check_regular_file, inside_folder, open_regular_file
 from .safetensors import BFLOAT16, SafetensorsError, load_safetensors, to_float32
 
-__all__ = ["CheckpointError", "WeightStore", "find_weight_files", "read_config", "read_json"]
+__all__ = ["CheckpointError", "WeightStore", "find_weight_files", "read_config", "read_folder_json", "read_json"]
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 _UNUSED_LISTED = 20
+# Config-type JSON files (config.json, an index, modules.json, ...) past this size are refused before reading:
+# the largest real ones (shard indexes of very large models) are a few MB.
+MAX_JSON_BYTES = 100 * 1024 * 1024
 
 _CONVERT_HINT = (
     "cpuformer does not load PyTorch pickles (unpickling can run arbitrary code). Convert once with "
     "transformers: AutoModel.from_pretrained(folder).save_pretrained(out_folder, safe_serialization=True)"
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder or its weights do not match what the model expects."""
 
 
 def _folder(folder: str | os.PathLike) -> Path:
@@ -43,23 +44,44 @@ def _folder(folder: str | os.PathLike) -> Path:
     return path
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; bad JSON or UTF-8 is a CheckpointError naming the file."""
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; bad JSON or UTF-8, JSON nested too deeply, a file past MAX_JSON_BYTES and anything but a
+    regular file (a FIFO would block) are CheckpointErrors naming the file."""
+    with open(open_regular_file(path, "JSON file"), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{os.fspath(path)} is {size} bytes; JSON files of a model folder are limited to "
+                                  f"{MAX_JSON_BYTES} bytes")
+        raw = f.read(MAX_JSON_BYTES + 1)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+        raise CheckpointError(f"{os.fspath(path)} is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid UTF-8: {exc}") from None
+        raise CheckpointError(f"{os.fspath(path)} is not valid UTF-8: {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{os.fspath(path)}: JSON nested too deeply") from None
+
+
+def read_folder_json(folder: str | os.PathLike, name: str, *, required: bool = True) -> Any:
+    """`folder/name` parsed (read_json), refused when a symlink leads it outside the folder; None when it does
+    not exist and not `required`."""
+    path = Path(folder) / name
+    if not path.exists() and not path.is_symlink():
+        if required:
+            raise CheckpointError(f"no {name} in {os.fspath(folder)!r}")
+        return None
+    inside_folder(folder, name, folder, "file")
+    return read_json(path)
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """Parse `folder/config.json` into a dict."""
     path = _folder(folder) / "config.json"
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"no config.json in {os.fspath(folder)!r}; a Hugging Face-format folder needs one")
-    config = read_json(path)
+    inside_folder(path.parent, "config.json", path.parent, "config file")
+    config = read_json(path)  # refuses a folder or FIFO by that name
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
@@ -72,10 +94,11 @@ def _read_weight_map(folder: Path) -> dict[str, str]:
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{path} has no 'weight_map' object of tensor name -> shard file name")
-    for shard in set(weight_map.values()):
+    for shard in sorted(set(weight_map.values())):
         # Shards live next to the index; a path here would let an index point anywhere on disk.
-        if Path(shard).name != shard or shard in ("", ".", ".."):
+        if Path(shard).name != shard or shard in ("", ".", "..") or "\x00" in shard:
             raise CheckpointError(f"{path}: shard name {shard!r} must be a plain file name")
+        inside_folder(folder, shard, path, "weight_map shard")  # and not a symlink out of the folder
     return weight_map
 
 
@@ -83,6 +106,10 @@ def find_weight_files(folder: str | os.PathLike) -> list[Path]:
     """The safetensors files holding the model's weights: model.safetensors, else the shards
     named by model.safetensors.index.json (sorted, each once)."""
     path = _folder(folder)
+    for name in (SINGLE_FILE, INDEX_FILE):
+        if (path / name).exists() or (path / name).is_symlink():
+            inside_folder(path, name, path, "weight file")  # a symlink out of the folder is refused
+            check_regular_file(path / name, "weight file")  # a folder or FIFO by that name is named as such
     # Same order as transformers: a single file wins over an index.
     if (path / SINGLE_FILE).is_file():
         return [path / SINGLE_FILE]

@@ -19,9 +19,11 @@ import json
 import math
 import mmap
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
+
+from .paths import open_regular_file
 
 __all__ = [
     "BFLOAT16",
@@ -52,6 +54,7 @@ _HEADER_LEN_BYTES = 8
 # Guard against a corrupt length making us decode gigabytes of "JSON" (the reference reader
 # uses the same 100 MB cap).
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+_MAX_DIMS = 64  # numpy's limit
 
 
 class SafetensorsError(ValueError):
@@ -75,7 +78,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class _Entry(NamedTuple):
+    """One tensor's header entry, kept compact while the header is parsed: a 100 MB header of small entries
+    would take ~25x its size as dicts and lists (2.4 GB), as tuples about a third of that."""
+
+    dtype: str
+    shape: tuple
+    data_offsets: tuple
+
+
+_ENTRY_FIELDS = {"dtype", "shape", "data_offsets"}
+
+
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> Any:
+    if (len(pairs) == 3 and {k for k, _ in pairs} == _ENTRY_FIELDS):
+        fields = dict(pairs)
+        if isinstance(fields["dtype"], str) and isinstance(fields["shape"], list) and isinstance(
+                fields["data_offsets"], list):
+            return _Entry(fields["dtype"], tuple(fields["shape"]), tuple(fields["data_offsets"]))
     # json.loads keeps the last of duplicate keys silently; a duplicated tensor name is corruption.
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -90,12 +110,16 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SafetensorsError(f"header is not valid UTF-8 ({exc})") from None
+    del raw
     try:
-        header = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        header = json.loads(text, object_pairs_hook=_object_from_pairs)
     except json.JSONDecodeError as exc:
         raise SafetensorsError(f"header is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SafetensorsError("header JSON is nested too deeply") from None
     if not isinstance(header, dict):
-        raise SafetensorsError(f"header must be a JSON object, got {type(header).__name__}")
+        kind = "a tensor entry's fields" if isinstance(header, _Entry) else type(header).__name__
+        raise SafetensorsError(f"header must be a JSON object of tensor name -> entry, got {kind}")
     return header
 
 
@@ -107,22 +131,23 @@ def _check_metadata(metadata: Any) -> dict[str, str]:
 
 def _check_entry(name: str, entry: Any, data_len: int) -> tuple[np.dtype, tuple[int, ...], int, int]:
     """Validate one header entry; return (dtype, shape, begin, end) with offsets into the data section."""
-    if not isinstance(entry, dict):
+    if isinstance(entry, _Entry):
+        dtype_name, shape, offsets = entry.dtype, list(entry.shape), list(entry.data_offsets)
+    elif isinstance(entry, dict):
+        for field in ("dtype", "shape", "data_offsets"):
+            if field not in entry:
+                raise SafetensorsError(f"tensor {name!r}: missing field {field!r}")
+        dtype_name, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    else:
         raise SafetensorsError(f"tensor {name!r}: entry must be a JSON object, got {type(entry).__name__}")
-    for field in ("dtype", "shape", "data_offsets"):
-        if field not in entry:
-            raise SafetensorsError(f"tensor {name!r}: missing field {field!r}")
-    dtype_name = entry["dtype"]
     if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
         raise SafetensorsError(
             f"tensor {name!r}: unknown or unsupported dtype {dtype_name!r}; "
             f"supported: {', '.join(_DTYPES)}"
         )
     dtype = _DTYPES[dtype_name]
-    shape = entry["shape"]
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise SafetensorsError(f"tensor {name!r}: shape must be a list of non-negative ints, got {shape!r}")
-    offsets = entry["data_offsets"]
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)):
         raise SafetensorsError(
             f"tensor {name!r}: data_offsets must be [begin, end] non-negative ints, got {offsets!r}"
@@ -135,6 +160,8 @@ def _check_entry(name: str, entry: Any, data_len: int) -> tuple[np.dtype, tuple[
             f"tensor {name!r}: data ends at byte {end} but the data section has only {data_len} bytes "
             "(truncated file?)"
         )
+    if len(shape) > _MAX_DIMS:
+        raise SafetensorsError(f"tensor {name!r}: {len(shape)} dimensions; at most {_MAX_DIMS} are supported")
     # Python ints: no overflow for huge (corrupt) shapes.
     expected = math.prod(shape) * dtype.itemsize
     if end - begin != expected:
@@ -184,7 +211,7 @@ def _with_path(path: str | os.PathLike, exc: SafetensorsError) -> SafetensorsErr
 def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Map `path` read-only and return {name: array}. Arrays are views into the mapping (no copy);
     the mapping stays open as long as any array is alive. Raises SafetensorsError naming the problem."""
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular_file(path, "safetensors file", SafetensorsError), "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         try:
             _check_file_size(file_size)  # mmap refuses empty files with a vaguer message
@@ -204,23 +231,23 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def _views_from_header(header: dict[str, Any], buf: mmap.mmap, data_start: int, data_len: int) -> dict[str, np.ndarray]:
     if "__metadata__" in header:
         _check_metadata(header["__metadata__"])
-    checked = {
-        name: _check_entry(name, entry, data_len)
-        for name, entry in header.items()
-        if name != "__metadata__"
-    }
-    _check_no_overlap([(begin, end, name) for name, (_, _, begin, end) in checked.items()])
     tensors: dict[str, np.ndarray] = {}
-    for name, (dtype, shape, begin, end) in checked.items():
-        count = (end - begin) // dtype.itemsize
-        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + begin)
-        tensors[name] = arr.reshape(shape)
+    spans = []  # (begin, end, name) of the tensors that own bytes
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape, begin, end = _check_entry(name, entry, data_len)
+        if end > begin:
+            spans.append((begin, end, name))
+        # one array object per tensor, a read-only view of the mapping (ACCESS_READ)
+        tensors[name] = np.ndarray(shape, dtype, buffer=buf, offset=data_start + begin)
+    _check_no_overlap(spans)
     return tensors
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The header's `__metadata__` (empty if absent), without mapping the tensors."""
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular_file(path, "safetensors file", SafetensorsError), "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         head = f.read(_HEADER_LEN_BYTES)
         try:

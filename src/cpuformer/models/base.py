@@ -17,6 +17,7 @@ was left unused. Subclasses declare what differs:
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -26,11 +27,50 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..generation import GenerationConfig
-from ..io import WeightStore, read_config
+from ..io import WeightStore, read_config, read_folder_json
 from ..dtypes import SUPPORTED_DTYPES, check_dtype
 from ..tokenizer import Tokenizer
 
-__all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_sizes"]
+__all__ = ["Checkpoint", "PretrainedModel", "SUPPORTED_DTYPES", "check_dtype", "config_bool", "config_positive_float",
+           "config_sizes", "config_token_id"]
+
+
+def config_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A JSON true / false field (absent or null: `default`); a string such as "no" is a ValueError, not True."""
+    value = config.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"config {key} must be true or false, got {value!r}")
+    return value
+
+
+def config_positive_float(config: Mapping[str, Any], key: str, default: float) -> float:
+    """A finite number > 0 (layer norm epsilons): Infinity, NaN, 0, negatives, strings and booleans are refused."""
+    value = config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"config {key} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def config_token_id(config: Mapping[str, Any], key: str, vocab_size: int) -> int | None:
+    """A token id in [0, vocab_size), or None when absent or null; a list (several eos ids) gives its first.
+    An id outside the vocabulary is a ValueError: dropping it would silently change when generation stops."""
+    value = config.get(key)
+    if isinstance(value, list):
+        if not value:
+            return None
+        for item in value:
+            config_token_id({key: item}, key, vocab_size)
+        value = value[0]
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
+        raise ValueError(f"config {key} must be a token id in [0, vocab_size={vocab_size}) or null, got {value!r}")
+    return value
+
 
 def config_sizes(config: Mapping[str, Any], family: str, keys: Sequence[str], *, may_be_zero: Sequence[str] = (),
                  divisible: tuple[str, str] | None = None) -> dict[str, int]:
@@ -82,8 +122,9 @@ class Checkpoint:
 
     def generation_config(self, defaults: GenerationConfig, vocab_size: int) -> GenerationConfig:
         """`defaults` updated from the folder's generation_config.json, if it has one."""
-        path = self.folder / "generation_config.json"
-        return GenerationConfig.from_file(path, defaults, vocab_size) if path.is_file() else defaults
+        if read_folder_json(self.folder, "generation_config.json", required=False) is None:  # checks it first
+            return defaults
+        return GenerationConfig.from_file(self.folder / "generation_config.json", defaults, vocab_size)
 
 
 _NOT_LOADED = object()
@@ -115,7 +156,10 @@ class PretrainedModel:
     def from_checkpoint(cls, checkpoint: Checkpoint, *, dtype: Any = "float32", mmap: bool = False):
         dtype = check_dtype(dtype)
         cls.check_model_type(checkpoint)
-        config = cls.config_class.from_dict(checkpoint.config)
+        try:
+            config = cls.config_class.from_dict(checkpoint.config)
+        except ValueError as exc:  # name the file: a folder of subfolders (sentence-transformers) has several
+            raise ValueError(f"{checkpoint.folder / 'config.json'}: {exc}") from None
         store = checkpoint.weights()
         store.linear_dtype = dtype
         store.mmap = bool(mmap)

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from ..io import WeightStore
-from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_int_array
+from ..inputs import (check_attention_mask, check_id_range, check_input_ids, check_int_array, check_packed_ids,
+                      check_packed_lengths)
 from ..layers import (Embedding, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation, pack_linear,
                       TiedEmbedding, take_fused_linear, take_linear)
-from .base import PretrainedModel, config_sizes
+from .base import PretrainedModel, config_positive_float, config_sizes
 from .heads import (FirstTokenClassifier, MaskedLMModel, MaskedLMOutput, SequenceClassificationModel,
                     SequenceClassifierOutput)
 from .question_answering import QuestionAnsweringModel
@@ -68,13 +69,15 @@ class BertConfig:
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; only 'absolute'")
         hidden_act = config.get("hidden_act", "gelu")
+        if not isinstance(hidden_act, str):
+            raise ValueError(f"config hidden_act must be an activation name, got {hidden_act!r}")
         fused_activation(hidden_act)  # fails early with the list of supported names
         id2label = config.get("id2label") or {}
         if not isinstance(id2label, dict):
             raise ValueError(f"config id2label must be an object of index -> label, got {id2label!r}")
         try:
             labels = {int(k): str(v) for k, v in id2label.items()}
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"config id2label keys must be integers, got {list(id2label)!r}") from None
         pad = config.get("pad_token_id", 0)
         if pad is None:
@@ -82,8 +85,8 @@ class BertConfig:
         if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < sizes["vocab_size"]:
             raise ValueError(f"config pad_token_id must be an int in [0, vocab_size), got {pad!r}")
         return cls(**sizes, hidden_act=hidden_act,
-                   layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)), id2label=labels,
-                   problem_type=config.get("problem_type"), pad_token_id=pad, **extra)
+                   layer_norm_eps=config_positive_float(config, "layer_norm_eps", 1e-12), id2label=labels,
+                   problem_type=_problem_type(config), pad_token_id=pad, **extra)
 
     @property
     def head_dim(self) -> int:
@@ -97,6 +100,16 @@ class BertConfig:
     @property
     def embedding_width(self) -> int:
         return self.embedding_size or self.hidden_size
+
+
+_PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+def _problem_type(config: dict[str, Any]) -> str | None:
+    value = config.get("problem_type")
+    if value is not None and value not in _PROBLEM_TYPES:
+        raise ValueError(f"config problem_type must be one of {', '.join(_PROBLEM_TYPES)} or null, got {value!r}")
+    return value
 
 
 @dataclass
@@ -225,7 +238,14 @@ class BertModel(BertPretrainedModel):
     # --- forward ------------------------------------------------------------------------------------------
     def forward_packed(self, ids: np.ndarray, token_types: np.ndarray, batch: PackedBatch) -> np.ndarray:
         """Packed ids / token types [total_tokens] -> hidden states [total_tokens, hidden]. Positions are the
-        tokens' columns in the padded batch (batch.cols), as in transformers."""
+        tokens' columns in the padded batch (batch.cols), as in transformers. Ids, token types and sequence lengths
+        are checked against the model's tables (ValueError), as the padded entry point checks them."""
+        cfg = self.config
+        check_packed_lengths(batch.cu_seqlens, cfg.max_tokens, f"the model's {cfg.max_tokens} positions")
+        ids = check_packed_ids(ids, "input_ids", batch.total_tokens, cfg.vocab_size, f"vocab_size={cfg.vocab_size}")
+        if cfg.type_vocab_size:
+            token_types = check_packed_ids(token_types, "token_type_ids", batch.total_tokens, cfg.type_vocab_size,
+                                           f"type_vocab_size={cfg.type_vocab_size}")
         x = self.embed(ids, token_types, batch)
         ws = Workspace()
         bias = self.relative_bias(batch)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import WeightStore
 from ..layers import LayerNorm, TiedEmbedding, fused_activation, pack_linear, take_linear
-from .base import config_sizes
+from .base import config_bool, config_sizes
 from .bert import BertConfig, BertEmbeddings, BertModel, BertPretrainedModel
 from .heads import FirstTokenClassifier, MaskedLMModel, SequenceClassificationModel
 from .question_answering import QuestionAnsweringModel
@@ -55,7 +55,7 @@ class DistilBertConfig(BertConfig):
                        num_attention_heads=config["n_heads"], intermediate_size=config["hidden_dim"],
                        hidden_act=config.get("activation", "gelu"), type_vocab_size=0,
                        layer_norm_eps=_LAYER_NORM_EPS)
-        return super().from_dict(as_bert, family, sinusoidal_positions=bool(config.get("sinusoidal_pos_embds")),
+        return super().from_dict(as_bert, family, sinusoidal_positions=config_bool(config, "sinusoidal_pos_embds", False),
                                  **extra)
 
 

@@ -19,10 +19,11 @@ import numpy as np
 from .. import ops
 from ..generation import DecodeStatePool, GenerationConfig, GenerationMixin
 from ..io import WeightStore
-from ..inputs import check_attention_mask, check_id_range, check_input_ids
+from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_packed_ids, check_packed_lengths
 from ..layers import (Embedding, KVCacheBatch, LayerNorm, PackedBatch, SelfAttention, Workspace, fused_activation,
                       TiedEmbedding, pack_linear, take_linear)
-from .base import Checkpoint, PretrainedModel, config_sizes
+from .base import (Checkpoint, PretrainedModel, config_bool, config_positive_float, config_sizes,
+                   config_token_id)
 from .registry import register_model
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]
@@ -47,18 +48,21 @@ class GPT2Config:
     def from_dict(cls, config: dict[str, Any]) -> "GPT2Config":
         sizes = config_sizes(config, "GPT-2", ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"],
                              may_be_zero=["n_layer"], divisible=("n_embd", "n_head"))
-        if config.get("add_cross_attention"):
+        if config_bool(config, "add_cross_attention", False):
             raise ValueError("add_cross_attention=True (GPT-2 as an encoder-decoder) is not supported")
         activation = config.get("activation_function", "gelu_new")
+        if not isinstance(activation, str):
+            raise ValueError(f"config activation_function must be an activation name, got {activation!r}")
         fused_activation(activation)  # fails early with the list of supported names
-        n_inner = config.get("n_inner") or 4 * config["n_embd"]
-        eos = config.get("eos_token_id")
-        eos = eos if isinstance(eos, int) and 0 <= eos < config["vocab_size"] else None
-        return cls(**sizes, n_inner=int(n_inner), activation_function=activation,
-                   layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)),
-                   scale_attn_weights=bool(config.get("scale_attn_weights", True)),
-                   scale_attn_by_inverse_layer_idx=bool(config.get("scale_attn_by_inverse_layer_idx", False)),
-                   tie_word_embeddings=bool(config.get("tie_word_embeddings", True)), eos_token_id=eos)
+        n_inner = config.get("n_inner") or 4 * config["n_embd"]  # null or 0: transformers' 4 * n_embd
+        if not isinstance(n_inner, int) or isinstance(n_inner, bool) or n_inner < 1:
+            raise ValueError(f"config n_inner must be a positive int or null, got {n_inner!r}")
+        return cls(**sizes, n_inner=n_inner, activation_function=activation,
+                   layer_norm_epsilon=config_positive_float(config, "layer_norm_epsilon", 1e-5),
+                   scale_attn_weights=config_bool(config, "scale_attn_weights", True),
+                   scale_attn_by_inverse_layer_idx=config_bool(config, "scale_attn_by_inverse_layer_idx", False),
+                   tie_word_embeddings=config_bool(config, "tie_word_embeddings", True),
+                   eos_token_id=config_token_id(config, "eos_token_id", sizes["vocab_size"]))
 
     @property
     def head_dim(self) -> int:
@@ -126,6 +130,9 @@ class GPT2Model(GPT2PretrainedModel):
                 ws: Workspace) -> np.ndarray:
         """ids, positions: [total_tokens] (PackedBatch) or [B, T] (KVCacheBatch) -> final hidden states
         (after ln_f), [..., n_embd], in a workspace buffer."""
+        cfg = self.config
+        check_id_range(np.asarray(ids), cfg.vocab_size, "input_ids", f"vocab_size={cfg.vocab_size}")
+        check_id_range(np.asarray(positions), cfg.n_positions, "positions", f"n_positions={cfg.n_positions}")
         x = self.wte(ids)
         x += self.wpe.table[positions]
         for block in self.h:
@@ -147,7 +154,10 @@ class GPT2Model(GPT2PretrainedModel):
 
     def forward_packed(self, ids: np.ndarray, batch: PackedBatch) -> np.ndarray:
         """Packed ids [total_tokens] -> final hidden states [total_tokens, n_embd]; each sequence's positions
-        count its real tokens from 0."""
+        count its real tokens from 0. Ids and sequence lengths are checked (ValueError)."""
+        cfg = self.config
+        check_packed_lengths(batch.cu_seqlens, cfg.n_positions, f"n_positions={cfg.n_positions}")
+        ids = check_packed_ids(ids, "input_ids", batch.total_tokens, cfg.vocab_size, f"vocab_size={cfg.vocab_size}")
         positions = np.arange(batch.total_tokens) - np.repeat(batch.cu_seqlens[:-1], batch.lengths)
         return self.forward(ids, positions, batch, Workspace())  # a fresh workspace: its buffer is ours to return
 

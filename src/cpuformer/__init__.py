@@ -7,7 +7,7 @@ from ._core import __version__, get_num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
 from .generation import GenerationConfig
-from .embeddings import KeyedVectors
+from .embeddings import FastTextKeyedVectors, KeyedVectors
 from .models import (
     AutoModel,
     BertForMaskedLM,
@@ -34,7 +34,7 @@ __all__ = [
     "BertModel",
     "GPT2LMHeadModel",
     "GPT2Model",
-    "KeyedVectors",
+    "KeyedVectors", "FastTextKeyedVectors",
     "SentenceEncoder",
     "CrossEncoder",
 ]

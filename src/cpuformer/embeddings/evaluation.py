@@ -7,7 +7,7 @@ continued fraction of Numerical Recipes section 6.4 (modified Lentz).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -165,6 +165,7 @@ def evaluate_word_analogies(
     sections: List[Dict[str, Any]] = []
     section = None
     questions: List[Tuple[Dict[str, Any], Tuple[str, str, str, str]]] = []
+    entries: List[Tuple[Dict[str, Any], Tuple[str, str, str, str], Optional[bool]]] = []  # file order
     for line_no, line in enumerate(_binary_lines(analogies)):
         if line.startswith(": "):
             section = {"section": line.lstrip(": ").strip(), "correct": [], "incorrect": []}
@@ -178,10 +179,12 @@ def evaluate_word_analogies(
         quad = (words[0], words[1], words[2], words[3])
         if any(w not in ok_vocab for w in quad):
             if dummy4unknown:
-                section["incorrect"].append(quad)
+                entries.append((section, quad, False))
             continue
+        entries.append((section, quad, None))
         questions.append((section, quad))
 
+    answers: List[bool] = []
     limit = kv._search_limit(restrict_vocab)
     vectors, norms = kv.vectors[:limit], kv.norms[:limit]
     for start in range(0, len(questions), _QUERY_BATCH):
@@ -192,7 +195,7 @@ def evaluate_word_analogies(
         mean_norm = np.linalg.norm(mean, axis=1, keepdims=True)
         query = (mean / np.where(mean_norm > 0, mean_norm, 1)).astype(np.float32)
         indices, _ = top_k_cosine(vectors, norms, query, _ANALOGY_TOPN, rows)
-        for (sec, quad), found in zip(batch, indices.tolist()):
+        for (_, quad), found in zip(batch, indices.tolist()):
             predicted = None
             for i in found:
                 if i < 0:
@@ -201,7 +204,11 @@ def evaluate_word_analogies(
                 predicted = key.upper() if case_insensitive else key
                 if predicted in ok_vocab and predicted not in quad[:3]:
                     break
-            sec["correct" if predicted == quad[3] else "incorrect"].append(quad)
+            answers.append(predicted == quad[3])
+    answered = iter(answers)
+    for sec, quad, known in entries:  # in file order, as gensim fills the lists
+        ok = next(answered) if known is None else known
+        sec["correct" if ok else "incorrect"].append(quad)
     # gensim appends a section when the next one starts; sections are in file order either way
     total = {
         "section": "Total accuracy",

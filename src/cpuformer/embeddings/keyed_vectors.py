@@ -67,7 +67,8 @@ class KeyedVectors:
         self.index_to_key = index_to_key
         self.key_to_index = key_to_index
         self._norms: Optional[np.ndarray] = None
-        self._counts: Optional[List[Optional[int]]] = None  # gensim's "count" vecattr, when known
+        # gensim's "count" vecattr when known: a list, or a range for the counts made up on load (no memory)
+        self._counts: Optional[Sequence[Optional[int]]] = None
 
     @classmethod
     def _from_checked(
@@ -149,7 +150,8 @@ class KeyedVectors:
         """One key: its vector (1-D, read-only view). A list of keys: a new (len, vector_size) array."""
         if isinstance(key_or_keys, _KEY_TYPES):
             return self.get_vector(key_or_keys)
-        return np.stack([self.get_vector(k) for k in key_or_keys]).reshape(-1, self.vector_size)
+        rows = [self.get_vector(k) for k in key_or_keys]
+        return np.stack(rows) if rows else np.empty((0, self.vector_size), dtype=np.float32)
 
     def get_normed_vectors(self) -> np.ndarray:
         """A new (n, vector_size) array of unit-length rows (zero rows stay zero), as gensim 4 computes it on
@@ -167,9 +169,10 @@ class KeyedVectors:
     def set_vecattr(self, key: Key, attr: str, value: Optional[int]) -> None:
         if attr != "count":
             raise KeyError(f"only the 'count' attribute is supported, got {attr!r}")
-        if self._counts is None:
-            self._counts = [None] * len(self)
-        self._counts[self.get_index(key)] = None if value is None else int(value)
+        index = self.get_index(key)
+        if not isinstance(self._counts, list):  # None, or the made-up counts kept as a range
+            self._counts = [None] * len(self) if self._counts is None else list(self._counts)
+        self._counts[index] = None if value is None else int(value)
 
     # ---- similarity ----------------------------------------------------------------------------------------
 
@@ -498,7 +501,7 @@ class KeyedVectors:
         )
         kv = cls._from_checked(vectors, index_to_key, key_to_index)
         if fvocab is None:
-            kv._counts = list(range(announced, announced - len(index_to_key), -1))
+            kv._counts = range(announced, announced - len(index_to_key), -1)  # type: ignore[assignment]
         else:
             counts = read_word_counts(fvocab, unicode_errors)
             kv._counts = [counts.get(k) for k in index_to_key]

@@ -41,7 +41,7 @@ def save(path: Path, kv: "KeyedVectors", matrices: Dict[str, np.ndarray], extra:
         "class": type(kv).__name__,
         "vector_size": kv.vector_size,
         "keys": kv.index_to_key,
-        "counts": kv._counts,
+        "counts": None if kv._counts is None else list(kv._counts),
     }
     meta.update(extra or {})
     for name, matrix in matrices.items():

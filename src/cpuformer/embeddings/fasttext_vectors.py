@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import native_format
-from .fasttext_format import FastTextFile, read_facebook_bin
+from .fasttext_format import FastTextFile, FastTextFormatError, read_facebook_bin
 from .keyed_vectors import Key, KeyedVectors
 from .word2vec_format import PathOrFile
 
@@ -26,6 +26,10 @@ __all__ = ["FastTextKeyedVectors", "FastTextModel", "ft_hash_bytes", "ngrams_byt
 _FNV_OFFSET = 2166136261
 _FNV_PRIME = 16777619
 _WORDS_PER_BATCH = 8192  # vocabulary words whose n-grams are hashed and summed at once
+
+
+def _display_name(path: PathOrFile) -> str:
+    return str(getattr(path, "name", "<stream>")) if hasattr(path, "read") else os.fspath(path)  # type: ignore[arg-type]
 
 
 def ft_hash_bytes(data: bytes) -> int:
@@ -147,7 +151,7 @@ class FastTextKeyedVectors(KeyedVectors):
         key_to_index: Dict[str, int] = {}
         for i, word in enumerate(ft.words):
             if key_to_index.setdefault(word, i) != i:
-                raise ValueError(f"{name}: the vocabulary holds {word!r} twice (words {key_to_index[word] + 1} "
+                raise FastTextFormatError(f"{name}: the vocabulary holds {word!r} twice (words {key_to_index[word] + 1} "
                                  f"and {i + 1})")
         n = len(ft.words)
         matrix = ft.input_matrix  # owned by us: the word rows are composed in place, nothing is copied
@@ -162,14 +166,14 @@ class FastTextKeyedVectors(KeyedVectors):
         """Word vectors of a Facebook fastText .bin model (cbow or skipgram; .gz/.bz2/.xz decompressed), as
         gensim's load_facebook_vectors gives them. Malformed files raise FastTextFormatError (a ValueError)."""
         ft = read_facebook_bin(path, encoding=encoding, full_model=False)
-        return cls._from_file(ft, str(getattr(path, "name", path)))
+        return cls._from_file(ft, _display_name(path))
 
     @classmethod
     def load_facebook_model(cls, path: PathOrFile, encoding: str = "utf8") -> "FastTextModel":
         """The whole model: ``.wv`` (these vectors), the training parameters and the output matrix. The file
         must end right after the output matrix."""
         ft = read_facebook_bin(path, encoding=encoding, full_model=True)
-        return FastTextModel(cls._from_file(ft, str(getattr(path, "name", path))), ft)
+        return FastTextModel(cls._from_file(ft, _display_name(path)), ft)
 
     # ---- lookups -------------------------------------------------------------------------------------------
 

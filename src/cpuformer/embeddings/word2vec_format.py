@@ -100,7 +100,7 @@ def _read_header(f: BinaryIO, name: str, encoding: str) -> Tuple[int, int, int]:
         count, dim = int(parts[0]), int(parts[1])
     except ValueError:
         hint = ""
-        if _looks_binary(raw[:64]):
+        if _looks_binary(raw[:64]) or (not raw.strip() and _looks_binary(f.read(64))):
             hint = ("; the file starts with binary data: if it is a fastText .bin model, load it with "
                     "cpuformer.FastTextKeyedVectors.load_facebook_vectors(path)")
         raise Word2VecFormatError(

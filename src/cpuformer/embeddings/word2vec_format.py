@@ -35,7 +35,7 @@ __all__ = [
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 _TEXT_CHUNK_BYTES = 1 << 24      # lines handed to one np.loadtxt call
-_BINARY_CHUNK_BYTES = 1 << 24    # bytes read per refill of the binary buffer
+_BINARY_CHUNK_BYTES = 1 << 20    # bytes read per refill of the binary buffer (small: large freed buffers stay resident)
 _MAX_WORD_BYTES = 1 << 20        # a binary "word" longer than this means the file is not binary word2vec
 _MAX_HEADER_BYTES = 4096
 _GROW_BYTES = 1 << 26            # first buffer when the input size is unknown (compressed); doubles as needed

@@ -71,6 +71,7 @@ def _batch_buckets(words: Sequence[str], minn: int, maxn: int, bucket: int) -> T
     first_char = np.searchsorted(starts, word_of_byte_start)        # index of each word's first character
     n_chars = np.diff(np.append(first_char, starts.size))
     word_of_char = np.repeat(np.arange(len(words)), n_chars)
+    maxn = min(maxn, int(n_chars.max(initial=0)))  # no n-gram is longer than its word (and maxn may be absurd)
     local = np.arange(starts.size) - first_char[word_of_char]
     # every (character, length) pair, character-major as fastText emits them
     g = np.repeat(np.arange(starts.size), maxn)

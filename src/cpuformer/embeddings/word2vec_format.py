@@ -36,6 +36,7 @@ PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 _TEXT_CHUNK_BYTES = 1 << 24      # lines handed to one np.loadtxt call
 _BINARY_CHUNK_BYTES = 1 << 20    # bytes read per refill of the binary buffer (small: large freed buffers stay resident)
+_MAX_READ_BYTES = 1 << 26        # largest single read while filling one binary record
 _MAX_WORD_BYTES = 1 << 20        # a binary "word" longer than this means the file is not binary word2vec
 _MAX_HEADER_BYTES = 4096
 _GROW_BYTES = 1 << 26            # first buffer when the input size is unknown (compressed); doubles as needed
@@ -260,8 +261,10 @@ def _read_text(
         del lines[n_want - len(words):]
         short = next((j for j, line in enumerate(lines) if len(line) < 2 * dim), None)
         if short is not None:  # too short for dim values: the line parser names the first bad line and raises
-            scratch = np.empty((short + 1, dim), dtype=np.float32)  # the lines before it hold >= 2 * dim bytes
-            _parse_text_lines_slowly(lines[:short + 1], dim, name, next_lineno, scratch)
+            scratch = np.empty((short, dim), dtype=np.float32)  # the lines before it hold >= 2 * dim bytes each
+            _parse_text_lines_slowly(lines[:short], dim, name, next_lineno, scratch)
+            # the short line has fewer than dim values: the parser raises before writing a row
+            _parse_text_lines_slowly(lines[short:short + 1], dim, name, next_lineno + short, scratch[:0])
         start = len(words)
         vectors = rows.reserve(start + len(lines))
         raw = _parse_text_chunk(lines, dim, name, next_lineno, vectors[start:start + len(lines)])
@@ -304,7 +307,9 @@ def _read_binary(
     encoding: str, unicode_errors: str,
 ) -> Tuple[np.ndarray, List[str]]:
     row_bytes = 4 * dim
-    rows = _Rows(n_want, dim, _bytes_left(f), row_bytes + 1, np.dtype("<f4"))  # b" " + the floats at least
+    left = _bytes_left(f)
+    rows = _Rows(n_want, dim, left, row_bytes + 1, np.dtype("<f4"))  # b" " + the floats at least
+    max_read = _MAX_READ_BYTES if left is None else max(1, min(_MAX_READ_BYTES, left))
     out = memoryview(rows.array.reshape(-1).view(np.uint8))
     raw_words: List[bytes] = []
     buf = b""
@@ -328,7 +333,8 @@ def _read_binary(
                     f"{name}: vector {i + 1} (byte offset {buf_offset + pos}): no space-terminated word within "
                     f"{_MAX_WORD_BYTES} bytes; is this a binary word2vec file?"
                 )
-            more = f.read(max(_BINARY_CHUNK_BYTES, row_bytes + 1))
+            # enough for the record being parsed, but never one huge read for an absurd header dimension
+            more = f.read(max(_BINARY_CHUNK_BYTES, min(row_bytes + 1, max_read)))
             if not more:
                 eof = True
                 continue

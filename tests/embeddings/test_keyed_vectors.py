@@ -365,3 +365,29 @@ def test_round_trip_through_keyed_vectors(pair, tmp_path):
         back = KeyedVectors.load_word2vec_format(tmp_path / "rt", binary=binary)
         assert back.index_to_key == ours.index_to_key
         np.testing.assert_array_equal(back.vectors, ours.vectors)
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_top_k_group_scan_with_ties_and_nan(monkeypatch, with_nan):
+    """Blocks wide enough for the group-maximum scan (several 128-column groups), heavy ties, excluded rows and,
+    optionally, NaN rows (which never qualify), against a full sort per query."""
+    import cpuformer.embeddings.vector_search as vs
+
+    monkeypatch.setattr(vs, "_SCORE_BLOCK", 6 * 1100)
+    rng = np.random.default_rng(9)
+    n, q, k = 7000, 6, 25
+    matrix = rng.integers(-2, 3, (n, 4)).astype(np.float32)
+    if with_nan:
+        matrix[rng.integers(0, n, 40)] = np.nan
+    norms = np.ones(n, np.float32)
+    if with_nan:
+        norms[np.isnan(matrix).any(axis=1)] = np.nan
+    queries = rng.integers(-2, 3, (q, 4)).astype(np.float32)
+    exclude = rng.integers(-1, n, (q, 5))
+    indices, scores = top_k_cosine(matrix, norms, queries, k, exclude)
+    full = (queries @ matrix.T) / norms
+    for r in range(q):
+        ok = [i for i in range(n) if not np.isnan(full[r, i]) and i not in set(exclude[r].tolist())]
+        expected = sorted(ok, key=lambda i: (-full[r, i], i))[:k]
+        assert indices[r].tolist() == expected
+        np.testing.assert_array_equal(scores[r], full[r, expected])

@@ -15,6 +15,7 @@ __all__ = ["row_norms", "top_k_cosine", "top_k_of_scores", "cosine_scores"]
 
 _SCORE_BLOCK = 1 << 22  # scores held at once (16 MiB of float32)
 _NORM_ROWS = 1 << 16    # rows per block when computing norms (bounds the squared temporary)
+_GROUP = 128            # columns per group whose maximum is checked before the group is scanned
 
 
 def row_norms(vectors: np.ndarray) -> np.ndarray:
@@ -89,6 +90,8 @@ def top_k_cosine(
     return _select(
         vectors.shape[0], queries.shape[0], step, k, exclude,
         lambda a, b: cosine_scores(vectors[a:b], norms[a:b], queries),
+        # finite norms bound every element, and queries are unit or finite: then no score can be NaN
+        finite=bool(np.isfinite(norms).all() and np.isfinite(queries).all()),
     )
 
 
@@ -96,14 +99,39 @@ def top_k_of_scores(scores: np.ndarray, k: int, exclude: Optional[np.ndarray] = 
     """top_k_cosine's selection over a given (q, n) score matrix (same order, padding and exclude rules)."""
     scores = np.atleast_2d(scores)
     n, q = scores.shape[1], scores.shape[0]
-    return _select(n, q, max(n, 1), k, exclude, lambda a, b: np.array(scores[:, a:b], dtype=np.float32))
+    return _select(n, q, max(n, 1), k, exclude, lambda a, b: np.array(scores[:, a:b], dtype=np.float32),
+                   finite=False)
+
+
+def _survivors(
+    scores: np.ndarray, bar: np.ndarray, limit: int
+) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(query, column, score) of the scores strictly above their query's bar, or None when more than about
+    limit entries could be. Looks at every _GROUP-column group's maximum first and scans only the groups whose
+    maximum passes, so a block where few entries pass costs one reduction instead of a full compare and scan."""
+    q, width = scores.shape
+    groups = width // _GROUP
+    if groups < 4:
+        return None
+    head = scores[:, :groups * _GROUP].reshape(q, groups, _GROUP)
+    live_q, live_g = np.nonzero(head.max(axis=2) > bar[:, None])  # scores hold no NaN here (see _select)
+    if live_q.size * 8 > limit:  # about 8 survivors per live group or more: the full path is cheaper
+        return None
+    sub = head[live_q, live_g]                                   # (live groups, _GROUP)
+    mi, mj = np.nonzero(sub > bar[live_q][:, None])
+    tail_q, tail_c = np.nonzero(scores[:, groups * _GROUP:] > bar[:, None])
+    qi = np.concatenate([live_q[mi], tail_q])
+    ci = np.concatenate([live_g[mi] * _GROUP + mj, tail_c + groups * _GROUP])
+    values = np.concatenate([sub[mi, mj], scores[tail_q, tail_c + groups * _GROUP]])
+    return qi, ci, values
 
 
 def _select(
-    n: int, q: int, step: int, k: int, exclude: Optional[np.ndarray], score_block: Callable[[int, int], np.ndarray]
+    n: int, q: int, step: int, k: int, exclude: Optional[np.ndarray], score_block: Callable[[int, int], np.ndarray],
+    finite: bool,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Exact top-k over column blocks [start, start + step) whose (q, width) scores score_block returns (a new
-    array that may be modified)."""
+    array that may be modified). finite=True promises that no score is NaN (skips a pass per block)."""
     k = min(int(k), n)
     indices = np.full((q, k), -1, dtype=np.int64)
     scores_out = np.full((q, k), -np.inf, dtype=np.float32)
@@ -116,14 +144,22 @@ def _select(
         if exclude is not None and exclude.size:
             hit = (exclude >= start) & (exclude < stop)
             scores[np.nonzero(hit)[0], exclude[hit] - start] = -np.inf
-        scores[np.isnan(scores)] = -np.inf
-        above = scores > cands.bar[:, None]
-        width = stop - start
-        if width > k and np.count_nonzero(above) > 4 * k * q + 1024:
-            kth = np.partition(scores, width - k, axis=1)[:, width - k]
-            above &= scores >= kth[:, None]
-        qi, ri = np.nonzero(above)
-        cands.add(qi, ri + start, scores[qi, ri])
+        if not finite:
+            scores[np.isnan(scores)] = -np.inf  # NaN would hide a group's maximum and rank highest in partition
+        found = _survivors(scores, cands.bar, 4 * k * q + 1024)
+        trimmed = found is None
+        if trimmed:  # too many survivors (the first block, or rising scores): keep this block's k best only
+            width = stop - start
+            above = scores > cands.bar[:, None]
+            if width > k:
+                kth = np.partition(scores, width - k, axis=1)[:, width - k]
+                above &= scores >= kth[:, None]
+            qi, ri = np.nonzero(above)
+            found = qi, ri, scores[qi, ri]
+        qi, ri, values = found
+        cands.add(qi, ri + start, values)
+        if trimmed:
+            cands.compact()  # raise the bar now, so the next blocks are filtered by it
     query, row, score, rank = cands.compact()
     indices[query, rank] = row
     scores_out[query, rank] = score

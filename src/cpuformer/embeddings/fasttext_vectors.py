@@ -104,11 +104,14 @@ def _compose_word_vectors(word_rows: np.ndarray, ngrams: np.ndarray, words: Sequ
         batch = words[a:a + _WORDS_PER_BATCH]
         offsets, buckets = _batch_buckets(batch, minn, maxn, bucket)
         counts = np.diff(offsets)
-        out = word_rows[a:a + len(batch)]
-        for slot in range(int(counts.max(initial=0))):
-            has = np.flatnonzero(counts > slot)
-            out[has] += ngrams[buckets[offsets[has] + slot]]
-        out /= (counts + 1).astype(np.float32)[:, None]
+        order = np.argsort(-counts, kind="stable")  # most n-grams first: the words in slot s are a prefix
+        work = word_rows[a:a + len(batch)][order]
+        starts = offsets[order]
+        live = np.searchsorted(-counts[order], -np.arange(int(counts.max(initial=0))), side="left")
+        for slot, m in enumerate(live.tolist()):  # m words have more than `slot` n-grams
+            work[:m] += ngrams[buckets[starts[:m] + slot]]
+        work /= (counts[order] + 1).astype(np.float32)[:, None]
+        word_rows[a:a + len(batch)][order] = work
     return word_rows
 
 

@@ -288,3 +288,13 @@ def test_no_ngrams_means_no_oov_vectors(tmp_path):
     assert "zz" not in kv and "a" in kv
     with pytest.raises(KeyError, match="no n-grams"):
         kv["zz"]
+
+
+def test_constructor_from_arrays(pair):
+    ours, theirs, _ = pair
+    built = FastTextKeyedVectors(ours.vectors, ours.index_to_key, ours.vectors_ngrams, ours.min_n, ours.max_n)
+    np.testing.assert_array_equal(built["some-unseen-word"], theirs["some-unseen-word"])
+    with pytest.raises(ValueError, match=re.escape("vectors_ngrams must have shape (bucket, 3), got (4, 2)")):
+        FastTextKeyedVectors(np.ones((1, 3)), ["a"], np.ones((4, 2)))
+    with pytest.raises(ValueError, match="min_n must be an integer >= 0, got -1"):
+        FastTextKeyedVectors(np.ones((1, 3)), ["a"], np.ones((4, 3)), min_n=-1)

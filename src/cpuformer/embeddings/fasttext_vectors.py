@@ -128,6 +128,19 @@ class FastTextKeyedVectors(KeyedVectors):
     max_n: int
     vectors_ngrams: np.ndarray
 
+    def __init__(
+        self, vectors: np.ndarray, index_to_key: Sequence[str], vectors_ngrams: np.ndarray, min_n: int = 3,
+        max_n: int = 6,
+    ):
+        """vectors: the (n, dim) composed word vectors (what fastText's getWordVector gives for each key);
+        vectors_ngrams: the (bucket, dim) n-gram rows; min_n / max_n: n-gram lengths in characters."""
+        super().__init__(vectors, index_to_key)
+        ngrams = np.ascontiguousarray(vectors_ngrams, dtype=np.float32)
+        checked = FastTextKeyedVectors._from_parts(
+            self._vectors, ngrams, self.index_to_key, self.key_to_index, min_n, max_n, source="FastTextKeyedVectors"
+        )
+        self.vectors_ngrams, self.min_n, self.max_n = checked.vectors_ngrams, checked.min_n, checked.max_n
+
     @classmethod
     def _from_parts(
         cls, vectors: np.ndarray, ngrams: np.ndarray, index_to_key: List[str], key_to_index: Dict[str, int],

@@ -14,6 +14,9 @@ from gensim.models import KeyedVectors as GKV  # noqa: E402
 from cpuformer.embeddings import KeyedVectors  # noqa: E402
 from cpuformer.embeddings import evaluation  # noqa: E402
 
+# gensim's most_similar_cosmul calls its own deprecated init_sims
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated `init_sims`:DeprecationWarning")
+
 DATA = os.path.join(os.path.dirname(gensim.__file__), "test", "test_data")
 QUESTIONS = os.path.join(DATA, "questions-words.txt")
 PAIRS_FILES = [os.path.join(DATA, "wordsim353.tsv"), os.path.join(DATA, "simlex999.txt")]

@@ -8,7 +8,7 @@ from .threads import get_num_threads, num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
 from .generation import GenerateOutput, GenerationConfig
-from .embeddings import KeyedVectors
+from .embeddings import FastTextKeyedVectors, KeyedVectors
 from .models import (
     AutoModel,
     BartForConditionalGeneration,
@@ -39,7 +39,7 @@ __all__ = [
     "BertModel",
     "GPT2LMHeadModel",
     "GPT2Model",
-    "KeyedVectors",
+    "KeyedVectors", "FastTextKeyedVectors",
     "SentenceEncoder",
     "CrossEncoder",
 ]

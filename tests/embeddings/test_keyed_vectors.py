@@ -11,8 +11,7 @@ gensim_models = pytest.importorskip("gensim.models")
 GKV = gensim_models.KeyedVectors
 
 from cpuformer.embeddings import KeyedVectors  # noqa: E402
-from cpuformer import ops  # noqa: E402
-from cpuformer.embeddings.keyed_vectors import _top_k_scores  # noqa: E402
+from cpuformer.embeddings.vector_search import row_norms, top_k_cosine, top_k_of_scores  # noqa: E402
 
 # Cosine scores agree with gensim's to this (float32 dot products summed in a different order); neighbours whose
 # scores differ by less than that count as tied and may swap places.
@@ -111,11 +110,10 @@ def test_get_vector_is_read_only(pair):
         ours.get_vector("w1")[0] = 1.0
 
 
-def test_normed_vectors_cached_unit_and_zero_safe(pair):
+def test_normed_vectors_unit_zero_safe_and_not_kept(pair):
     ours, theirs = pair
     normed = ours.get_normed_vectors()
-    assert normed is ours.get_normed_vectors()
-    assert not normed.flags.writeable
+    assert normed is not ours.get_normed_vectors()  # computed per call, as gensim 4 does: no second copy is kept
     assert not np.isnan(normed).any()
     np.testing.assert_array_equal(normed[ZERO_ROW], 0)
     norms = np.linalg.norm(normed, axis=1)
@@ -304,8 +302,11 @@ def reference_top_k(matrix, queries, k, exclude):
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), n=st.integers(0, 40), q=st.integers(0, 5), d=st.integers(1, 6), k=st.integers(1, 45))
-def test_top_k_scores_matches_reference(data, n, q, d, k):
-    """The fused C++ scoring + top-k against a full sort, with many exact ties (small integer entries)."""
+def test_top_k_cosine_matches_reference(data, n, q, d, k):
+    """Blocked scoring + candidate selection against a full sort, with many exact ties (small integer entries;
+    unit norms so the division is exact); tiny blocks force the candidate bar and compaction paths."""
+    import cpuformer.embeddings.vector_search as vs
+
     ints = hnp.arrays(np.int8, (n, d), elements=st.integers(-2, 2))
     matrix = data.draw(ints).astype(np.float32)
     queries = data.draw(hnp.arrays(np.int8, (q, d), elements=st.integers(-2, 2))).astype(np.float32)
@@ -313,8 +314,14 @@ def test_top_k_scores_matches_reference(data, n, q, d, k):
     if data.draw(st.booleans()):
         exclude = data.draw(hnp.arrays(np.int64, (q, data.draw(st.integers(0, 4))),
                                        elements=st.integers(-1, n + 2)))
-    packed = ops.PackedLinear(matrix) if n else None
-    indices, scores = _top_k_scores(packed, queries, k, exclude)
+    block = data.draw(st.sampled_from([1, 3, 1 << 22]))
+    norms = np.ones(n, np.float32)
+    old = vs._SCORE_BLOCK
+    vs._SCORE_BLOCK = block
+    try:
+        indices, scores = top_k_cosine(matrix, norms, queries, k, exclude)
+    finally:
+        vs._SCORE_BLOCK = old
     assert indices.shape == scores.shape == (q, min(k, n))
     assert indices.dtype == np.int64 and scores.dtype == np.float32
     for r, expected in enumerate(reference_top_k(matrix, queries, k, exclude)):
@@ -324,6 +331,33 @@ def test_top_k_scores_matches_reference(data, n, q, d, k):
         np.testing.assert_array_equal(scores[r, :len(got)], matrix[got] @ queries[r])
 
 
+def test_top_k_candidate_compaction_on_rising_scores(monkeypatch):
+    """Scores that rise with the row index defeat the running bar (every block beats it): candidates must be
+    trimmed and compacted, and the result still equal a full sort."""
+    import cpuformer.embeddings.vector_search as vs
+
+    monkeypatch.setattr(vs, "_SCORE_BLOCK", 5000)
+    n = 50000
+    matrix = np.stack([np.ones(n), np.linspace(-1, 1, n)], axis=1).astype(np.float32)
+    queries = np.array([[0, 1], [0, -1], [1, 0]], np.float32)
+    norms = row_norms(matrix)
+    indices, scores = top_k_cosine(matrix, norms, queries, 7)
+    full = (queries @ matrix.T) / norms
+    for r in range(3):
+        expected = sorted(range(n), key=lambda i: (-full[r, i], i))[:7]
+        assert indices[r].tolist() == expected
+    np.testing.assert_array_equal(top_k_of_scores(full, 7)[0], indices)
+
+
+def test_row_norms_match_numpy_and_zero_rows_get_one():
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((70000, 5)).astype(np.float32)
+    m[12] = 0
+    expected = np.linalg.norm(m, axis=1)
+    expected[12] = 1
+    np.testing.assert_array_equal(row_norms(m), expected)
+
+
 def test_round_trip_through_keyed_vectors(pair, tmp_path):
     ours, _ = pair
     for binary in (False, True):
@@ -331,3 +365,29 @@ def test_round_trip_through_keyed_vectors(pair, tmp_path):
         back = KeyedVectors.load_word2vec_format(tmp_path / "rt", binary=binary)
         assert back.index_to_key == ours.index_to_key
         np.testing.assert_array_equal(back.vectors, ours.vectors)
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_top_k_group_scan_with_ties_and_nan(monkeypatch, with_nan):
+    """Blocks wide enough for the group-maximum scan (several 128-column groups), heavy ties, excluded rows and,
+    optionally, NaN rows (which never qualify), against a full sort per query."""
+    import cpuformer.embeddings.vector_search as vs
+
+    monkeypatch.setattr(vs, "_SCORE_BLOCK", 6 * 1100)
+    rng = np.random.default_rng(9)
+    n, q, k = 7000, 6, 25
+    matrix = rng.integers(-2, 3, (n, 4)).astype(np.float32)
+    if with_nan:
+        matrix[rng.integers(0, n, 40)] = np.nan
+    norms = np.ones(n, np.float32)
+    if with_nan:
+        norms[np.isnan(matrix).any(axis=1)] = np.nan
+    queries = rng.integers(-2, 3, (q, 4)).astype(np.float32)
+    exclude = rng.integers(-1, n, (q, 5))
+    indices, scores = top_k_cosine(matrix, norms, queries, k, exclude)
+    full = (queries @ matrix.T) / norms
+    for r in range(q):
+        ok = [i for i in range(n) if not np.isnan(full[r, i]) and i not in set(exclude[r].tolist())]
+        expected = sorted(ok, key=lambda i: (-full[r, i], i))[:k]
+        assert indices[r].tolist() == expected
+        np.testing.assert_array_equal(scores[r], full[r, expected])

@@ -354,3 +354,79 @@ def test_no_header_errors(tmp_path):
         KeyedVectors.load_word2vec_format(ragged, no_header=True)
     with pytest.raises(ValueError, match=r"no_header=True is for text files"):
         KeyedVectors.load_word2vec_format(ragged, binary=True, no_header=True)
+
+
+# ---- untrusted sizes and compressed input (issue 16) ---------------------------------------------------------------
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+HUGE_HEADERS = [
+    (b"1000000000000 4\na 1 2 3 4\nb 1 2 3 4\n", False),
+    (b"1000000000000 4\na " + b"\0" * 16 + b"b " + b"\0" * 16, True),
+    (b"2 1000000000000\na 1 2 3 4\n", False),
+    (b"2 1000000000000\na " + b"\0" * 16, True),
+]
+
+
+@pytest.mark.parametrize("content, binary", HUGE_HEADERS, ids=["text-count", "binary-count", "text-dim", "binary-dim"])
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gz"])
+def test_header_counts_never_preallocate_beyond_the_file(tmp_path, content, binary, compress):
+    """A header announcing 10^12 vectors (or dimensions) is a format error, found with memory bounded by the file
+    (plain) or by a small first buffer (gz); main allocated from the header and raised MemoryError."""
+    path = tmp_path / ("huge.gz" if compress else "huge")
+    path.write_bytes(gzip.compress(content) if compress else content)
+    errors = []
+
+    def load():
+        try:
+            KeyedVectors.load_word2vec_format(path, binary=binary)
+        except ValueError as e:
+            errors.append(e)
+
+    peak = _peak_bytes(load)
+    assert len(errors) == 1 and str(errors[0]).startswith(f"{path}: ")
+    assert peak < (80 << 20 if compress else 4 << 20), peak
+
+
+def test_plain_file_allocates_exactly_the_rows_it_holds(tmp_path, gensim_kv):
+    """A well-formed file is read into one buffer of exactly its size (no growth, no copy)."""
+    path = tmp_path / "v.bin"
+    gensim_kv.save_word2vec_format(str(path), binary=True)
+    vectors, _, _ = word2vec_format.read_word2vec_format(path, binary=True)
+    assert vectors.base is None and vectors.shape == gensim_kv.vectors.shape
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_gzip_input_grows_its_buffer_and_matches_gensim(tmp_path, gensim_kv, binary, monkeypatch):
+    monkeypatch.setattr(word2vec_format, "_GROW_BYTES", 256)  # start tiny: many doublings
+    path = tmp_path / "v.gz"
+    gensim_kv.save_word2vec_format(str(path), binary=binary)
+    ours = KeyedVectors.load_word2vec_format(path, binary=binary)
+    assert_same_as_gensim(ours, GKV.load_word2vec_format(str(path), binary=binary))
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_truncated_gzip_is_a_value_error_naming_the_file(tmp_path, gensim_kv, binary):
+    """main raised gzip's bare EOFError ('Compressed file ended before the end-of-stream marker was reached')."""
+    full = tmp_path / "full.gz"
+    gensim_kv.save_word2vec_format(str(full), binary=binary)
+    data = full.read_bytes()
+    path = tmp_path / "cut.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Word2VecTruncatedError, match=re.escape(f"{path}: the compressed data ends early")) as info:
+        KeyedVectors.load_word2vec_format(path, binary=binary)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, EOFError)
+    path.write_bytes(data[:10] + bytes(b ^ 0x5A for b in data[10:40]) + data[40:])
+    with pytest.raises(Word2VecFormatError, match=re.escape(f"{path}: ")):
+        KeyedVectors.load_word2vec_format(path, binary=binary)

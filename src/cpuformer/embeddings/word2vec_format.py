@@ -18,7 +18,8 @@ import io
 import lzma
 import os
 import warnings
-from typing import BinaryIO, Dict, List, Optional, Tuple, Union
+import zlib
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -27,18 +28,25 @@ __all__ = [
     "Word2VecTruncatedError",
     "DuplicateWordWarning",
     "read_word2vec_format",
+    "read_word_counts",
     "write_word2vec_format",
 ]
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 _TEXT_CHUNK_BYTES = 1 << 24      # lines handed to one np.loadtxt call
-_BINARY_CHUNK_BYTES = 1 << 24    # bytes read per refill of the binary buffer
+_BINARY_CHUNK_BYTES = 1 << 20    # bytes read per refill of the binary buffer (small: large freed buffers stay resident)
+_MAX_READ_BYTES = 1 << 26        # largest single read while filling one binary record
 _MAX_WORD_BYTES = 1 << 20        # a binary "word" longer than this means the file is not binary word2vec
 _MAX_HEADER_BYTES = 4096
+_GROW_BYTES = 1 << 26            # first buffer when the input size is unknown (compressed); doubles as needed
 _WRITE_ROWS = 1024               # rows formatted per write; bounds the temporary string array
 # np.loadtxt got its C parser in numpy 1.23; before that it is slower than our per-line fallback.
 _LOADTXT_IS_FAST = tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 23)
+
+
+# A fastText .bin model starts with this int32 (793712314, little-endian); word2vec files start with digits.
+FASTTEXT_MAGIC_BYTES = (793712314).to_bytes(4, "little")
 
 
 class Word2VecFormatError(ValueError):
@@ -78,6 +86,11 @@ def _read_header(f: BinaryIO, name: str, encoding: str) -> Tuple[int, int, int]:
     raw = f.readline(_MAX_HEADER_BYTES)
     if not raw:
         raise Word2VecFormatError(f"{name}: empty file; expected a header line '<vector count> <dimensions>'")
+    if raw.startswith(FASTTEXT_MAGIC_BYTES):
+        raise Word2VecFormatError(
+            f"{name}: this is a fastText .bin model (Facebook's binary format), not a word2vec file; load it with "
+            f"cpuformer.FastTextKeyedVectors.load_facebook_vectors(path)"
+        )
     shown = raw.decode(encoding, "replace").rstrip("\r\n")
     if len(shown) > 80:
         shown = shown[:80] + "..."
@@ -87,8 +100,12 @@ def _read_header(f: BinaryIO, name: str, encoding: str) -> Tuple[int, int, int]:
             raise ValueError
         count, dim = int(parts[0]), int(parts[1])
     except ValueError:
+        hint = ""
+        if _looks_binary(raw[:64]) or (not raw.strip() and _looks_binary(f.read(64))):
+            hint = ("; the file starts with binary data: if it is a fastText .bin model, load it with "
+                    "cpuformer.FastTextKeyedVectors.load_facebook_vectors(path)")
         raise Word2VecFormatError(
-            f"{name}: line 1: bad header {shown!r}; expected '<vector count> <dimensions>', two integers"
+            f"{name}: line 1: bad header {shown!r}; expected '<vector count> <dimensions>', two integers{hint}"
         ) from None
     if count < 0 or dim < 1:
         raise Word2VecFormatError(
@@ -185,10 +202,53 @@ def _parse_text_chunk(
     return words
 
 
+class _Rows:
+    """The (n_want, dim) output, allocated only as far as the file can fill it: a header's count is untrusted.
+
+    With a known number of bytes left (a plain file), at most bytes_left // min_row_bytes rows can follow, so
+    that many are allocated (all of them, for a well-formed file). Without it (compressed input, pipes) the
+    buffer starts at _GROW_BYTES and doubles as rows arrive.
+    """
+
+    def __init__(self, n_want: int, dim: int, bytes_left: Optional[int], min_row_bytes: int, dtype: Any):
+        self.n_want, self.dim, self.dtype = n_want, dim, dtype
+        if bytes_left is None:
+            rows = min(n_want, _GROW_BYTES // (4 * dim))
+        else:
+            rows = min(n_want, bytes_left // min_row_bytes)
+        self.array = np.empty((rows, dim), dtype=dtype)
+
+    def reserve(self, rows: int) -> np.ndarray:
+        """Make room for `rows` rows in total; returns the buffer."""
+        if rows > self.array.shape[0]:
+            grown = np.empty((min(self.n_want, max(rows, 2 * self.array.shape[0])), self.dim), dtype=self.dtype)
+            grown[:self.array.shape[0]] = self.array
+            self.array = grown
+        return self.array
+
+    def result(self, rows: int) -> np.ndarray:
+        return self.array if rows == self.array.shape[0] else self.array[:rows].copy()
+
+
+def _bytes_left(f: BinaryIO) -> Optional[int]:
+    """Bytes from the current position to the end for plain seekable files; None when that is unknown
+    (decompressing readers, whose size on disk says nothing about their content, and pipes)."""
+    if isinstance(f, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
+        return None
+    try:
+        pos = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return max(0, end - pos)
+
+
 def _read_text(
     f: BinaryIO, name: str, count: int, dim: int, n_want: int, encoding: str, unicode_errors: str
 ) -> Tuple[np.ndarray, List[str]]:
-    vectors = np.empty((n_want, dim), dtype=np.float32)
+    # a line holds dim values, each at least one character and preceded by a space
+    rows = _Rows(n_want, dim, _bytes_left(f), 2 * dim, np.float32)
     words: List[str] = []
     next_lineno = 2
     while len(words) < n_want:
@@ -199,11 +259,18 @@ def _read_text(
                 f"(at line {next_lineno})"
             )
         del lines[n_want - len(words):]
+        short = next((j for j, line in enumerate(lines) if len(line) < 2 * dim), None)
+        if short is not None:  # too short for dim values: the line parser names the first bad line and raises
+            scratch = np.empty((short, dim), dtype=np.float32)  # the lines before it hold >= 2 * dim bytes each
+            _parse_text_lines_slowly(lines[:short], dim, name, next_lineno, scratch)
+            # the short line has fewer than dim values: the parser raises before writing a row
+            _parse_text_lines_slowly(lines[short:short + 1], dim, name, next_lineno + short, scratch[:0])
         start = len(words)
+        vectors = rows.reserve(start + len(lines))
         raw = _parse_text_chunk(lines, dim, name, next_lineno, vectors[start:start + len(lines)])
         words.extend(_decode_words(raw, encoding, unicode_errors, name, "line", next_lineno))
         next_lineno += len(lines)
-    return vectors, words
+    return rows.result(len(words)), words
 
 
 def _read_text_no_header(
@@ -240,8 +307,10 @@ def _read_binary(
     encoding: str, unicode_errors: str,
 ) -> Tuple[np.ndarray, List[str]]:
     row_bytes = 4 * dim
-    vectors = np.empty((n_want, dim), dtype=np.dtype("<f4"))
-    out = memoryview(vectors.reshape(-1).view(np.uint8))
+    left = _bytes_left(f)
+    rows = _Rows(n_want, dim, left, row_bytes + 1, np.dtype("<f4"))  # b" " + the floats at least
+    max_read = _MAX_READ_BYTES if left is None else max(1, min(_MAX_READ_BYTES, left))
+    out = memoryview(rows.array.reshape(-1).view(np.uint8))
     raw_words: List[bytes] = []
     buf = b""
     mv = memoryview(buf)
@@ -264,7 +333,8 @@ def _read_binary(
                     f"{name}: vector {i + 1} (byte offset {buf_offset + pos}): no space-terminated word within "
                     f"{_MAX_WORD_BYTES} bytes; is this a binary word2vec file?"
                 )
-            more = f.read(max(_BINARY_CHUNK_BYTES, row_bytes + 1))
+            # enough for the record being parsed, but never one huge read for an absurd header dimension
+            more = f.read(max(_BINARY_CHUNK_BYTES, min(row_bytes + 1, max_read)))
             if not more:
                 eof = True
                 continue
@@ -280,12 +350,14 @@ def _read_binary(
                 f"newline; is this a text word2vec file? (pass binary=False)"
             )
         raw_words.append(word)
+        if i >= rows.array.shape[0]:
+            out = memoryview(rows.reserve(i + 1).reshape(-1).view(np.uint8))
         vec_start = sp + 1
         out[i * row_bytes:(i + 1) * row_bytes] = mv[vec_start:vec_start + row_bytes]
         pos = vec_start + row_bytes
         i += 1
     words = _decode_words(raw_words, encoding, unicode_errors, name, "vector", 1)
-    return vectors.astype(np.float32, copy=False), words
+    return rows.result(i).astype(np.float32, copy=False), words
 
 
 def _drop_duplicates(
@@ -322,7 +394,8 @@ def read_word2vec_format(
     encoding: str = "utf8",
     unicode_errors: str = "strict",
     no_header: bool = False,
-) -> Tuple[np.ndarray, List[str], Dict[str, int]]:
+    return_count: bool = False,
+) -> Any:
     """Read a word2vec text or binary file; return (vectors float32 (n, dim), index_to_key, key_to_index).
 
     ``no_header=True`` reads a text file without the '<count> <dims>' line (GloVe's format), as gensim does.
@@ -331,7 +404,10 @@ def read_word2vec_format(
     words keep their first vector and raise a ``DuplicateWordWarning`` (gensim logs a warning), so the result
     can hold fewer vectors than were read. Lines after the announced count are ignored, as in gensim.
     Errors are ``Word2VecFormatError`` (a ``ValueError``); a file shorter than its header raises
-    ``Word2VecTruncatedError``, which is also an ``EOFError`` like gensim's.
+    ``Word2VecTruncatedError``, which is also an ``EOFError`` like gensim's; so does compressed input that
+    ends early, and compressed data that cannot be decompressed raises ``Word2VecFormatError``.
+    With ``return_count=True`` a fourth item is returned: the number of vectors read before duplicates were
+    dropped (the header's count, or the limit), which gensim uses to make up descending counts.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
@@ -341,17 +417,51 @@ def read_word2vec_format(
     try:
         if no_header:
             vectors, words = _read_text_no_header(f, name, limit or None, encoding, unicode_errors)
-            return _drop_duplicates(vectors, words, name, "line", 1)
-        count, dim, header_len = _read_header(f, name, encoding)
-        n_want = min(count, limit) if limit else count
-        if binary:
-            vectors, words = _read_binary(f, name, count, dim, n_want, header_len, encoding, unicode_errors)
-            return _drop_duplicates(vectors, words, name, "vector", 1)
-        vectors, words = _read_text(f, name, count, dim, n_want, encoding, unicode_errors)
-        return _drop_duplicates(vectors, words, name, "line", 2)
+            result = _drop_duplicates(vectors, words, name, "line", 1)
+        else:
+            count, dim, header_len = _read_header(f, name, encoding)
+            n_want = min(count, limit) if limit else count
+            if binary:
+                vectors, words = _read_binary(f, name, count, dim, n_want, header_len, encoding, unicode_errors)
+                result = _drop_duplicates(vectors, words, name, "vector", 1)
+            else:
+                vectors, words = _read_text(f, name, count, dim, n_want, encoding, unicode_errors)
+                result = _drop_duplicates(vectors, words, name, "line", 2)
+        return result + (len(words),) if return_count else result
+    except Word2VecFormatError:
+        raise
+    except EOFError as e:  # gzip / bz2 / lzma: the compressed stream stops before its end marker
+        raise Word2VecTruncatedError(f"{name}: the compressed data ends early (truncated file?): {e}") from None
+    except (OSError, zlib.error, lzma.LZMAError) as e:
+        if not owned or not isinstance(f, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
+            raise
+        raise Word2VecFormatError(f"{name}: cannot decompress: {e}") from None
     finally:
         if owned:
             f.close()
+
+
+def read_word_counts(path: PathOrFile, unicode_errors: str = "strict") -> Dict[str, int]:
+    """gensim's fvocab file: one "word count" per line (utf8); a later line for the same word wins."""
+    f, name, owned = _open(path, "rb")
+    counts: Dict[str, int] = {}
+    try:
+        for lineno, line in enumerate(f, 1):
+            parts = line.decode("utf8", unicode_errors).strip().split()
+            try:
+                if len(parts) != 2:
+                    raise ValueError
+                counts[parts[0]] = int(parts[1])
+            except ValueError:
+                raise Word2VecFormatError(
+                    f"{name}: line {lineno}: expected '<word> <count>', found {_display(line.strip()[:80])}"
+                ) from None
+    except UnicodeDecodeError as e:
+        raise Word2VecFormatError(f"{name}: not valid utf8 ({e.reason}); pass unicode_errors='replace'") from None
+    finally:
+        if owned:
+            f.close()
+    return counts
 
 
 def write_word2vec_format(

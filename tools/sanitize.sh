@@ -9,6 +9,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/sanitize"
 start=$(date +%s)
+python3 -m pybind11 --cmakedir >/dev/null 2>&1 && command -v cmake >/dev/null && command -v ninja >/dev/null \
+  || { echo "sanitize.sh needs pybind11, cmake and ninja: pip install pybind11 cmake ninja" >&2; exit 2; }
 (
   exec 9>/tmp/cpuformer-build.lock
   flock 9

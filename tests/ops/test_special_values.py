@@ -235,6 +235,20 @@ def test_linear_with_activation(isa, activation, m, n, k):
         assert np.isnan(lin(x)[1]).all()
 
 
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+@pytest.mark.parametrize("m", [1, 40])  # decode tiles, and enough row tiles that the panels are widened once
+def test_linear_weight_dtypes(isa, dtype, m):
+    rng = np.random.default_rng(m)
+    k, n = 70, 33
+    x = special_matrix(rng, m, k)
+    w, bias = rand(rng, n, k), rand(rng, n)
+    stored = ref.round_bf16(w) if dtype == "bf16" else ref.dequantize_int8(*ref.quantize_int8(w))
+    lin = ops.PackedLinear(w, bias, activation="gelu", dtype=dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = gelu64(matmul64(x, stored) + bias, "none")
+    assert_special_close(lin(x), expected, "linear", scale=math.sqrt(k))
+
+
 def test_linear_special_weights_and_bias(isa):
     rng = np.random.default_rng(5)
     x = rand(rng, 9, 21)

@@ -3,7 +3,8 @@
 # layer tests against it (tests/ops and tests/nn by default; pass other pytest paths to choose).
 # The sanitized _core is staged with a copy of src/cpuformer in build/sanitize/python, so the developer build in
 # src/cpuformer and an installed cpuformer are left alone. python itself is not instrumented, so libasan is
-# preloaded; leak checking is off (CPython keeps its allocations until exit by design).
+# preloaded, with libstdc++ (else ASan's __cxa_throw interceptor finds no real __cxa_throw and the first C++
+# exception aborts); leak checking is off (CPython keeps its allocations until exit by design).
 # usage: tools/sanitize.sh [pytest paths...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +32,7 @@ cp "$build"/_core*.so "$stage/cpuformer/"
 cd "$root"
 [ $# -gt 0 ] || set -- tests/ops tests/nn
 status=0
-LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)" \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 PYTHONPATH="$stage${PYTHONPATH:+:$PYTHONPATH}" \

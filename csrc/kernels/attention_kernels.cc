@@ -28,8 +28,17 @@ constexpr int64_t kBK = kAttentionKeyBlock;
 constexpr int64_t kRowPathMaxQueries = 2;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Running maxima are floored here before being subtracted, so a query that has only seen masked keys
-// (max -inf) computes e^(-inf - floor) = 0 instead of e^(-inf + inf) = NaN.
-constexpr float kMaxFloor = -1e30f;
+// (max -inf) computes e^(-inf - floor) = 0 instead of e^(-inf + inf) = NaN. The lowest finite float keeps every
+// finite score (a row of -1e35 scores is still a softmax, not zeros).
+constexpr float kMaxFloor = std::numeric_limits<float>::lowest();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Special values follow the float64 reference softmax(scale q k^T + mask) v over the keys a query can see:
+// a NaN score (NaN or inf in q or k) or a +inf score makes that query's whole output NaN; NaN / inf in a value
+// row reaches the columns it is in; -inf scores count as masked, and a query that sees no key (or only -inf
+// scores) gets zeros. Keys a query cannot see (mask, causal) are never read, so whatever they hold cannot leak
+// in through 0 * NaN. Every ISA computes the same: the online max may drop a NaN (MAXPS), but the NaN score
+// still reaches the sum and P V.
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -52,7 +61,7 @@ inline void finish_row(const AttentionTile& t, int64_t i, const float* acc, floa
     t.row_sum[i] = l;
     return;
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a query that saw no key gets zeros
+  const float inv = l == 0.0f ? 0.0f : 1.0f / l;  // a query that saw no key gets zeros; a NaN sum stays NaN
   const Vec vinv = Vec::broadcast(inv);
   int64_t c = 0;
   for (; c + kW <= t.d; c += kW) (Vec::load(acc + c) * vinv).store(y + c);
@@ -117,6 +126,19 @@ inline void accumulate_values(float* acc, const float* p, const float* v, int64_
   }
 }
 
+// accumulate_values over the runs of visible keys only: a masked key's value row is never read.
+inline void accumulate_visible_values(float* acc, const float* p, const float* v, int64_t ldv, int64_t n, int64_t d,
+                                      const uint8_t* mask) {
+  if (!mask) return accumulate_values(acc, p, v, ldv, n, d);
+  for (int64_t a = 0; a < n;) {
+    while (a < n && !mask[a]) ++a;
+    int64_t b = a;
+    while (b < n && mask[b]) ++b;
+    if (b > a) accumulate_values(acc, p + a, v + a * ldv, ldv, b - a, d);
+    a = b;
+  }
+}
+
 // s[n] = e^(s - m) in place (masked -inf -> 0); returns the sum.
 inline float exp_shifted_sum(float* s, int64_t n, float m) {
   const Vec vm = Vec::broadcast(m);
@@ -164,13 +186,15 @@ void attend_rows(const AttentionTile& t) {
         if (mask && !mask[j]) s[j] = kNegInf;
         block_max = std::max(block_max, s[j]);
       }
+      // acc and l are kept relative to the floored max (e^(-inf - floor) = 0 when nothing was visible yet).
       const float m_new = std::max(m, block_max);
-      const float alpha = m == kNegInf ? 0.0f : std::exp(m - m_new);
-      const float block_sum = exp_shifted_sum(s, bk, m_new);
+      const float shift = std::max(m_new, kMaxFloor);
+      const float alpha = std::exp(std::max(m, kMaxFloor) - shift);
+      const float block_sum = exp_shifted_sum(s, bk, shift);
       if (alpha != 1.0f) scale_inplace(acc, alpha, dp);
       l = l * alpha + block_sum;
       m = m_new;
-      accumulate_values(acc, s, t.v + j0 * t.ldv, t.ldv, bk, d);
+      accumulate_visible_values(acc, s, t.v + j0 * t.ldv, t.ldv, bk, d, mask);
     }
     finish_row(t, i, acc, m, l);
   }
@@ -313,16 +337,36 @@ void attend_blocked(const AttentionTile& t) {
 
     // O[nq, d] += P[nq, bk] V[bk, d], P read key-major from st. V rows are copied first: rows of a fused QKV
     // projection sit a few KiB apart, and such strides map a panel's rows onto a handful of L1 sets.
+    // A masked key's row is zeros instead (never read: its NaN would survive P = 0).
     for (int64_t j = 0; j < bk; ++j) {
       const float* src = t.v + (j0 + j) * t.ldv;
-      std::copy(src, src + d, w.vp + j * dp);
-      std::fill(w.vp + j * dp + d, w.vp + (j + 1) * dp, 0.0f);
+      float* dst = w.vp + j * dp;
+      if (mask && !mask[j]) {
+        std::fill(dst, dst + dp, 0.0f);
+        continue;
+      }
+      std::copy(src, src + d, dst);
+      std::fill(dst + d, dst + dp, 0.0f);
     }
     // Column panels outside, so the bk x NR slice of V stays in L1 while every query group reuses it.
     for (int64_t c = 0; c < dp; c += kNR) {
       for (int64_t i = 0; i < nq; i += kMR) {
         const int rows = static_cast<int>(std::min<int64_t>(kMR, nq - i));
-        kPv[rows - 1](bk, w.st + i, nqp, w.vp + c, dp, w.o + i * dp + c, dp);
+        if (!t.causal) {
+          kPv[rows - 1](bk, w.st + i, nqp, w.vp + c, dp, w.o + i * dp + c, dp);
+          continue;
+        }
+        // Causal: query i + r sees the block's keys [0, first + r + 1). The keys every row of the group sees go
+        // through the tile; the few on the diagonal row by row, so no query reads a value row it cannot see.
+        const int64_t first = i + t.causal_offset - j0;
+        const int64_t shared = std::clamp<int64_t>(first + 1, 0, bk);
+        if (shared > 0) kPv[rows - 1](shared, w.st + i, nqp, w.vp + c, dp, w.o + i * dp + c, dp);
+        for (int r = 0; r < rows; ++r) {
+          const int64_t end = std::clamp<int64_t>(first + r + 1, 0, bk);
+          if (end > shared)
+            kPv[0](end - shared, w.st + shared * nqp + i + r, nqp, w.vp + shared * dp + c, dp,
+                   w.o + (i + r) * dp + c, dp);
+        }
       }
     }
   }
@@ -349,9 +393,13 @@ void attention_merge(const float* parts, const float* row_max, const float* row_
   for (int64_t i = 0; i < nq; ++i) {
     float* y = out + i * ldo;
     float m = kNegInf;
-    for (int64_t s = 0; s < splits; ++s) m = std::max(m, row_max[s * nq + i]);
-    std::fill(y, y + d, 0.0f);
-    if (m == kNegInf) continue;  // no split saw a key: zeros
+    bool any_nan = false;  // a split whose sum is NaN saw a NaN / +inf score: the whole row is NaN
+    for (int64_t s = 0; s < splits; ++s) {
+      any_nan |= std::isnan(row_sum[s * nq + i]) || std::isnan(row_max[s * nq + i]);
+      m = std::max(m, row_max[s * nq + i]);
+    }
+    std::fill(y, y + d, any_nan ? kNaN : 0.0f);
+    if (any_nan || m == kNegInf) continue;  // no split saw a key: zeros
     float denom = 0.0f;
     for (int64_t s = 0; s < splits; ++s) {
       const float ms = row_max[s * nq + i];

@@ -54,6 +54,7 @@ inline Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
 inline Vec operator*(Vec a, Vec b) { return {_mm512_mul_ps(a.v, b.v)}; }
 inline Vec operator/(Vec a, Vec b) { return {_mm512_div_ps(a.v, b.v)}; }
 inline Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }  // a*b+c
+// max / min return b when either operand is NaN (MAXPS semantics, mirrored by generic): max(c, x) keeps a NaN x.
 inline Vec max(Vec a, Vec b) { return {_mm512_max_ps(a.v, b.v)}; }
 inline Vec min(Vec a, Vec b) { return {_mm512_min_ps(a.v, b.v)}; }
 
@@ -99,7 +100,9 @@ struct Vec {
   Vec round() const { return {_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
   Vec abs() const { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)}; }
   static Vec select_negative(Vec x, Vec if_negative, Vec otherwise) {
-    return {_mm256_blendv_ps(otherwise.v, if_negative.v, x.v)};  // picks by the sign bit of x
+    // A compare, not the sign bit: -0.0 and NaN (x86's default NaN has its sign bit set) pick `otherwise`,
+    // as on AVX-512 and generic.
+    return {_mm256_blendv_ps(otherwise.v, if_negative.v, _mm256_cmp_ps(x.v, _mm256_setzero_ps(), _CMP_LT_OQ))};
   }
   static uint32_t greater_mask(Vec a, Vec b) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)));
@@ -145,7 +148,9 @@ struct Vec {
   static Vec exp2_int(Vec n) {
     Vec r;
     for (int i = 0; i < 4; ++i) {
-      int32_t bits = (static_cast<int32_t>(n.v[i]) + 127) << 23;
+      // NaN -> 0 (a float-to-int cast of NaN is undefined; the SIMD conversions give a value too).
+      const int32_t e = n.v[i] == n.v[i] ? static_cast<int32_t>(n.v[i]) : 0;
+      const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
       std::memcpy(&r.v[i], &bits, sizeof bits);
     }
     return r;
@@ -174,8 +179,9 @@ inline Vec operator-(Vec a, Vec b) { return lanewise(a, b, [](float x, float y) 
 inline Vec operator*(Vec a, Vec b) { return lanewise(a, b, [](float x, float y) { return x * y; }); }
 inline Vec operator/(Vec a, Vec b) { return lanewise(a, b, [](float x, float y) { return x / y; }); }
 inline Vec fma(Vec a, Vec b, Vec c) { Vec r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i]; return r; }
-inline Vec max(Vec a, Vec b) { Vec r; for (int i = 0; i < 4; ++i) r.v[i] = std::fmax(a.v[i], b.v[i]); return r; }
-inline Vec min(Vec a, Vec b) { Vec r; for (int i = 0; i < 4; ++i) r.v[i] = std::fmin(a.v[i], b.v[i]); return r; }
+// As MAXPS / MINPS (not fmax): b when either is NaN, so one operand order keeps NaN on every ISA.
+inline Vec max(Vec a, Vec b) { Vec r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i]; return r; }
+inline Vec min(Vec a, Vec b) { Vec r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i]; return r; }
 
 #else
 #error "compile kernels through cpuformer_add_isa_kernels() so exactly one CPUFORMER_KERNEL_ISA_* is set"

@@ -6,14 +6,20 @@
 
 namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
 
-// e^x, relative error < 2e-7 on [-86.6, 88]; inputs below -86.6 give ~2e-38 rather than 0 and inputs above
-// 88.3 are clamped (softmax and GELU never go there). The floor keeps every result a normal float: a subnormal
-// result, and every multiply that meets it later, takes a microcode assist (~100 cycles each on Intel).
+// NaN: every helper here returns NaN for a NaN input, on every ISA. max / min return their SECOND operand when
+// either is NaN (simd.h), so clamps are written max(bound, x) / min(bound, x): the NaN passes through.
+
+// e^x, relative error < 2e-7 on [-86.6, 88.37]; inputs below -86.6 (and -inf) give ~2e-38 rather than 0,
+// inputs above 88.37 (and +inf) give +inf (true overflow starts at 88.72; the callers that get there, tanh-GELU
+// and sigmoid of large negative inputs, only need 1 / (1 + e) ~ 0), NaN gives NaN. The floor keeps every result a
+// normal float: a subnormal result, and every multiply that meets it later, takes a microcode assist (~100
+// cycles each on Intel).
 inline Vec vec_exp(Vec x) {
   const Vec log2e = Vec::broadcast(1.44269504088896341f);
   const Vec ln2_hi = Vec::broadcast(0.693359375f);     // ln2 split so n*ln2_hi is exact
   const Vec ln2_lo = Vec::broadcast(-2.12194440e-4f);
-  x = min(max(x, Vec::broadcast(-86.6f)), Vec::broadcast(88.3f));
+  // The ceiling rounds n to at most 128, whose 2^n bit pattern is exactly +inf (129 would wrap).
+  x = min(Vec::broadcast(88.5f), max(Vec::broadcast(-86.6f), x));
   Vec n = (x * log2e).round();
   Vec r = x - n * ln2_hi - n * ln2_lo;  // |r| <= ln2 / 2
   // Taylor series of e^r to r^7 in Horner form: truncation < 3e-9 for |r| <= 0.347.
@@ -41,7 +47,7 @@ inline Vec half_erfc_abs(Vec z) {
   poly = fma(poly, t, Vec::broadcast(0.254829592f));
   poly = poly * t;
   Vec zero = Vec::zero();
-  return Vec::broadcast(0.5f) * poly * vec_exp(max(zero - az * az, Vec::broadcast(-80.0f)));
+  return Vec::broadcast(0.5f) * poly * vec_exp(max(Vec::broadcast(-80.0f), zero - az * az));
 }
 
 // GELU(x) = x * Phi(x) = x * 0.5 * erfc(-x / sqrt 2). Written as x * (1 - q) or x * q with q = 0.5 erfc(|z|)
@@ -61,7 +67,7 @@ inline Vec vec_gelu_tanh(Vec x) {
   return x / (Vec::broadcast(1.0f) + e);
 }
 
-inline Vec vec_relu(Vec x) { return max(x, Vec::zero()); }
+inline Vec vec_relu(Vec x) { return max(Vec::zero(), x); }  // NaN stays NaN (torch.relu)
 
 inline Vec vec_activation(Vec x, Activation act) {
   switch (act) {

@@ -5,6 +5,7 @@
 #include "kernels/attention_kernels.h"
 #include "kernels/elementwise_kernels.h"
 #include "kernels/gemm_kernels.h"
+#include "kernels/llama_kernels.h"
 #include "kernels/lstm_kernels.h"
 
 namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
@@ -31,6 +32,9 @@ static KernelTable make_table() {
   t.axpy = &axpy;
   t.select_greater = &select_greater;
   t.lstm_gates = &lstm_gates;
+  t.rms_norm_row = &rms_norm_row;
+  t.rope_rotate_half = &rope_rotate_half;
+  t.silu_mul_row = &silu_mul_row;
   t.attention_tile = &attention_tile;
   t.attention_workspace_floats = &attention_workspace_floats;
   t.attention_merge = &attention_merge;

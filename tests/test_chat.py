@@ -96,3 +96,38 @@ def test_folder_without_template(ref, tmp_path):
     assert ChatTemplate.from_folder(folder) is None
     with pytest.raises(ValueError, match="has no chat template"):
         model.chat(CHAT_MESSAGES, 4)
+
+
+# --- command line ------------------------------------------------------------------------------------------
+def test_cli_generate_streams_what_generate_text_returns(ref, model, capsys):
+    from cpuformer.cli import main
+
+    assert main(["generate", "--model", str(ref), "--max-new-tokens", "12", "What is a CPU?"]) == 0
+    out = capsys.readouterr().out
+    assert out == model.generate_text("What is a CPU?", 12) + "\n"
+
+
+def test_cli_chat_replies_to_each_line_with_the_history(ref, model, capsys, monkeypatch):
+    import io
+
+    from cpuformer.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("What is a CPU?\nAnd a café?\n"))
+    assert main(["chat", "--model", str(ref), "--max-new-tokens", "10", "--system", "Answer briefly."]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    history = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is a CPU?"}]
+    first = model.chat(history, 10)
+    history += [{"role": "assistant", "content": first}, {"role": "user", "content": "And a café?"}]
+    second = model.chat(history, 10)
+    assert "\n".join(lines[:-1]) == f"{first}\n{second}"
+
+
+def test_cli_chat_without_template_is_an_error(ref, tmp_path, capsys):
+    from cpuformer.cli import main
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (folder / name).write_bytes((ref / name).read_bytes())
+    assert main(["chat", "--model", str(folder)]) == 1
+    assert "has no chat template" in capsys.readouterr().err

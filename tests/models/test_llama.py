@@ -97,6 +97,25 @@ def test_sampling_and_streaming_run_on_the_shared_generation_code(ref):
     np.testing.assert_array_equal(streamed, load(ref / "llama", "batched")[:, ids.shape[1]:ids.shape[1] + 8])
 
 
+def test_continuous_decoding_rows_equal_transformers(ref):
+    """The server's ContinuousDecoder (GQA cache rows advancing independently) gives transformers' greedy ids."""
+    from cpuformer.continuous_decoding import ContinuousDecoder
+
+    model = _models.get("qwen2") or LlamaForCausalLM.from_pretrained(ref / "qwen2")
+    ids, mask = prompts(ref / "qwen2")
+    expected = load(ref / "qwen2", "batched")[:, ids.shape[1]:]
+    decoder = ContinuousDecoder(model, max_sequences=3, max_len=96)
+    config = model.generation_config.replace(max_new_tokens=NEW_TOKENS, eos_token_id=None)
+    started = []
+    for i, n in enumerate(PROMPT_LENGTHS):  # join one at a time, while the others decode
+        started.append(decoder.start(*decoder.check(ids[i, -n:], config)))
+        decoder.step()
+    while decoder.step():
+        pass
+    for i, seq in enumerate(started):
+        np.testing.assert_array_equal(seq.tokens, expected[i], err_msg=f"prompt {i}")
+
+
 # --- structure and loading ---------------------------------------------------------------------------------
 def test_packed_projections_gqa_cache_and_tied_heads(case):
     model, folder = case

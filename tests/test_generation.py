@@ -307,6 +307,23 @@ def test_text_needs_a_tokenizer_and_tokens(bare, model):
     (dict(eos_token_id=100), r"eos_token_id must be None or an int in \[0, 100\), got 100"),
     (dict(pad_token_id=-1), "pad_token_id must be None or an int >= 0, got -1"),
     (dict(pad_token_id=100), r"pad_token_id must be None or an int in \[0, 100\), got 100"),
+    (dict(num_beams=0), "num_beams must be an int >= 1, got 0"),
+    (dict(num_beams=2, num_return_sequences=3), r"num_return_sequences \(3\) must be <= num_beams \(2\)"),
+    (dict(num_return_sequences=2), "num_return_sequences > 1 needs do_sample=True or num_beams > 1"),
+    (dict(num_beams=2, do_sample=True), "beam sampling.* is not supported"),
+    (dict(early_stopping="sometimes"), "early_stopping must be True, False or 'never', got 'sometimes'"),
+    (dict(length_penalty=float("inf")), "length_penalty must be a finite number"),
+    (dict(no_repeat_ngram_size=-1), r"no_repeat_ngram_size must be an int >= 0 \(0 = off\), got -1"),
+    (dict(min_new_tokens=1.5), "min_new_tokens must be an int >= 0"),
+    (dict(forced_bos_token_id=100), r"forced_bos_token_id must be None or an int in \[0, 100\), got 100"),
+    (dict(suppress_tokens=[1, 100]), r"suppress_tokens holds 100, outside the vocabulary \[0, 100\)"),
+    (dict(suppress_tokens=5), "suppress_tokens must be a list of token ids"),
+    (dict(bad_words_ids=[]), "bad_words_ids must be a non-empty list of lists of token ids"),
+    (dict(bad_words_ids=[[1], []]), "bad_words_ids entries must not be empty"),
+    (dict(bad_words_ids=[[1, -2]]), "each bad_words_ids entry must be a list of token ids"),
+    (dict(stop_token_ids=[3, 100]), r"stop_token_ids holds 100, outside the vocabulary"),
+    (dict(stop=[""]), "stop must be a string or a list of non-empty strings"),
+    (dict(output_scores="yes"), "output_scores must be True or False"),
 ])
 def test_bad_generation_arguments_are_rejected(bare, kwargs, message):
     ids = np.ones((1, 6), np.int64)
@@ -410,3 +427,111 @@ def test_prompt_is_validated_once_per_call(model, monkeypatch):
     list(model.stream(ids, 3, attention_mask=mask))
     model.generate_text("The quick", 3)
     assert len(calls) == 3
+
+
+# --- generation options (transformers parity of each is in tests/test_beam_search.py) ----------------------
+def test_stop_token_ids_end_rows_like_eos(bare):
+    ids, mask = batch()
+    free = bare.generate(ids, 12, attention_mask=mask, eos_token_id=None)
+    a, b = int(free[0, 8]), int(free[1, 9])  # tokens the rows produce at their 3rd / 4th step
+    out = bare.generate(ids, 12, attention_mask=mask, eos_token_id=a, stop_token_ids=[b], pad_token_id=99)
+    for row in range(2):
+        new = free[row, 6:]
+        end = min(np.flatnonzero(np.isin(new, [a, b]))) + 1
+        np.testing.assert_array_equal(out[row, 6:6 + end], new[:end])
+        assert (out[row, 6 + end:] == 99).all()
+
+
+def test_sampling_returns_num_return_sequences_rows_per_prompt(bare):
+    ids, mask = batch()
+    out = bare.generate(ids, 10, attention_mask=mask, do_sample=True, seed=5, num_return_sequences=3)
+    assert out.shape == (6, 16)
+    np.testing.assert_array_equal(out[:3, :6], np.repeat(ids[:1], 3, axis=0))
+    np.testing.assert_array_equal(out, bare.generate(ids, 10, attention_mask=mask, do_sample=True, seed=5,
+                                                     num_return_sequences=3))
+    assert len({tuple(r) for r in out[:3]}) > 1, "the samples of one prompt differ"
+
+
+def test_scores_of_sampling_are_the_warped_distribution(bare):
+    """output_scores when sampling: temperature applied, -inf outside top_k, and the picked token is always
+    one of the kept ones; token_logprobs is its log-probability there."""
+    ids, mask = batch()
+    out = bare.generate(ids, 6, attention_mask=mask, do_sample=True, seed=2, top_k=5, temperature=0.7,
+                        return_dict_in_generate=True, output_scores=True, eos_token_id=None)
+    assert out.scores.shape == (2, 6, 100) and out.sequences_scores is None
+    assert (np.isfinite(out.scores).sum(axis=2) == 5).all()
+    new = out.sequences[:, 6:]
+    picked = np.take_along_axis(out.scores, new[:, :, None], axis=2)[..., 0]
+    assert np.isfinite(picked).all()
+    s = out.scores.astype(np.float64)
+    top = s.max(axis=2, keepdims=True)
+    expected = picked - top[..., 0] - np.log(np.exp(s - top).sum(axis=2))
+    np.testing.assert_allclose(out.token_logprobs, expected, atol=1e-5)
+    # the kept scores are the logits / temperature of the model's own forward pass
+    first = bare(ids, mask)[:, -1] / 0.7
+    kept = np.isfinite(out.scores[:, 0])
+    np.testing.assert_allclose(out.scores[:, 0][kept], first[kept], atol=1e-4)
+
+
+def test_min_new_tokens_holds_back_eos_and_suppress_and_bad_words_ban_tokens(bare):
+    ids = np.array([[5, 6, 7, 8, 9, 10]])
+    free = bare.generate(ids, 10, eos_token_id=None)[0, 6:]
+    eos = int(free[1])
+    early = bare.generate(ids, 10, eos_token_id=eos)
+    assert early.shape[1] < 16
+    held = bare.generate(ids, 10, eos_token_id=eos, min_new_tokens=6, return_dict_in_generate=True,
+                         output_scores=True)
+    assert eos not in held.sequences[0, 6:11] and np.isneginf(held.scores[0, :5, eos]).all()
+    banned = [int(t) for t in set(free.tolist())]
+    out = bare.generate(ids, 10, eos_token_id=None, suppress_tokens=banned[:1], bad_words_ids=[[t] for t in banned[1:]])
+    assert not set(out[0, 6:].tolist()) & set(banned)
+
+
+def test_no_repeat_ngram_size_never_repeats_an_ngram(bare):
+    ids = np.array([[5, 6, 7, 8, 9, 10]])
+    for n in (1, 2, 3):
+        row = bare.generate(ids, 30, eos_token_id=None, no_repeat_ngram_size=n)[0].tolist()
+        grams = [tuple(row[i:i + n]) for i in range(len(row) - n + 1)]
+        assert len(grams) == len(set(grams)), n
+
+
+def test_continuous_decoding_applies_the_score_rules_like_generate(bare):
+    from cpuformer.continuous_decoding import ContinuousDecoder
+
+    config = bare.generation_config.replace(max_new_tokens=12, no_repeat_ngram_size=2, suppress_tokens=[3],
+                                            repetition_penalty=1.3, eos_token_id=None)
+    decoder = ContinuousDecoder(bare, 2, max_len=24)
+    prompt = np.array([5, 6, 7, 8])
+    seq = decoder.start(*decoder.check(prompt, config))
+    while seq.finish_reason is None:
+        decoder.step()
+    np.testing.assert_array_equal(seq.tokens, bare.generate(prompt[None], generation_config=config)[0, 4:])
+    with pytest.raises(ValueError, match="num_beams is not supported in continuous batching"):
+        decoder.check(prompt, config.replace(num_beams=2))
+
+
+def test_stop_strings_end_the_text_before_them(model):
+    prompt = "The quick brown"
+    free = model.generate_text(prompt, 30, eos_token_id=None)
+    stop = free[6:9]
+    assert stop and free.find(stop) == 6
+    assert model.generate_text(prompt, 30, eos_token_id=None, stop=[stop, "\u65e5\u672c\u8a9e never"]) == free[:6]
+    assert "".join(model.stream_text(prompt, 30, eos_token_id=None, stop=stop)) == free[:6]
+    texts = model.generate_text([prompt, "Caf\u00e9"], 30, eos_token_id=None, stop=stop)
+    assert texts[0] == free[:6]
+    # beam search cuts its finished text the same way
+    beams = model.generate_text(prompt, 20, eos_token_id=None, num_beams=3)
+    cut = beams[3:6]
+    assert model.generate_text(prompt, 20, eos_token_id=None, num_beams=3, stop=cut) == beams[:beams.find(cut)]
+
+
+def test_generation_config_json_eos_lists_become_stop_ids(tmp_path):
+    path = tmp_path / "generation_config.json"
+    path.write_text(json.dumps({"eos_token_id": [3, 7, 500], "num_beams": 4, "early_stopping": "never",
+                                "no_repeat_ngram_size": 3, "forced_bos_token_id": 0, "max_length": 50}))
+    config = GenerationConfig.from_file(path, GenerationConfig(), vocab_size=100)
+    assert (config.eos_token_id, config.stop_token_ids, config.stop_ids) == (3, (7,), (3, 7))
+    assert (config.num_beams, config.early_stopping, config.no_repeat_ngram_size) == (4, "never", 3)
+    path.write_text(json.dumps({"early_stopping": "soon"}))
+    with pytest.raises(ValueError, match="early_stopping must be"):
+        GenerationConfig.from_file(path, GenerationConfig(), vocab_size=100)

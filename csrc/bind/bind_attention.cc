@@ -382,6 +382,18 @@ heads, attend() takes q with num_heads heads; query head h reads KV head h // (n
           "reset", [](KVCache& c, const py::handle& rows) { c.reset(cache_rows_arg(c, rows)); },
           py::arg("rows") = py::none(),
           "Forget the cached tokens of `rows` in every layer (None: every row); storage is kept, rows are reused.")
+      .def(
+          "reorder",
+          [](KVCache& c, const py::handle& source_obj) {
+            const Int64Array source = int64_input(source_obj, "source");
+            if (source.ndim() != 1) throw py::value_error("source must be 1-D, got shape " + shape_str(source));
+            std::vector<int64_t> rows(source.data(), source.data() + source.size());
+            py::gil_scoped_release release;
+            c.reorder(rows);
+          },
+          py::arg("source"),
+          "Row b becomes a copy of old row source[b] in every layer (keys, values, length); source: int [batch] "
+          "in [0, batch), repeats allowed (beam search keeps the winning beams' caches).")
       .def("trim", &KVCache::trim, py::arg("length"), "Keep at most `length` tokens per sequence in every layer.")
       .def("keys", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, false); }, py::arg("layer"),
            "A copy of the layer's cached keys, [batch, cached_len, num_kv_heads*head_dim].")

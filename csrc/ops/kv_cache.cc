@@ -163,6 +163,48 @@ void KVCache::trim(int64_t length) {
   for (int64_t& n : lengths_) n = std::min(n, length);
 }
 
+void KVCache::reorder(const std::vector<int64_t>& source) {
+  if (static_cast<int64_t>(source.size()) != batch_)
+    throw std::invalid_argument("KVCache.reorder: source must have one entry per cache row (" + std::to_string(batch_) +
+                                "), got " + std::to_string(source.size()));
+  for (int64_t s : source)
+    if (s < 0 || s >= batch_)
+      throw std::invalid_argument("KVCache.reorder: source rows must be in [0, " + std::to_string(batch_) + "), got " +
+                                  std::to_string(s));
+  std::unique_lock lock(mutex_);
+  // Only rows that change are copied; their sources are read into a scratch copy first, so a row that is both a
+  // source and a destination (a permutation cycle) is read before it is overwritten.
+  std::vector<int64_t> moved;
+  for (int64_t b = 0; b < batch_; ++b)
+    if (source[b] != b) moved.push_back(b);
+  if (moved.empty()) return;
+  std::vector<float> scratch;
+  for (int64_t layer = 0; layer < layers_; ++layer) {
+    int64_t len = 0;
+    for (int64_t b : moved) len = std::max(len, lengths_[layer * batch_ + source[b]]);
+    const size_t per_row = static_cast<size_t>(kv_heads_ * len * dim_);
+    scratch.resize(2 * moved.size() * per_row);
+    for (AlignedBuffer* buf : {&keys_, &values_}) {
+      float* base = buf->data();
+      const size_t half = buf == &keys_ ? 0 : moved.size() * per_row;
+      for (size_t i = 0; i < moved.size(); ++i)
+        for (int64_t h = 0; h < kv_heads_; ++h)
+          std::memcpy(scratch.data() + half + i * per_row + h * len * dim_, base + offset(layer, source[moved[i]], h),
+                      static_cast<size_t>(len * dim_) * sizeof(float));
+    }
+    for (AlignedBuffer* buf : {&keys_, &values_}) {
+      float* base = buf->data();
+      const size_t half = buf == &keys_ ? 0 : moved.size() * per_row;
+      for (size_t i = 0; i < moved.size(); ++i)
+        for (int64_t h = 0; h < kv_heads_; ++h)
+          std::memcpy(base + offset(layer, moved[i], h), scratch.data() + half + i * per_row + h * len * dim_,
+                      static_cast<size_t>(len * dim_) * sizeof(float));
+    }
+    std::vector<int64_t> old(lengths_.begin() + layer * batch_, lengths_.begin() + (layer + 1) * batch_);
+    for (int64_t b : moved) lengths_[layer * batch_ + b] = old[source[b]];
+  }
+}
+
 void KVCache::copy_out(int64_t layer, bool values, float* out, int64_t len) const {
   check_layer(layer);
   std::shared_lock lock(mutex_);

@@ -44,6 +44,9 @@ class KVCache {
   std::vector<int64_t> check_rows(const std::vector<int64_t>& rows) const;
   // Keeps at most `length` tokens of every sequence in every layer.
   void trim(int64_t length);
+  // Row b becomes a copy of old row source[b] (keys, values and lengths of every layer); source has one entry per
+  // row, in [0, batch), repeats allowed (beam search: a beam's continuations replace the beams that lost).
+  void reorder(const std::vector<int64_t>& source);
   // Copies the cached keys (or values) of `layer` into out [batch, len, kv_heads * head_dim]; len must be
   // longest(layer). Rows past a shorter sequence's length are zero.
   void copy_out(int64_t layer, bool values, float* out, int64_t len) const;

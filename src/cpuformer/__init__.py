@@ -7,10 +7,11 @@ from ._core import __version__
 from .threads import get_num_threads, num_threads, set_num_threads
 from ._config import show_config
 from . import io, nn, ops
-from .generation import GenerationConfig
+from .generation import GenerateOutput, GenerationConfig
 from .embeddings import KeyedVectors
 from .models import (
     AutoModel,
+    BartForConditionalGeneration,
     BertForMaskedLM,
     BertForSequenceClassification,
     BertModel,
@@ -30,6 +31,8 @@ __all__ = [
     "nn",
     "ops",
     "AutoModel",
+    "BartForConditionalGeneration",
+    "GenerateOutput",
     "GenerationConfig",
     "BertForMaskedLM",
     "BertForSequenceClassification",

@@ -118,6 +118,10 @@ class KVCache:
         """
         Cached tokens per sequence of `layer` (int64 [batch]).
         """
+    def reorder(self, source: typing.Any) -> None:
+        """
+        Row b becomes a copy of old row source[b] in every layer (keys, values, length); source: int [batch] in [0, batch), repeats allowed (beam search keeps the winning beams' caches).
+        """
     def reset(self, rows: typing.Any = None) -> None:
         """
         Forget the cached tokens of `rows` in every layer (None: every row); storage is kept, rows are reused.

@@ -173,8 +173,9 @@ class ChatMixin:
             raise ValueError("the chat template rendered an empty prompt")
         stops = self._chat_stops(stop_token_ids)
         options.pop("eos_token_id", None)
+        # the stops are ours: the reply ends before the first of them, which is never decoded into the text
         steps = self.stream(ids[None], max_new_tokens, generation_config=generation_config, eos_token_id=None,
-                            **options)
+                            stop_token_ids=(), **options)
         return self._chat_pieces(steps, stops, IncrementalDecoder(tokenizer))
 
     @staticmethod

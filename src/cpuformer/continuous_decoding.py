@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .generation import GenerationConfig, GenerationMixin, Sampler
+from .logits_processors import LogitsProcessors
 from .layers import KVCacheRows, Workspace
 
 __all__ = ["ContinuousDecoder", "RunningSequence"]
@@ -34,6 +35,8 @@ class RunningSequence:
     sampler: Sampler
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    prompt: np.ndarray | None = None  # the prompt ids, for the score rules that read the history
+    processors: LogitsProcessors | None = None
 
     @property
     def position(self) -> int:
@@ -48,6 +51,9 @@ class ContinuousDecoder:
     def __init__(self, model: GenerationMixin, max_sequences: int, max_len: int | None = None):
         if not isinstance(max_sequences, int) or max_sequences < 1:
             raise ValueError(f"max_sequences must be an int >= 1, got {max_sequences!r}")
+        if getattr(model, "is_encoder_decoder", False):
+            raise ValueError(f"{type(model).__name__} is an encoder-decoder: continuous batching (and `cpuformer "
+                             "serve`) runs decoder-only models; use model.generate")
         self.model = model
         self.max_len = model.max_positions if max_len is None else max_len
         self.cache = model.new_kv_cache(max_sequences, self.max_len)
@@ -75,6 +81,12 @@ class ContinuousDecoder:
         if ids.ndim != 1:
             raise ValueError(f"a prompt must be a 1-D list of token ids, got shape {ids.shape}")
         request = self.model._request(ids[None], None, None, config, {})
+        unsupported = [name for name, off in (("num_beams", 1), ("num_return_sequences", 1), ("output_scores", False),
+                                              ("return_dict_in_generate", False))
+                       if getattr(request.config, name) != off]
+        if unsupported:
+            raise ValueError(f"{unsupported[0]} is not supported in continuous batching (one sequence per request, "
+                             "tokens only); use model.generate")
         total = request.ids.shape[1] + request.config.max_new_tokens
         if total > self.max_len:
             raise ValueError(f"prompt length {request.ids.shape[1]} + max_new_tokens "
@@ -91,7 +103,10 @@ class ContinuousDecoder:
             raise RuntimeError("no free cache row: wait until a sequence finishes (check has_room)")
         row = self._free_rows.pop()
         self.cache.reset(rows=[row])
-        seq = RunningSequence(row, len(prompt_ids), config, sampler)
+        n = len(prompt_ids)
+        processors = LogitsProcessors(config, n, n + config.max_new_tokens, config.stop_ids)
+        seq = RunningSequence(row, n, config, sampler, prompt=np.asarray(prompt_ids, np.int64),
+                              processors=processors if processors.active else None)
         ids = np.asarray(prompt_ids, np.int64)[None]
         sampler.observe(ids)
         try:
@@ -132,10 +147,13 @@ class ContinuousDecoder:
 
     @staticmethod
     def _accept(seq: RunningSequence, logits: np.ndarray) -> None:
-        token = int(seq.sampler(logits)[0])
+        if seq.processors is not None:  # the score rules (and the repetition penalty) read the whole history
+            history = np.concatenate([seq.prompt, np.asarray(seq.tokens, np.int64)])[None]
+            token = int(seq.sampler.pick(seq.processors(logits.copy(), history))[0][0])
+        else:
+            token = int(seq.sampler(logits)[0])
         seq.tokens.append(token)
-        eos = seq.config.eos_token_id
-        if eos is not None and token == eos:
+        if token in seq.config.stop_ids:
             seq.finish_reason = "stop"
         elif len(seq.tokens) >= seq.config.max_new_tokens:
             seq.finish_reason = "length"

@@ -12,123 +12,23 @@ token, generation_config.json), and two methods the shared decoding loop calls:
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .inputs import check_attention_mask, check_id_range, check_input_ids
+from .generation_config import GenerationConfig
 from .layers import KVCacheBatch, Workspace
+from .logits_processors import LogitsProcessors
 
-__all__ = ["DecodeState", "DecodeStatePool", "DecodingSession", "GenerationConfig", "GenerationMixin",
-           "IncrementalDecoder", "Sampler", "check_prompt"]
+__all__ = ["DecodeState", "DecodeStatePool", "DecodingSession", "GenerateOutput", "GenerationConfig",
+           "GenerationMixin", "IncrementalDecoder", "Sampler", "check_prompt", "log_softmax"]
 
 # top_p first looks for the nucleus among this many best tokens and sorts the whole vocabulary only when
 # their probability mass falls short of top_p (rare with trained models).
 _NUCLEUS_CANDIDATES = 256
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Every generation option, validated when the config is made (`replace` validates again).
-
-    Greedy (do_sample=False) ignores temperature, top_k and top_p, as transformers does; repetition_penalty
-    applies in both modes. eos_token_id=None never stops early; with an eos, a row that produced it is filled
-    with pad_token_id (default: the eos) and generation stops when every row has. A model's own config
-    (`model.generation_config`) carries its eos and the folder's generation_config.json; call options override it.
-    Token ids are checked against the vocabulary by `check_token_ids` (the config does not know the model)."""
-
-    max_new_tokens: int = 20
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    eos_token_id: int | None = None
-    pad_token_id: int | None = None
-
-    def __post_init__(self):
-        if not _is_int(self.max_new_tokens) or self.max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {self.max_new_tokens!r}")
-        if not isinstance(self.do_sample, (bool, np.bool_)):
-            raise ValueError(f"do_sample must be True or False, got {self.do_sample!r}")
-        if not _is_number(self.temperature) or not np.isfinite(self.temperature) or (
-                self.do_sample and self.temperature <= 0):
-            raise ValueError(f"temperature must be a finite number > 0 when sampling, got {self.temperature!r}; "
-                             "use do_sample=False for greedy decoding")
-        if not _is_int(self.top_k) or self.top_k < 0:
-            raise ValueError(f"top_k must be an int >= 0 (0 = no top-k filter), got {self.top_k!r}")
-        if not _is_number(self.top_p) or not (0.0 < self.top_p <= 1.0):
-            raise ValueError(f"top_p must be in (0, 1] (1 = no nucleus filter), got {self.top_p!r}")
-        if (not _is_number(self.repetition_penalty) or not np.isfinite(self.repetition_penalty)
-                or self.repetition_penalty <= 0):
-            raise ValueError(f"repetition_penalty must be a finite number > 0 (1 = none), got "
-                             f"{self.repetition_penalty!r}")
-        if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
-            raise ValueError(f"seed must be None or an int >= 0, got {self.seed!r}")
-        for name in ("eos_token_id", "pad_token_id"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 0):
-                raise ValueError(f"{name} must be None or an int >= 0, got {value!r}")
-
-    def replace(self, **options: Any) -> "GenerationConfig":
-        """A copy with `options` changed; an unknown option is a TypeError naming the known ones."""
-        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            known = ", ".join(f.name for f in dataclasses.fields(self))
-            raise TypeError(f"unknown generation option {unknown[0]!r}; options: {known}")
-        return dataclasses.replace(self, **options) if options else self
-
-    def check_token_ids(self, vocab_size: int) -> None:
-        """eos and pad ids must be tokens of the model's vocabulary."""
-        for name in ("eos_token_id", "pad_token_id"):
-            value = getattr(self, name)
-            if value is not None and value >= vocab_size:
-                raise ValueError(f"{name} must be None or an int in [0, {vocab_size}), got {value!r}")
-
-    @property
-    def pad_or_eos(self) -> int | None:
-        return self.eos_token_id if self.pad_token_id is None else self.pad_token_id
-
-    @classmethod
-    def from_file(cls, path: str | Path, defaults: "GenerationConfig", vocab_size: int) -> "GenerationConfig":
-        """`defaults` updated with the options we implement from a generation_config.json (others ignored).
-        Token ids outside the vocabulary are ignored, as GPT2Config does with its eos (small test vocabularies
-        keep GPT-2's 50256)."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                saved = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(saved, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(saved).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        options = {k: v for k, v in saved.items() if k in names and v is not None}
-        for name in ("eos_token_id", "pad_token_id"):
-            value = options.get(name)
-            if isinstance(value, list):  # several eos ids: stop at the first listed (one eos id for now)
-                value = value[0] if value else None
-            if _is_int(value) and not 0 <= value < vocab_size:
-                value = None
-            if name in options:
-                options[name] = value
-        try:
-            return defaults.replace(**options)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 class Sampler:
@@ -150,17 +50,27 @@ class Sampler:
         self.seen[rows[keep], ids[keep]] = True
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        """logits [B, vocab] float32 -> next ids [B] int64."""
+        """logits [B, vocab] float32 -> next ids [B] int64 (the repetition penalty from `observe`, then pick)."""
         cfg = self.config
         if self.seen is not None:
             # CTRL's penalty (as transformers): seen tokens' logits move towards lower probability.
             penalized = np.where(logits > 0, logits / cfg.repetition_penalty, logits * cfg.repetition_penalty)
             logits = np.where(self.seen, penalized, logits)
-        if not cfg.do_sample:
-            return logits.argmax(axis=1).astype(np.int64)
-        return np.fromiter((self._sample_row(row) for row in logits), np.int64, logits.shape[0])
+        return self.pick(logits)[0]
 
-    def _sample_row(self, logits: np.ndarray) -> int:
+    def pick(self, scores: np.ndarray, warped: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """scores [B, vocab] float32, already processed (cpuformer.logits_processors) -> (next ids [B] int64, the
+        scores the pick was made from [B, vocab] when `warped`: sampling's temperature, top_k and top_p applied,
+        -inf outside the kept tokens, as transformers reports them; greedy: the scores themselves)."""
+        if not self.config.do_sample:
+            return scores.argmax(axis=1).astype(np.int64), (scores.copy() if warped else None)
+        out = np.full(scores.shape, -np.inf, np.float32) if warped else None
+        ids = np.empty(scores.shape[0], np.int64)
+        for i, row in enumerate(scores):
+            ids[i] = self._sample_row(row, None if out is None else out[i])
+        return ids, out
+
+    def _sample_row(self, logits: np.ndarray, warped: np.ndarray | None = None) -> int:
         cfg = self.config
         scores = logits.astype(np.float64) / cfg.temperature
         vocab = scores.shape[0]
@@ -170,6 +80,8 @@ class Sampler:
         if cfg.top_p < 1.0:
             ids = self._nucleus(scores, ids, cfg.top_p)
         values = scores if ids is None else scores[ids]
+        if warped is not None:
+            warped[slice(None) if ids is None else ids] = values
         probs = np.exp(values - values.max())
         cumulative = np.cumsum(probs)
         pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
@@ -292,8 +204,9 @@ def _positions(mask: np.ndarray) -> np.ndarray:
 
 class DecodingSession:
     """One generate call: B left-padded prompts, then one token per row per step, through the model's KV cache.
-    `prefill() -> logits [B, vocab]` of the last prompt position, `step(tokens [B]) -> logits`, `close()` (at
-    most once; hands the cache back to the model for its next call)."""
+    `prefill() -> logits [B, vocab]` of the last prompt position, `step(tokens [B]) -> logits`, `reorder(source)`
+    (beam search: row b continues old row source[b]), `close()` (at most once; hands the cache back to the model
+    for its next call)."""
 
     def __init__(self, model: "GenerationMixin", ids: np.ndarray, mask: np.ndarray | None, max_len: int):
         self.model, self.ids, self.mask = model, ids, mask
@@ -326,6 +239,14 @@ class DecodingSession:
         self.next_position += 1
         return logits
 
+    def reorder(self, source: np.ndarray) -> None:
+        """Row b becomes a copy of row source[b]: its cached keys and values, position and padding mask."""
+        source = np.ascontiguousarray(source, np.int64)
+        self.state.cache.reorder(source)
+        self.next_position = self.next_position[source]
+        if self.batch.key_mask is not None:
+            self.batch.key_mask = np.ascontiguousarray(self.batch.key_mask[source])
+
     def _run(self, ids: np.ndarray, positions: np.ndarray, ws: Workspace) -> np.ndarray:
         self.batch.advance(ids.shape[1])
         return self.model.next_token_logits(ids, positions, self.batch, ws, out=self.state.logits)
@@ -340,9 +261,52 @@ class _Request:
     config: GenerationConfig
 
 
+@dataclass
+class GenerateOutput:
+    """What generate returns with return_dict_in_generate=True (transformers' GenerateOutput, as numpy).
+
+    sequences: int64 [rows, length] (rows = prompts x num_return_sequences, each prompt's rows together).
+    scores: with output_scores, float32 [rows, steps, vocab]: the scores each step's token was picked from, after
+        every processor (greedy / sampling: processed logits; beam search: processed log-probabilities of the
+        running beams at that step, as transformers' `scores`), else None.
+    sequences_scores: beam search with output_scores: float32 [rows], each returned beam's length-penalised
+        score; else None.
+    token_logprobs: with output_scores, float32 [rows, steps]: the log-probability of each generated token under
+        the distribution it was picked from (log-softmax of `scores`, along the beam's path for beam search);
+        0 after a row ended."""
+
+    sequences: np.ndarray
+    scores: np.ndarray | None = None
+    sequences_scores: np.ndarray | None = None
+    token_logprobs: np.ndarray | None = None
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    """float32 log-softmax over the last axis (rows that are all -inf stay -inf)."""
+    top = scores.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0).astype(np.float32)
+    shifted = scores - top
+    with np.errstate(divide="ignore"):
+        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(np.float32)
+
+
+class _ScoreRecorder:
+    """Collects each step's scores and the picked tokens' log-probabilities for GenerateOutput."""
+
+    def __init__(self):
+        self.scores: list[np.ndarray] = []
+        self.logprobs: list[np.ndarray] = []
+
+    def __call__(self, scores: np.ndarray, tokens: np.ndarray, finished_before: np.ndarray) -> None:
+        self.scores.append(scores)
+        lp = log_softmax(scores)[np.arange(len(tokens)), tokens]
+        self.logprobs.append(np.where(finished_before, np.float32(0), lp).astype(np.float32))
+
+
 class GenerationMixin:
     """generate / stream on token ids, generate_text / stream_text on strings (needs a tokenizer.json)."""
 
+    is_encoder_decoder = False
     vocab_size: int
     max_positions: int
     tokenizer: Any
@@ -360,9 +324,32 @@ class GenerationMixin:
         """The eos token generation stops at unless told otherwise (None: never stops early)."""
         return self.generation_config.eos_token_id
 
-    def start_decoding(self, input_ids: np.ndarray, attention_mask: np.ndarray | None, max_len: int):
-        """A DecodingSession over validated, left-padded prompts (see check_prompt) for up to max_len tokens."""
+    def start_decoding(self, input_ids: np.ndarray, attention_mask: np.ndarray | None, max_len: int,
+                       expand: int = 1, decoder_prompt: np.ndarray | None = None):
+        """A DecodingSession over validated, left-padded prompts (see check_prompt) for up to max_len tokens, each
+        prompt in `expand` consecutive rows (beams, return sequences). decoder_prompt: an encoder-decoder's first
+        decoder tokens per prompt (`decoder_prompt()`); a decoder-only model continues input_ids."""
+        if expand > 1:
+            input_ids = np.repeat(input_ids, expand, axis=0)
+            attention_mask = None if attention_mask is None else np.repeat(attention_mask, expand, axis=0)
         return DecodingSession(self, input_ids, attention_mask, max_len)
+
+    def decoder_prompt(self, request: _Request) -> tuple[np.ndarray, np.ndarray | None]:
+        """The tokens every output row starts with, and their mask (None: no padding). A decoder-only model
+        continues its prompt; an encoder-decoder starts from its decoder_start_token_id."""
+        return request.ids, request.mask
+
+    def check_prompt(self, input_ids, attention_mask) -> tuple[np.ndarray, np.ndarray | None]:
+        """Validated (ids, mask or None) of a prompt batch; a decoder-only model needs left padding."""
+        return check_prompt(input_ids, attention_mask, self.vocab_size)
+
+    def check_lengths(self, ids: np.ndarray, config: GenerationConfig) -> None:
+        """ValueError when the prompt plus max_new_tokens pass the model's position limit."""
+        total = ids.shape[1] + config.max_new_tokens
+        if total > self.max_positions:
+            raise ValueError(
+                f"prompt length {ids.shape[1]} + max_new_tokens {config.max_new_tokens} = {total} exceeds the "
+                f"model's n_positions={self.max_positions}; shorten the prompt or generate fewer tokens")
 
     def _request(self, input_ids, max_new_tokens, attention_mask, generation_config, options) -> _Request:
         """Validate a call once: the options over the model's defaults, the prompt, and the position limit."""
@@ -373,63 +360,101 @@ class GenerationMixin:
             options["max_new_tokens"] = max_new_tokens
         config = base.replace(**options)
         config.check_token_ids(self.vocab_size)
-        ids, mask = check_prompt(input_ids, attention_mask, self.vocab_size)
-        total = ids.shape[1] + config.max_new_tokens
-        if total > self.max_positions:
-            raise ValueError(
-                f"prompt length {ids.shape[1]} + max_new_tokens {config.max_new_tokens} = {total} exceeds the "
-                f"model's n_positions={self.max_positions}; shorten the prompt or generate fewer tokens")
+        ids, mask = self.check_prompt(input_ids, attention_mask)
+        self.check_lengths(ids, config)
         return _Request(ids, mask, config)
 
     # --- token ids ----------------------------------------------------------------------------------------
     def stream(self, input_ids, max_new_tokens: int | None = None, *, attention_mask=None,
                generation_config: GenerationConfig | None = None, **options: Any) -> Iterator[np.ndarray]:
-        """Yields the next token of every row (int64 [B]) per step; arguments as `generate`. They are checked
-        before this returns (a bad call raises at once, not on the first next())."""
-        return self._steps(self._request(input_ids, max_new_tokens, attention_mask, generation_config, options))
+        """Yields the next token of every row (int64 [rows]) per step; arguments as `generate`. They are checked
+        before this returns (a bad call raises at once, not on the first next()). Beam search cannot stream (its
+        best sequence is known only at the end): a ValueError."""
+        request = self._request(input_ids, max_new_tokens, attention_mask, generation_config, options)
+        if request.config.num_beams > 1:
+            raise ValueError("beam search (num_beams > 1) cannot stream: use generate")
+        return self._steps(request)
 
-    def _steps(self, request: _Request) -> Iterator[np.ndarray]:
-        ids, mask, config = request.ids, request.mask, request.config
+    def _steps(self, request: _Request, record: _ScoreRecorder | None = None,
+               stopped: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """Greedy search or sampling: yields the tokens of every row per step. `stopped(tokens)` -> bool [rows]
+        marks rows that end now (stop strings)."""
+        config = request.config
         if config.max_new_tokens == 0:
             return
-        eos, pad = config.eos_token_id, config.pad_or_eos
-        sampler = Sampler(config, ids.shape[0], self.vocab_size)
-        sampler.observe(ids, mask)
-        session = self.start_decoding(ids, mask, ids.shape[1] + config.max_new_tokens)
+        copies = config.num_return_sequences
+        prompt, prompt_mask = self.decoder_prompt(request)
+        if copies > 1:
+            prompt = np.repeat(prompt, copies, axis=0)
+            prompt_mask = None if prompt_mask is None else np.repeat(prompt_mask, copies, axis=0)
+        rows, width = prompt.shape
+        stop_ids = np.asarray(config.stop_ids, np.int64)
+        pad = config.pad_token_id if config.pad_token_id is not None else (int(stop_ids[0]) if stop_ids.size else 0)
+        processors = LogitsProcessors(config, width, width + config.max_new_tokens, config.stop_ids, prompt_mask)
+        sampler = Sampler(config, rows, self.vocab_size)  # its own penalty stays off: the processors apply it
+        sequences = np.empty((rows, width + config.max_new_tokens), np.int64)
+        sequences[:, :width] = prompt
+        session = self.start_decoding(request.ids, request.mask, width + config.max_new_tokens, expand=copies,
+                                      decoder_prompt=self.decoder_prompt(request)[0])
         try:
             logits = session.prefill()
-            finished = np.zeros(ids.shape[0], bool)
+            finished = np.zeros(rows, bool)
             for step in range(config.max_new_tokens):
-                tokens = sampler(logits)
-                if eos is not None:
-                    tokens[finished] = pad
-                    finished |= tokens == eos
+                cur = width + step
+                scores = processors(logits.copy(), sequences[:, :cur]) if processors.active else logits
+                tokens, warped = sampler.pick(scores, warped=record is not None)
+                if record is not None:
+                    record(warped, tokens, finished.copy())
+                tokens[finished] = pad
+                if stop_ids.size:
+                    finished |= np.isin(tokens, stop_ids)
+                if stopped is not None:
+                    finished |= stopped(tokens)
+                sequences[:, cur] = tokens
                 yield tokens
                 if finished.all() or step + 1 == config.max_new_tokens:
                     return
-                sampler.observe(tokens)
                 logits = session.step(tokens)
         finally:  # also when the caller stops iterating a stream early
             session.close()
 
     def generate(self, input_ids, max_new_tokens: int | None = None, *, attention_mask=None,
-                 generation_config: GenerationConfig | None = None, **options: Any) -> np.ndarray:
+                 generation_config: GenerationConfig | None = None, **options: Any) -> np.ndarray | GenerateOutput:
         """input_ids int [B, T] (left-padded, with attention_mask, for prompts of different lengths) ->
-        int64 [B, T + new]: the prompts followed by the generated tokens.
+        int64 [B * num_return_sequences, T + new]: the prompts followed by the generated tokens (an
+        encoder-decoder returns its decoder tokens: the start token, then the generated ones).
 
-        Options (GenerationConfig fields, over `generation_config` or the model's defaults): max_new_tokens,
-        do_sample=False is greedy search; otherwise tokens are sampled after temperature, top_k and top_p (in
-        that order), from numpy's Generator seeded with `seed` (same seed, same tokens). repetition_penalty
-        lowers tokens already in the prompt or output. eos_token_id defaults to the model's; None never stops
-        early; with an eos, a row that produced it is filled with pad_token_id (default: the eos) and generation
-        stops when every row has, so the result can be shorter than T + max_new_tokens."""
+        Options (GenerationConfig fields, over `generation_config` or the model's defaults), with transformers'
+        semantics: max_new_tokens; do_sample=False is greedy search, num_beams > 1 beam search (length_penalty,
+        early_stopping True / False / "never", num_return_sequences of the best beams); do_sample=True samples
+        after temperature, top_k and top_p (in that order) from numpy's Generator seeded with `seed`
+        (num_return_sequences samples per prompt). Score rules, in this order: repetition_penalty,
+        no_repeat_ngram_size, bad_words_ids, min_length (counting the prompt), min_new_tokens,
+        forced_bos_token_id, forced_eos_token_id (at the last step), suppress_tokens. eos_token_id defaults to the
+        model's and stop_token_ids end a row as it does; None never stops early; a row that ended is filled
+        with pad_token_id (default: the eos) and generation stops when every row has, so the result can be shorter
+        than T + max_new_tokens. return_dict_in_generate=True returns a GenerateOutput (with output_scores: the
+        scores, the tokens' log-probabilities and, for beams, sequences_scores)."""
         request = self._request(input_ids, max_new_tokens, attention_mask, generation_config, options)
-        new = list(self._steps(request))
-        if not new:
-            return request.ids.copy()
-        return np.concatenate([request.ids, np.stack(new, axis=1)], axis=1)
+        config = request.config
+        record = _ScoreRecorder() if config.output_scores else None
+        if config.num_beams > 1:
+            from .beam_search import beam_search
+
+            result = beam_search(self, request, record)
+        else:
+            prompt = np.repeat(self.decoder_prompt(request)[0], config.num_return_sequences, axis=0)
+            new = list(self._steps(request, record))
+            sequences = np.concatenate([prompt, np.stack(new, axis=1)], axis=1) if new else prompt.copy()
+            result = GenerateOutput(sequences)
+            if record is not None and new:
+                result.scores = np.stack(record.scores, axis=1)
+                result.token_logprobs = np.stack(record.logprobs, axis=1)
+        return result if config.return_dict_in_generate else result.sequences
 
     # --- text ---------------------------------------------------------------------------------------------
+    padding_side = "left"  # decoder-only prompts end at the last column; an encoder's input is padded on the right
+
     def _encode_prompts(self, prompts: str | Sequence[str]) -> tuple[bool, np.ndarray, np.ndarray | None]:
         tokenizer = self.require_tokenizer()
         single = isinstance(prompts, str)
@@ -448,36 +473,61 @@ class GenerationMixin:
         mask = np.zeros((len(texts), width), np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)])
         for i, n in enumerate(lengths):
-            ids[i, width - n:] = flat[starts[i]:starts[i + 1]]
-            mask[i, width - n:] = 1
+            at = slice(width - n, width) if self.padding_side == "left" else slice(0, n)
+            ids[i, at] = flat[starts[i]:starts[i + 1]]
+            mask[i, at] = 1
         return single, ids, mask
 
     def _text_request(self, prompts, max_new_tokens, generation_config, options) -> tuple[bool, _Request]:
         single, ids, mask = self._encode_prompts(prompts)
-        return single, self._request(ids, max_new_tokens, mask, generation_config, options)
+        request = self._request(ids, max_new_tokens, mask, generation_config, options)
+        return single and request.config.num_return_sequences == 1, request
 
     def stream_text(self, prompts: str | Sequence[str], max_new_tokens: int | None = None, *,
                     generation_config: GenerationConfig | None = None, **options: Any) -> Iterator[str | list[str]]:
-        """Streams the generated text. One prompt: yields non-empty str pieces. A list: yields per step one
-        piece per prompt (possibly ""). Options as `generate` (eos_token_id defaults to the model's; None never
-        stops early). Pieces join to the text `generate_text` returns."""
+        """Streams the generated text. One prompt: yields non-empty str pieces. A list (or num_return_sequences >
+        1): yields per step one piece per row (possibly ""), each prompt's rows together. Options as `generate`
+        (eos_token_id defaults to the model's; None never stops early); `stop`: strings that end a row, the text
+        ending before the first of them (a piece's end that could start one is held back until it is known).
+        Pieces join to the text `generate_text` returns. Beam search cannot stream."""
         single, request = self._text_request(prompts, max_new_tokens, generation_config, options)
+        if request.config.num_beams > 1:
+            raise ValueError("beam search (num_beams > 1) cannot stream: use generate_text")
         return self._text_pieces(single, request)
 
     def _text_pieces(self, single: bool, request: _Request):
-        batch, eos = request.ids.shape[0], request.config.eos_token_id
-        decoders = [IncrementalDecoder(self.tokenizer) for _ in range(batch)]
-        done = np.zeros(batch, bool)
-        for tokens in self._steps(request):
-            pieces = ["" if done[i] else decoders[i].push(t) for i, t in enumerate(tokens)]
-            if eos is not None:
-                done |= tokens == eos
+        from .serve.stop_strings import StopStrings  # plain Python: no server dependency
+
+        config = request.config
+        rows = request.ids.shape[0] * config.num_return_sequences
+        decoders = [IncrementalDecoder(self.tokenizer) for _ in range(rows)]
+        stoppers = [StopStrings(config.stop) for _ in range(rows)] if config.stop else None
+        stop_ids = set(config.stop_ids)
+        done = np.zeros(rows, bool)
+        pieces: list[str] = []
+
+        def read(tokens: np.ndarray) -> np.ndarray:
+            """Decode this step's tokens into `pieces`; rows whose text reached a stop string end now."""
+            ended = np.zeros(rows, bool)
+            pieces.clear()
+            for i, t in enumerate(tokens):
+                piece = "" if done[i] else decoders[i].push(t)
+                if stoppers is not None and not done[i]:
+                    piece = stoppers[i].feed(piece)
+                    ended[i] = stoppers[i].stopped
+                pieces.append(piece)
+                done[i] |= ended[i] or int(t) in stop_ids
+            return ended
+
+        for _ in self._steps(request, stopped=read):
             if single:
                 if pieces[0]:
                     yield pieces[0]
             else:
-                yield pieces
+                yield list(pieces)
         tails = [d.flush() for d in decoders]
+        if stoppers is not None:
+            tails = [s.feed(t) + s.flush() for s, t in zip(stoppers, tails)]
         if single:
             if tails[0]:
                 yield tails[0]
@@ -486,15 +536,27 @@ class GenerationMixin:
 
     def generate_text(self, prompts: str | Sequence[str], max_new_tokens: int | None = None, *,
                       generation_config: GenerationConfig | None = None, **options: Any) -> str | list[str]:
-        """The generated continuation of a prompt (str) or of each prompt in a list (list of str), without the
-        prompt and without special tokens. Options as `generate`."""
+        """The generated continuation of a prompt (str) or of each prompt in a list (list of str; with
+        num_return_sequences > 1 a list of every row, each prompt's rows together), without the prompt and without
+        special tokens. Options as `generate`; `stop` as in `stream_text` (beam search cuts the finished text at
+        the first stop string: beams are scored on tokens, not text)."""
         single, request = self._text_request(prompts, max_new_tokens, generation_config, options)
-        eos = request.config.eos_token_id
-        new = list(self._steps(request))
-        out = np.stack(new, axis=1) if new else np.zeros((request.ids.shape[0], 0), np.int64)
+        config = request.config
+        if config.num_beams == 1:
+            rows: list[list[str]] = []
+            for step in self._text_pieces(single, request):
+                rows.append([step] if single else step)
+            count = 1 if single else request.ids.shape[0] * config.num_return_sequences
+            texts = ["".join(parts) for parts in zip(*rows)] if rows else [""] * count
+            return texts[0] if single else texts
+        from .beam_search import beam_search
+
+        width = self.decoder_prompt(request)[0].shape[1]
+        stop_ids = set(config.stop_ids)
         texts = []
-        for row in out:
-            stop = np.flatnonzero(row == eos) if eos is not None else np.empty(0)
-            row = row[:stop[0] + 1] if stop.size else row
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        for row in beam_search(self, request).sequences[:, width:]:
+            ends = [i for i, t in enumerate(row) if int(t) in stop_ids]
+            text = self.tokenizer.decode(row[:ends[0] + 1] if ends else row, skip_special_tokens=True)
+            cuts = [i for i in (text.find(s) for s in config.stop) if i >= 0]
+            texts.append(text[:min(cuts)] if cuts else text)
         return texts[0] if single else texts

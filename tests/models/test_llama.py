@@ -238,9 +238,9 @@ def test_bad_config_is_rejected(overrides, message):
 
 
 def test_config_defaults_and_eos_lists():
-    cfg = LlamaConfig.from_dict(config_dict(eos_token_id=[70, 7, 8]))
+    cfg = LlamaConfig.from_dict(config_dict(eos_token_id=[70, 7, 8, 7]))
     assert cfg.num_key_value_heads == 2 and cfg.head_dim == 4 and cfg.rope.theta == 10000.0
-    assert cfg.eos_token_id == 7  # the first id inside the vocabulary
+    assert cfg.eos_token_ids == (7, 8) and cfg.eos_token_id == 7  # the ids inside the vocabulary, each once
     assert LlamaConfig.from_dict(config_dict(num_key_value_heads=None)).num_key_value_heads == 4
 
 

@@ -146,3 +146,20 @@ def test_bad_kv_heads_name_the_problem(call, error, message):
     q, k = rand(rng, 1, 5, 6 * 16), rand(rng, 1, 5, 2 * 16)
     with pytest.raises(error, match=__import__("re").escape(message)):
         call(q, k)
+
+
+def test_kv_cache_reorder_moves_every_kv_head(isa):
+    # beam search's reorder on a grouped cache: rows are [kv_heads, max_len, d] blocks, all of them move
+    rng = np.random.default_rng(9)
+    heads, kv_heads, d = 6, 2, 16
+    cache = ops.KVCache(2, 3, heads, d, max_len=12, num_kv_heads=kv_heads)
+    k, v = rand(rng, 2, 3, 7, kv_heads * d), rand(rng, 2, 3, 7, kv_heads * d)
+    for layer in range(2):
+        cache.append(layer, k[layer], v[layer])
+    cache.reorder(np.array([2, 2, 0]))
+    for layer in range(2):
+        np.testing.assert_array_equal(cache.keys(layer), k[layer][[2, 2, 0]])
+        np.testing.assert_array_equal(cache.values(layer), v[layer][[2, 2, 0]])
+    q = rand(rng, 3, 1, heads * d)
+    kk, vv = k[1][[2, 2, 0]], v[1][[2, 2, 0]]
+    ref.assert_close(cache.attend(1, q, causal=False), gqa_reference(q, kk, vv, heads, kv_heads), "attention")

@@ -278,3 +278,37 @@ def test_bad_rows_name_the_problem(case):
     call, exc, message = _bad_rows_cases()[case]
     with pytest.raises(exc, match=message):
         call()
+
+
+def test_reorder_copies_rows_with_repeats_and_cycles_and_their_lengths():
+    """Beam search's reorder: row b becomes old row source[b] (repeats and a permutation cycle), per layer, with
+    each row's own length; checked against numpy indexing of the copies taken before."""
+    rng = np.random.default_rng(7)
+    layers, batch, heads, dim = 2, 5, 3, 7
+    cache = ops.KVCache(layers, batch, heads, dim, max_len=12)
+    for layer in range(layers):
+        cache.append(layer, rand(rng, batch, 6, heads * dim), rand(rng, batch, 6, heads * dim))
+    cache.append(0, rand(rng, 2, 3, heads * dim), rand(rng, 2, 3, heads * dim), rows=[1, 3])  # uneven lengths
+    before = [(cache.keys(l), cache.values(l), cache.lengths(l)) for l in range(layers)]
+    source = np.array([3, 0, 1, 1, 4])  # 0 <- 3, 1 <- 0, 2 <- 1, 3 <- 1: a cycle through 0, 1, 3 and a repeat
+    cache.reorder(source)
+    for layer, (keys, values, lengths) in enumerate(before):
+        np.testing.assert_array_equal(cache.lengths(layer), lengths[source])
+        longest = lengths[source].max()
+        for b, s in enumerate(source):
+            n = lengths[s]
+            np.testing.assert_array_equal(cache.keys(layer)[b, :n], keys[s, :n])
+            np.testing.assert_array_equal(cache.values(layer)[b, :n], values[s, :n])
+            assert cache.keys(layer).shape[1] == longest
+
+
+@pytest.mark.parametrize("source, message", [
+    (np.array([0, 1]), r"one entry per cache row \(3\), got 2"),
+    (np.array([0, 1, 3]), r"source rows must be in \[0, 3\), got 3"),
+    (np.array([0, -1, 2]), r"got -1"),
+    (np.zeros((3, 1), np.int64), r"source must be 1-D"),
+])
+def test_bad_reorder_sources_are_rejected(source, message):
+    cache = ops.KVCache(1, 3, 1, 4, max_len=4)
+    with pytest.raises(ValueError, match=message):
+        cache.reorder(source)

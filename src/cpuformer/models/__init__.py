@@ -60,3 +60,6 @@ __all__ += [
     "RobertaForTokenClassification", "RobertaModel", "XLMRobertaForMaskedLM", "XLMRobertaForQuestionAnswering",
     "XLMRobertaForSequenceClassification", "XLMRobertaForTokenClassification", "XLMRobertaModel",
 ]
+from .bart import BartConfig, BartForConditionalGeneration, BartModel, MBartForConditionalGeneration  # noqa: E402
+
+__all__ += ["BartConfig", "BartForConditionalGeneration", "BartModel", "MBartForConditionalGeneration"]

@@ -38,13 +38,15 @@ from .registry import register_model
 __all__ = ["LlamaConfig", "LlamaForCausalLM", "LlamaModel"]
 
 
-def _first_eos(value: Any, vocab_size: int) -> int | None:
-    """config.json's eos_token_id (an int or a list of them): the first inside the vocabulary, or None."""
+def _eos_ids(value: Any, vocab_size: int) -> tuple[int, ...]:
+    """config.json's eos_token_id (an int or a list of them, as Llama 3's [128001, 128008, 128009]): the ids inside
+    the vocabulary, in order, each once."""
     ids = value if isinstance(value, list) else [value]
+    out: list[int] = []
     for i in ids:
-        if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < vocab_size:
-            return i
-    return None
+        if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < vocab_size and i not in out:
+            out.append(i)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class LlamaConfig:
     mlp_bias: bool
     tie_word_embeddings: bool
     sliding_window: int | None
-    eos_token_id: int | None
+    eos_token_ids: tuple[int, ...]  # generation ends at any of them (the first is the eos, the rest stop ids)
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "LlamaConfig":
@@ -102,7 +104,11 @@ class LlamaConfig:
                    max_position_embeddings=max_pos, rms_norm_eps=float(config.get("rms_norm_eps", 1e-6)),
                    rope=RopeParameters.from_config(config), qkv_bias=qkv_bias, o_bias=o_bias, mlp_bias=mlp_bias,
                    tie_word_embeddings=bool(config.get("tie_word_embeddings", False)), sliding_window=window,
-                   eos_token_id=_first_eos(config.get("eos_token_id"), sizes["vocab_size"]))
+                   eos_token_ids=_eos_ids(config.get("eos_token_id"), sizes["vocab_size"]))
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.eos_token_ids[0] if self.eos_token_ids else None
 
     @property
     def max_positions(self) -> int:
@@ -228,7 +234,8 @@ class LlamaForCausalLM(ChatMixin, GenerationMixin, LlamaPretrainedModel):
         self.lm_head = pack_linear(store, head)
         if tied:  # one copy of the matrix: embed_tokens now reads its rows from the packed head
             self.model.embed_tokens = TiedEmbedding(self.lm_head)
-        self.generation_config = GenerationConfig(eos_token_id=config.eos_token_id)
+        self.generation_config = GenerationConfig(eos_token_id=config.eos_token_id,
+                                                  stop_token_ids=config.eos_token_ids[1:])
         self.decode_states = DecodeStatePool()
 
     def on_loaded(self, checkpoint: Checkpoint) -> None:

@@ -1,7 +1,7 @@
 """POST /v1/chat/completions (OpenAI) on a CompletionService whose model has a chat template: the messages are
 rendered and tokenized as transformers' apply_chat_template(add_generation_prompt=True), then run as one job of the
-same continuous-batching engine as /v1/completions, ending at the template's end-of-turn token (its eos_token),
-max_tokens or a stop string. `stream: true` sends chat.completion.chunk events (the role first, then content
+same continuous-batching engine as /v1/completions, ending at the template's end-of-turn token (its eos_token) or
+any eos id of the model (what `model.chat` stops at), max_tokens or a stop string. `stream: true` sends chat.completion.chunk events (the role first, then content
 deltas, then the finish reason)."""
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def register(app, state) -> None:
         try:
             config = service.config(max_tokens=max_tokens, temperature=1.0 if body.temperature is None else
                                     body.temperature, top_p=1.0 if body.top_p is None else body.top_p, seed=body.seed)
-            config = config.replace(eos_token_id=service.chat_end_token())
+            stop_ids = service.chat_stop_ids()
+            config = config.replace(eos_token_id=stop_ids[0] if stop_ids else None, stop_token_ids=stop_ids[1:])
             ids, config = service.check(0, ids, config)
         except PromptTooLong as exc:
             raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None

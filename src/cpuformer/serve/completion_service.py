@@ -104,15 +104,14 @@ class CompletionService:
             raise ValueError("the chat template rendered an empty prompt")
         return ids
 
-    def chat_end_token(self) -> int | None:
-        """The id a reply ends at: the template's eos_token (the end-of-turn token) if the vocabulary has it, else
-        the model's eos. (The engine stops at one id.)"""
-        eos_text = getattr(self.model.chat_template, "special_tokens", {}).get("eos_token")
-        with self._prompt_lock:  # the engine thread uses self.tokenizer
-            idx = self._prompt_tokenizer.token_to_id(eos_text) if eos_text is not None else None
-        if idx is not None and 0 <= idx < self.model.vocab_size:
-            return idx
-        return self.model.generation_config.eos_token_id
+    def chat_stop_ids(self) -> tuple[int, ...]:
+        """The ids a reply ends at, the template's eos_token (the end-of-turn token) first, then the model's eos ids
+        (what `model.chat` stops at)."""
+        with self._prompt_lock:  # the engine thread uses self.tokenizer; model.chat's look-up uses the model's
+            stops = self.model._chat_stops(None)
+            eos_text = self.model.chat_template.special_tokens.get("eos_token")
+            first = self._prompt_tokenizer.token_to_id(eos_text) if eos_text is not None else None
+        return ((first,) if first in stops else ()) + tuple(sorted(i for i in stops if i != first))
 
     def config(self, *, max_tokens: int, temperature: float, top_p: float, seed: int | None) -> GenerationConfig:
         """OpenAI's options over the model's defaults: temperature 0 is greedy, otherwise sampling."""

@@ -29,6 +29,19 @@ int64_t head_dim_of(int64_t hidden, int64_t num_heads, const char* name) {
   return hidden / num_heads;
 }
 
+// num_kv_heads= of the attention entry points: None = num_heads (plain multi-head attention); otherwise it must
+// divide num_heads (grouped-query attention: k and v have num_kv_heads heads of head_dim).
+int64_t kv_heads_of(const py::handle& obj, int64_t num_heads) {
+  if (obj.is_none()) return num_heads;
+  if (!py::isinstance<py::int_>(obj) || py::isinstance<py::bool_>(obj))
+    throw py::type_error("num_kv_heads must be an int or None, got " + type_name(obj));
+  const int64_t kv = obj.cast<int64_t>();
+  if (kv < 1 || num_heads % kv != 0)
+    throw py::value_error("num_kv_heads must be >= 1 and divide num_heads=" + std::to_string(num_heads) + ", got " +
+                          std::to_string(kv));
+  return kv;
+}
+
 float scale_of(const py::handle& scale, int64_t head_dim) {
   if (scale.is_none()) return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const double s = scale.cast<double>();
@@ -100,11 +113,12 @@ HeadRows<float> head_rows(FloatArray& out, int64_t dim) {
 
 // The fields padded and varlen attention share: row views of q, k, v and out, heads, causal, scale.
 AttentionProblem problem_for(const StridedFloatArray& q, const StridedFloatArray& k, const StridedFloatArray& v,
-                             FloatArray& out, int64_t batch, int64_t num_heads, int64_t dim, bool causal,
-                             float scale) {
+                             FloatArray& out, int64_t batch, int64_t num_heads, int64_t kv_heads, int64_t dim,
+                             bool causal, float scale) {
   AttentionProblem p;
   p.batch = batch;
   p.heads = num_heads;
+  p.kv_heads = kv_heads;
   p.head_dim = dim;
   p.q = head_rows(q, dim);
   p.k = head_rows(k, dim);
@@ -116,22 +130,26 @@ AttentionProblem problem_for(const StridedFloatArray& q, const StridedFloatArray
 }
 
 py::array run_padded(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj, int64_t num_heads,
-                     const py::handle& mask_obj, bool causal, const py::handle& scale_obj, const py::handle& out_obj) {
+                     const py::handle& mask_obj, bool causal, const py::handle& scale_obj, const py::handle& out_obj,
+                     const py::handle& kv_heads_obj) {
   const StridedFloatArray q = strided_float_input(q_obj, "q", 3, "(batch, q_len, num_heads * head_dim)");
-  const StridedFloatArray k = strided_float_input(k_obj, "k", 3, "(batch, k_len, num_heads * head_dim)");
-  const StridedFloatArray v = strided_float_input(v_obj, "v", 3, "(batch, k_len, num_heads * head_dim)");
+  const StridedFloatArray k = strided_float_input(k_obj, "k", 3, "(batch, k_len, num_kv_heads * head_dim)");
+  const StridedFloatArray v = strided_float_input(v_obj, "v", 3, "(batch, k_len, num_kv_heads * head_dim)");
   const int64_t batch = q.shape[0], tq = q.shape[1], hidden = q.shape[2];
   const int64_t dim = head_dim_of(hidden, num_heads, "q");
+  const int64_t kv_heads = kv_heads_of(kv_heads_obj, num_heads), kv_hidden = kv_heads * dim;
   const int64_t tk = k.shape[1];
-  if (k.shape[0] != batch || k.shape[2] != hidden)
-    throw py::value_error("k must have shape (" + std::to_string(batch) + ", k_len, " + std::to_string(hidden) +
-                          ") to match q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
+  if (k.shape[0] != batch || k.shape[2] != kv_hidden)
+    throw py::value_error("k must have shape (" + std::to_string(batch) + ", k_len, " + std::to_string(kv_hidden) +
+                          ") to match q " + shape_str(q.shape) +
+                          (kv_heads != num_heads ? " with num_kv_heads=" + std::to_string(kv_heads) : "") +
+                          ", got " + shape_str(k.shape));
   if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
   const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", batch, tk);
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {batch, tq, hidden}, {&q, &k, &v});
 
-  AttentionProblem p = problem_for(q, k, v, out, batch, num_heads, dim, causal, scale);
+  AttentionProblem p = problem_for(q, k, v, out, batch, num_heads, kv_heads, dim, causal, scale);
   p.q_begin.assign(batch, 0);
   p.q_len.assign(batch, tq);
   p.k_begin.assign(batch, 0);
@@ -164,19 +182,29 @@ std::vector<int64_t> cu_seqlens_input(const py::handle& obj, int64_t total) {
 
 py::array run_varlen(const py::handle& q_obj, const py::handle& k_obj, const py::handle& v_obj,
                      const py::handle& cu_obj, int64_t num_heads, bool causal, const py::handle& scale_obj,
-                     const py::handle& out_obj, const py::handle& bias_obj) {
+                     const py::handle& out_obj, const py::handle& bias_obj, const py::handle& kv_heads_obj) {
   const StridedFloatArray q = strided_float_input(q_obj, "q", 2, "(total_tokens, num_heads * head_dim)");
-  const StridedFloatArray k = strided_float_input(k_obj, "k", 2, "(total_tokens, num_heads * head_dim)");
-  const StridedFloatArray v = strided_float_input(v_obj, "v", 2, "(total_tokens, num_heads * head_dim)");
+  const StridedFloatArray k = strided_float_input(k_obj, "k", 2, "(total_tokens, num_kv_heads * head_dim)");
+  const StridedFloatArray v = strided_float_input(v_obj, "v", 2, "(total_tokens, num_kv_heads * head_dim)");
   const int64_t total = q.shape[0], hidden = q.shape[1];
   const int64_t dim = head_dim_of(hidden, num_heads, "q");
-  if (k.shape != q.shape) throw py::value_error("k must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
-  if (v.shape != q.shape) throw py::value_error("v must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(v.shape));
+  const int64_t kv_heads = kv_heads_of(kv_heads_obj, num_heads);
+  const std::vector<int64_t> kv_shape{total, kv_heads * dim};
+  if (kv_heads == num_heads) {
+    if (k.shape != q.shape) throw py::value_error("k must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(k.shape));
+    if (v.shape != q.shape) throw py::value_error("v must have the shape of q " + shape_str(q.shape) + ", got " + shape_str(v.shape));
+  } else {
+    if (k.shape != kv_shape)
+      throw py::value_error("k must have shape " + shape_str(kv_shape) + " (q " + shape_str(q.shape) +
+                            " with num_kv_heads=" + std::to_string(kv_heads) + "), got " + shape_str(k.shape));
+    if (v.shape != k.shape) throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
+  }
   const std::vector<int64_t> cu = cu_seqlens_input(cu_obj, total);
   const float scale = scale_of(scale_obj, dim);
   FloatArray out = output_for(out_obj, {total, hidden}, {&q, &k, &v});
 
-  AttentionProblem p = problem_for(q, k, v, out, static_cast<int64_t>(cu.size()) - 1, num_heads, dim, causal, scale);
+  AttentionProblem p =
+      problem_for(q, k, v, out, static_cast<int64_t>(cu.size()) - 1, num_heads, kv_heads, dim, causal, scale);
   for (int64_t b = 0; b < p.batch; ++b) {
     p.q_begin.push_back(cu[b]);
     p.q_len.push_back(cu[b + 1] - cu[b]);
@@ -222,11 +250,13 @@ std::vector<int64_t> cache_rows_arg(const KVCache& c, const py::handle& obj) {
   return c.check_rows(rows);
 }
 
-// k/v/q for KVCache.append / attend: [sequences, tokens, heads * dim], one sequence per row taken (or per row).
-StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, const char* name, int64_t sequences) {
-  const std::string want = "(" + std::to_string(sequences) + ", tokens, " + std::to_string(c.num_heads() * c.head_dim()) + ")";
+// k/v/q for KVCache.append / attend: [sequences, tokens, heads * dim], one sequence per row taken (or per row);
+// `heads` is num_kv_heads for k and v, num_heads for q.
+StridedFloatArray cache_rows_input(const KVCache& c, const py::handle& obj, const char* name, int64_t sequences,
+                                   int64_t heads) {
+  const std::string want = "(" + std::to_string(sequences) + ", tokens, " + std::to_string(heads * c.head_dim()) + ")";
   StridedFloatArray a = strided_float_input(obj, name, 3, want.c_str());
-  if (a.shape[0] != sequences || a.shape[2] != c.num_heads() * c.head_dim())
+  if (a.shape[0] != sequences || a.shape[2] != heads * c.head_dim())
     throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a.shape));
   return a;
 }
@@ -238,8 +268,8 @@ int64_t sequences_of(const KVCache& c, const std::vector<int64_t>& rows) {
 void cache_append(KVCache& c, int64_t layer, const py::handle& k_obj, const py::handle& v_obj,
                   const py::handle& rows_obj) {
   const std::vector<int64_t> rows = cache_rows_arg(c, rows_obj);
-  const StridedFloatArray k = cache_rows_input(c, k_obj, "k", sequences_of(c, rows));
-  const StridedFloatArray v = cache_rows_input(c, v_obj, "v", sequences_of(c, rows));
+  const StridedFloatArray k = cache_rows_input(c, k_obj, "k", sequences_of(c, rows), c.num_kv_heads());
+  const StridedFloatArray v = cache_rows_input(c, v_obj, "v", sequences_of(c, rows), c.num_kv_heads());
   if (v.shape != k.shape)
     throw py::value_error("v must have the shape of k " + shape_str(k.shape) + ", got " + shape_str(v.shape));
   const HeadRows<const float> kr = head_rows(k, c.head_dim()), vr = head_rows(v, c.head_dim());
@@ -252,7 +282,7 @@ py::array cache_attend(const KVCache& c, int64_t layer, const py::handle& q_obj,
                        const py::handle& rows_obj) {
   const std::vector<int64_t> rows = cache_rows_arg(c, rows_obj);
   const int64_t n = sequences_of(c, rows);
-  const StridedFloatArray q = cache_rows_input(c, q_obj, "q", n);
+  const StridedFloatArray q = cache_rows_input(c, q_obj, "q", n, c.num_heads());
   const int64_t tq = q.shape[1];
   const int64_t cached = c.longest(layer, rows);
   const std::optional<MaskInput> mask = mask_input(mask_obj, "attention_mask", n, cached);
@@ -271,7 +301,7 @@ py::array cache_attend(const KVCache& c, int64_t layer, const py::handle& q_obj,
 
 py::array cache_copy(const KVCache& c, int64_t layer, bool values) {
   const int64_t len = c.longest(layer);
-  FloatArray out({c.batch(), len, c.num_heads() * c.head_dim()});
+  FloatArray out({c.batch(), len, c.num_kv_heads() * c.head_dim()});
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -285,33 +315,50 @@ py::array cache_copy(const KVCache& c, int64_t layer, bool values) {
 void bind_attention(py::module_& m) {
   m.def("multi_head_attention", &run_padded, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("num_heads"),
         py::arg("attention_mask") = py::none(), py::arg("causal") = false, py::arg("scale") = py::none(),
-        py::kw_only(), py::arg("out") = py::none(), R"doc(
+        py::kw_only(), py::arg("out") = py::none(), py::arg("num_kv_heads") = py::none(), R"doc(
 Fused multi-head attention softmax(scale q k^T + mask) v with an online softmax (no [B, H, Tq, Tk] scores).
 
 q: float32 [B, Tq, H*D]; k, v: [B, Tk, H*D] (head h = columns h*D:(h+1)*D, as in Hugging Face). Row-strided
 views such as qkv[..., :H*D] of a fused projection are read in place (the last axis must be contiguous).
 attention_mask: [B, Tk] of 0/1 (bool, int or float; 1 = attend, 0 = padding).
 causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned with the last key).
-scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].)doc");
+scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].
+num_kv_heads: grouped-query attention (None = num_heads): k and v are [B, Tk, KVH*D] and query head h reads KV
+head h // (H // KVH); KVH must divide H. K/V are read once per KV head, never repeated.)doc");
   m.def("multi_head_attention_varlen", &run_varlen, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("cu_seqlens"), py::arg("num_heads"), py::arg("causal") = false, py::arg("scale") = py::none(),
-        py::kw_only(), py::arg("out") = py::none(), py::arg("relative_bias") = py::none(), R"doc(
+        py::kw_only(), py::arg("out") = py::none(), py::arg("relative_bias") = py::none(),
+        py::arg("num_kv_heads") = py::none(), R"doc(
 Attention over packed sequences of mixed lengths (no padding work).
 
 q, k, v: float32 [total_tokens, H*D] (row-strided views allowed); cu_seqlens: int [B + 1], starting at 0,
 non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
 itself. relative_bias: optional float32 [H, 2L - 1] (L >= the longest sequence): the score of query i and key j
 (positions in their sequence) gains relative_bias[h, j - i + L - 1] after scaling (MPNet's relative position
-bias; never expanded to [B, H, T, T]). Returns [total_tokens, H*D].)doc");
+bias; never expanded to [B, H, T, T]). num_kv_heads: grouped-query attention as in multi_head_attention (k, v:
+[total_tokens, KVH*D]). Returns [total_tokens, H*D].)doc");
 
   py::class_<KVCache>(m, "KVCache", R"doc(
-Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_heads, max_len, head_dim]
-so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.)doc")
-      .def(py::init<int64_t, int64_t, int64_t, int64_t, int64_t>(), py::arg("num_layers"), py::arg("batch"),
-           py::arg("num_heads"), py::arg("head_dim"), py::arg("max_len"))
+Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_kv_heads, max_len, head_dim]
+so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.
+num_kv_heads (default num_heads, must divide it): grouped-query attention. append() takes k, v with num_kv_heads
+heads, attend() takes q with num_heads heads; query head h reads KV head h // (num_heads // num_kv_heads).)doc")
+      .def(py::init([](int64_t layers, int64_t batch, int64_t heads, int64_t dim, int64_t max_len,
+                       const py::handle& kv_heads) {
+             int64_t kv = 0;
+             if (!kv_heads.is_none()) {
+               if (!py::isinstance<py::int_>(kv_heads) || py::isinstance<py::bool_>(kv_heads))
+                 throw py::type_error("num_kv_heads must be an int or None, got " + type_name(kv_heads));
+               kv = kv_heads.cast<int64_t>();
+               if (kv < 1) throw py::value_error("KVCache: num_kv_heads must be >= 1, got " + std::to_string(kv));
+             }
+             return new KVCache(layers, batch, heads, dim, max_len, kv);
+           }),
+           py::arg("num_layers"), py::arg("batch"), py::arg("num_heads"), py::arg("head_dim"), py::arg("max_len"),
+           py::kw_only(), py::arg("num_kv_heads") = py::none())
       .def("append", &cache_append, py::arg("layer"), py::arg("k"), py::arg("v"), py::kw_only(),
            py::arg("rows") = py::none(),
-           "k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's "
+           "k, v: float32 [batch, T, num_kv_heads*head_dim] (row-strided views allowed), written at the layer's "
            "current lengths, which then advance by T. rows: the cache rows k and v's sequences go to (distinct; "
            "then k is [len(rows), T, ...]), so rows advance independently; None = every row. ValueError if a row "
            "would exceed max_len.")
@@ -349,18 +396,20 @@ so each head's keys are contiguous. append() copies only the new rows; attend() 
           "in [0, batch), repeats allowed (beam search keeps the winning beams' caches).")
       .def("trim", &KVCache::trim, py::arg("length"), "Keep at most `length` tokens per sequence in every layer.")
       .def("keys", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, false); }, py::arg("layer"),
-           "A copy of the layer's cached keys, [batch, cached_len, num_heads*head_dim].")
+           "A copy of the layer's cached keys, [batch, cached_len, num_kv_heads*head_dim].")
       .def("values", [](const KVCache& c, int64_t layer) { return cache_copy(c, layer, true); }, py::arg("layer"),
-           "A copy of the layer's cached values, [batch, cached_len, num_heads*head_dim].")
+           "A copy of the layer's cached values, [batch, cached_len, num_kv_heads*head_dim].")
       .def_property_readonly("num_layers", &KVCache::num_layers)
       .def_property_readonly("batch", &KVCache::batch)
       .def_property_readonly("num_heads", &KVCache::num_heads)
+      .def_property_readonly("num_kv_heads", &KVCache::num_kv_heads)
       .def_property_readonly("head_dim", &KVCache::head_dim)
       .def_property_readonly("max_len", &KVCache::max_len)
       .def("__repr__", [](const KVCache& c) {
         return "KVCache(num_layers=" + std::to_string(c.num_layers()) + ", batch=" + std::to_string(c.batch()) +
                ", num_heads=" + std::to_string(c.num_heads()) + ", head_dim=" + std::to_string(c.head_dim()) +
-               ", max_len=" + std::to_string(c.max_len()) + ")";
+               ", max_len=" + std::to_string(c.max_len()) +
+               (c.num_kv_heads() != c.num_heads() ? ", num_kv_heads=" + std::to_string(c.num_kv_heads()) : "") + ")";
       });
 }
 

@@ -9,4 +9,5 @@ void bind_elementwise(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
 void bind_recurrent(pybind11::module_& m);
+void bind_decoder_ops(pybind11::module_& m);
 }  // namespace cpuformer::bind

@@ -6,6 +6,7 @@ PYBIND11_MODULE(_core, m) {
   cpuformer::bind::bind_config(m);
   cpuformer::bind::bind_linear(m);
   cpuformer::bind::bind_elementwise(m);
+  cpuformer::bind::bind_decoder_ops(m);
   cpuformer::bind::bind_embedding(m);
   cpuformer::bind::bind_attention(m);
   cpuformer::bind::bind_recurrent(m);

@@ -5,6 +5,7 @@
 #include "kernels/attention_kernels.h"
 #include "kernels/elementwise_kernels.h"
 #include "kernels/gemm_kernels.h"
+#include "kernels/llama_kernels.h"
 #include "kernels/lstm_kernels.h"
 
 namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA {
@@ -33,6 +34,9 @@ static KernelTable make_table() {
   t.lstm_gates = &lstm_gates;
   t.gru_gates = &gru_gates;
   t.rnn_gates = &rnn_gates;
+  t.rms_norm_row = &rms_norm_row;
+  t.rope_rotate_half = &rope_rotate_half;
+  t.silu_mul_row = &silu_mul_row;
   t.attention_tile = &attention_tile;
   t.attention_workspace_floats = &attention_workspace_floats;
   t.attention_merge = &attention_merge;

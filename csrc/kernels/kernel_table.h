@@ -89,6 +89,12 @@ struct KernelTable {
   // row_max / row_sum [splits, nq].
   void (*attention_merge)(const float* parts, const float* row_max, const float* row_sum, int64_t splits,
                           int64_t nq, int64_t d, float* out, int64_t ldo);
+  // Llama-family rows (kernels/llama_kernels.cc): y[n] = x * rsqrt(mean(x^2) + eps) * weight (y may equal x);
+  // one head x[2 * half] rotated in place by its position's cos/sin[half] (rotate-half convention);
+  // y[n] = silu(gate) * up (y may equal gate or up).
+  void (*rms_norm_row)(const float* x, const float* weight, float* y, int64_t n, float eps);
+  void (*rope_rotate_half)(float* x, const float* cos, const float* sin, int64_t half);
+  void (*silu_mul_row)(const float* gate, const float* up, float* y, int64_t n);
   // LSTM cell for n units: i, f, g, o pre-activations at gates + {0..3} * gate_stride; c[n] := f*c + i*g in place,
   // h[n] = o * tanh(c).
   void (*lstm_gates)(const float* gates, int64_t gate_stride, float* c, float* h, int64_t n);

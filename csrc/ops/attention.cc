@@ -46,6 +46,7 @@ void multi_head_attention(const AttentionProblem& p) {
     longest_keys = std::max(longest_keys, p.k_len[b]);
   }
   if (units == 0) return;
+  const int64_t group = p.kv_heads > 0 ? p.heads / p.kv_heads : 1;  // query heads per KV head
   const int threads = threads_for_work(flops);  // splits follow it; the team (lease) only changes who runs them
   // Few query blocks (decode, small batches): split long key ranges so every thread gets work.
   int64_t splits = 1;
@@ -86,13 +87,13 @@ void multi_head_attention(const AttentionProblem& p) {
   AlignedBuffer partial_stats(static_cast<size_t>(stat_floats));
 
   auto run = [&](const Task& t, float* ws) {
-    const int64_t qrow = p.q_begin[t.b] + t.q0, krow = p.k_begin[t.b] + t.k0;
+    const int64_t qrow = p.q_begin[t.b] + t.q0, krow = p.k_begin[t.b] + t.k0, kv_h = t.h / group;
     kernels::AttentionTile tile{};
     tile.q = p.q.base + t.b * p.q.batch_stride + qrow * p.q.row_stride + t.h * p.q.head_stride;
     tile.ldq = p.q.row_stride;
-    tile.k = p.k.base + t.b * p.k.batch_stride + krow * p.k.row_stride + t.h * p.k.head_stride;
+    tile.k = p.k.base + t.b * p.k.batch_stride + krow * p.k.row_stride + kv_h * p.k.head_stride;
     tile.ldk = p.k.row_stride;
-    tile.v = p.v.base + t.b * p.v.batch_stride + krow * p.v.row_stride + t.h * p.v.head_stride;
+    tile.v = p.v.base + t.b * p.v.batch_stride + krow * p.v.row_stride + kv_h * p.v.head_stride;
     tile.ldv = p.v.row_stride;
     tile.nq = t.nq;
     tile.nk = t.nk;

@@ -16,6 +16,9 @@ struct HeadRows {
 
 struct AttentionProblem {
   int64_t batch = 0, heads = 0, head_dim = 0;
+  // Grouped-query attention: k and v hold kv_heads heads (0 = heads), each shared by heads / kv_heads
+  // consecutive query heads: query head h reads KV head h / (heads / kv_heads). K/V are never repeated.
+  int64_t kv_heads = 0;
   HeadRows<const float> q, k, v;
   HeadRows<float> out;                                  // addressed with q_begin like q
   std::vector<int64_t> q_begin, q_len, k_begin, k_len;  // per sequence, each of size batch

@@ -25,13 +25,18 @@ int64_t checked_product(std::initializer_list<int64_t> sizes) {
 
 }  // namespace
 
-KVCache::KVCache(int64_t num_layers, int64_t batch, int64_t num_heads, int64_t head_dim, int64_t max_len)
-    : layers_(num_layers), batch_(batch), heads_(num_heads), dim_(head_dim), max_len_(max_len) {
+KVCache::KVCache(int64_t num_layers, int64_t batch, int64_t num_heads, int64_t head_dim, int64_t max_len,
+                 int64_t num_kv_heads)
+    : layers_(num_layers), batch_(batch), heads_(num_heads), kv_heads_(num_kv_heads == 0 ? num_heads : num_kv_heads),
+      dim_(head_dim), max_len_(max_len) {
   const std::pair<const char*, int64_t> sizes[] = {
       {"num_layers", num_layers}, {"batch", batch}, {"num_heads", num_heads}, {"head_dim", head_dim}, {"max_len", max_len}};
   for (const auto& [name, value] : sizes)
     if (value < 1) throw std::invalid_argument(std::string("KVCache: ") + name + " must be >= 1, got " + std::to_string(value));
-  const int64_t floats = checked_product({num_layers, batch, num_heads, max_len, head_dim});
+  if (kv_heads_ < 1 || heads_ % kv_heads_ != 0)
+    throw std::invalid_argument("KVCache: num_kv_heads must be >= 1 and divide num_heads=" + std::to_string(num_heads) +
+                                ", got " + std::to_string(num_kv_heads));
+  const int64_t floats = checked_product({num_layers, batch, kv_heads_, max_len, head_dim});
   keys_ = AlignedBuffer(static_cast<size_t>(floats));  // pages are touched (committed) only as rows are written
   values_ = AlignedBuffer(static_cast<size_t>(floats));
   lengths_.assign(static_cast<size_t>(num_layers * batch), 0);
@@ -78,9 +83,9 @@ void KVCache::append(int64_t layer, HeadRows<const float> k, HeadRows<const floa
       throw std::invalid_argument("KVCache.append: " + std::to_string(tokens) + " more tokens on layer " +
                                   std::to_string(layer) + " (sequence " + std::to_string(r) + " holds " +
                                   std::to_string(len[r]) + ") would exceed max_len=" + std::to_string(max_len_));
-  // One task per (sequence, head): `tokens` rows of dim_ floats each. Input sequence i goes to cache row rows[i].
-  for_each_row(n * heads_, 2.0 * tokens * dim_, [&](int64_t ih) {
-    const int64_t i = ih / heads_, h = ih % heads_, b = rows[i];
+  // One task per (sequence, KV head): `tokens` rows of dim_ floats each. Input sequence i goes to cache row rows[i].
+  for_each_row(n * kv_heads_, 2.0 * tokens * dim_, [&](int64_t ih) {
+    const int64_t i = ih / kv_heads_, h = ih % kv_heads_, b = rows[i];
     float* kd = keys_.data() + offset(layer, b, h) + len[b] * dim_;
     float* vd = values_.data() + offset(layer, b, h) + len[b] * dim_;
     const float* ks = k.base + i * k.batch_stride + h * k.head_stride;
@@ -109,11 +114,12 @@ void KVCache::attend(int64_t layer, HeadRows<const float> q, int64_t tq, const u
   AttentionProblem p;
   p.batch = n;
   p.heads = heads_;
+  p.kv_heads = kv_heads_;
   p.head_dim = dim_;
   p.q = q;
   p.out = out;
   // Cache row rows[i] is reached through k_begin (in rows of dim_ floats), so any subset needs no copy.
-  const int64_t layer_offset = offset(layer, 0, 0), rows_per_batch_entry = heads_ * max_len_;
+  const int64_t layer_offset = offset(layer, 0, 0), rows_per_batch_entry = kv_heads_ * max_len_;
   p.k = {keys_.data() + layer_offset, 0, dim_, max_len_ * dim_};
   p.v = {values_.data() + layer_offset, 0, dim_, max_len_ * dim_};
   p.q_begin.assign(n, 0);
@@ -176,13 +182,13 @@ void KVCache::reorder(const std::vector<int64_t>& source) {
   for (int64_t layer = 0; layer < layers_; ++layer) {
     int64_t len = 0;
     for (int64_t b : moved) len = std::max(len, lengths_[layer * batch_ + source[b]]);
-    const size_t per_row = static_cast<size_t>(heads_ * len * dim_);
+    const size_t per_row = static_cast<size_t>(kv_heads_ * len * dim_);
     scratch.resize(2 * moved.size() * per_row);
     for (AlignedBuffer* buf : {&keys_, &values_}) {
       float* base = buf->data();
       const size_t half = buf == &keys_ ? 0 : moved.size() * per_row;
       for (size_t i = 0; i < moved.size(); ++i)
-        for (int64_t h = 0; h < heads_; ++h)
+        for (int64_t h = 0; h < kv_heads_; ++h)
           std::memcpy(scratch.data() + half + i * per_row + h * len * dim_, base + offset(layer, source[moved[i]], h),
                       static_cast<size_t>(len * dim_) * sizeof(float));
     }
@@ -190,7 +196,7 @@ void KVCache::reorder(const std::vector<int64_t>& source) {
       float* base = buf->data();
       const size_t half = buf == &keys_ ? 0 : moved.size() * per_row;
       for (size_t i = 0; i < moved.size(); ++i)
-        for (int64_t h = 0; h < heads_; ++h)
+        for (int64_t h = 0; h < kv_heads_; ++h)
           std::memcpy(base + offset(layer, moved[i], h), scratch.data() + half + i * per_row + h * len * dim_,
                       static_cast<size_t>(len * dim_) * sizeof(float));
     }
@@ -205,11 +211,11 @@ void KVCache::copy_out(int64_t layer, bool values, float* out, int64_t len) cons
   if (len != longest_locked(layer, check_rows({})))
     throw std::invalid_argument("KVCache: layer " + std::to_string(layer) + " changed length during the copy");
   const float* src = (values ? values_ : keys_).data();
-  const int64_t hd = heads_ * dim_;
+  const int64_t hd = kv_heads_ * dim_;
   for (int64_t b = 0; b < batch_; ++b) {
     const int64_t n = lengths_[layer * batch_ + b];
     for (int64_t t = 0; t < len; ++t)
-      for (int64_t h = 0; h < heads_; ++h) {
+      for (int64_t h = 0; h < kv_heads_; ++h) {
         float* dst = out + (b * len + t) * hd + h * dim_;
         if (t < n)
           std::memcpy(dst, src + offset(layer, b, h) + t * dim_, static_cast<size_t>(dim_) * sizeof(float));

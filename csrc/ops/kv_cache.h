@@ -3,6 +3,8 @@
 // Every cache row keeps its own length, so rows may also advance independently: `rows` picks which cache rows
 // the inputs' sequences are (continuous batching: requests join and leave a running batch, freed rows are
 // reset and reused). An empty `rows` means every row, in order.
+// Grouped-query attention: the cache stores num_kv_heads heads (<= num_heads, dividing it); queries keep
+// num_heads heads and query head h reads KV head h / (num_heads / num_kv_heads). K/V are stored once per KV head.
 #pragma once
 #include <cstdint>
 #include <shared_mutex>
@@ -15,10 +17,11 @@ namespace cpuformer {
 
 class KVCache {
  public:
-  // Throws std::invalid_argument for non-positive sizes.
-  KVCache(int64_t num_layers, int64_t batch, int64_t num_heads, int64_t head_dim, int64_t max_len);
+  // Throws std::invalid_argument for non-positive sizes or num_kv_heads not dividing num_heads (0 = num_heads).
+  KVCache(int64_t num_layers, int64_t batch, int64_t num_heads, int64_t head_dim, int64_t max_len,
+          int64_t num_kv_heads = 0);
 
-  // k, v: `tokens` rows per sequence, heads * head_dim floats each (row b, t at base + b * batch_stride +
+  // k, v: `tokens` rows per sequence, kv_heads * head_dim floats each (row b, t at base + b * batch_stride +
   // t * row_stride), written at each sequence's current length of `layer`, which then advances by `tokens`.
   // Throws std::invalid_argument when a sequence would pass max_len.
   // rows: sequence i of k/v is cache row rows[i] (distinct, in [0, batch)); empty = all rows in order.
@@ -44,23 +47,24 @@ class KVCache {
   // Row b becomes a copy of old row source[b] (keys, values and lengths of every layer); source has one entry per
   // row, in [0, batch), repeats allowed (beam search: a beam's continuations replace the beams that lost).
   void reorder(const std::vector<int64_t>& source);
-  // Copies the cached keys (or values) of `layer` into out [batch, len, heads * head_dim]; len must be
+  // Copies the cached keys (or values) of `layer` into out [batch, len, kv_heads * head_dim]; len must be
   // longest(layer). Rows past a shorter sequence's length are zero.
   void copy_out(int64_t layer, bool values, float* out, int64_t len) const;
 
   int64_t num_layers() const { return layers_; }
   int64_t batch() const { return batch_; }
   int64_t num_heads() const { return heads_; }
+  int64_t num_kv_heads() const { return kv_heads_; }
   int64_t head_dim() const { return dim_; }
   int64_t max_len() const { return max_len_; }
 
  private:
   void check_layer(int64_t layer) const;
   int64_t longest_locked(int64_t layer, const std::vector<int64_t>& rows) const;
-  // First float of (layer, b, h, row 0).
-  int64_t offset(int64_t layer, int64_t b, int64_t h) const { return ((layer * batch_ + b) * heads_ + h) * max_len_ * dim_; }
+  // First float of (layer, b, KV head h, row 0).
+  int64_t offset(int64_t layer, int64_t b, int64_t h) const { return ((layer * batch_ + b) * kv_heads_ + h) * max_len_ * dim_; }
 
-  int64_t layers_, batch_, heads_, dim_, max_len_;
+  int64_t layers_, batch_, heads_, kv_heads_, dim_, max_len_;
   AlignedBuffer keys_, values_;
   std::vector<int64_t> lengths_;  // [layer, batch]
   mutable std::shared_mutex mutex_;  // appends/reset/trim exclusive, attend/copies shared

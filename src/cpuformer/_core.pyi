@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'PackedRecurrent', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'set_num_threads', 'softmax', 'top_k_dot']
+__all__: list[str] = ['KVCache', 'PackedLSTM', 'PackedLinear', 'PackedRecurrent', 'activation', 'embedding', 'embedding_bag', 'gelu', 'get_num_threads', 'layer_norm', 'linear', 'lstm_cell', 'multi_head_attention', 'multi_head_attention_varlen', 'rms_norm', 'rotary_embedding', 'set_num_threads', 'silu_mul', 'softmax', 'top_k_dot']
 class _HeldThreads:
     def __init__(self, wanted: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -93,16 +93,18 @@ class PackedLinear:
         """
 class KVCache:
     """
-    Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_heads, max_len, head_dim]
+    Preallocated key/value cache for incremental decoding, stored [num_layers, batch, num_kv_heads, max_len, head_dim]
     so each head's keys are contiguous. append() copies only the new rows; attend() reads the cache in place.
+    num_kv_heads (default num_heads, must divide it): grouped-query attention. append() takes k, v with num_kv_heads
+    heads, attend() takes q with num_heads heads; query head h reads KV head h // (num_heads // num_kv_heads).
     """
-    def __init__(self, num_layers: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, num_heads: typing.SupportsInt | typing.SupportsIndex, head_dim: typing.SupportsInt | typing.SupportsIndex, max_len: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, num_layers: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, num_heads: typing.SupportsInt | typing.SupportsIndex, head_dim: typing.SupportsInt | typing.SupportsIndex, max_len: typing.SupportsInt | typing.SupportsIndex, *, num_kv_heads: typing.Any = None) -> None:
         ...
     def __repr__(self) -> str:
         ...
     def append(self, layer: typing.SupportsInt | typing.SupportsIndex, k: typing.Any, v: typing.Any, *, rows: typing.Any = None) -> None:
         """
-        k, v: float32 [batch, T, num_heads*head_dim] (row-strided views allowed), written at the layer's current lengths, which then advance by T. rows: the cache rows k and v's sequences go to (distinct; then k is [len(rows), T, ...]), so rows advance independently; None = every row. ValueError if a row would exceed max_len.
+        k, v: float32 [batch, T, num_kv_heads*head_dim] (row-strided views allowed), written at the layer's current lengths, which then advance by T. rows: the cache rows k and v's sequences go to (distinct; then k is [len(rows), T, ...]), so rows advance independently; None = every row. ValueError if a row would exceed max_len.
         """
     def attend(self, layer: typing.SupportsInt | typing.SupportsIndex, q: typing.Any, attention_mask: typing.Any = None, causal: bool = True, scale: typing.Any = None, out: typing.Any = None, *, rows: typing.Any = None) -> numpy.ndarray:
         """
@@ -110,7 +112,7 @@ class KVCache:
         """
     def keys(self, layer: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
         """
-        A copy of the layer's cached keys, [batch, cached_len, num_heads*head_dim].
+        A copy of the layer's cached keys, [batch, cached_len, num_kv_heads*head_dim].
         """
     def lengths(self, layer: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.int64]:
         """
@@ -130,7 +132,7 @@ class KVCache:
         """
     def values(self, layer: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
         """
-        A copy of the layer's cached values, [batch, cached_len, num_heads*head_dim].
+        A copy of the layer's cached values, [batch, cached_len, num_kv_heads*head_dim].
         """
     @property
     def batch(self) -> int:
@@ -143,6 +145,9 @@ class KVCache:
         ...
     @property
     def num_heads(self) -> int:
+        ...
+    @property
+    def num_kv_heads(self) -> int:
         ...
     @property
     def num_layers(self) -> int:
@@ -309,7 +314,7 @@ def lstm_cell(x: typing.Any, h: typing.Any, c: typing.Any, w_ih: typing.Any, w_h
     """
     torch.nn.LSTMCell step: x [B, I], h, c [B, H], w_ih [4H, I], w_hh [4H, H], b_ih, b_hh [4H] or None -> (h', c'). Gates i, f, g, o in torch's order. Packs the weights on every call (nn.LSTMCell keeps them packed).
     """
-def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, attention_mask: typing.Any = None, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None) -> numpy.ndarray:
+def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, attention_mask: typing.Any = None, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None, num_kv_heads: typing.Any = None) -> numpy.ndarray:
     """
     Fused multi-head attention softmax(scale q k^T + mask) v with an online softmax (no [B, H, Tq, Tk] scores).
     
@@ -318,8 +323,10 @@ def multi_head_attention(q: typing.Any, k: typing.Any, v: typing.Any, num_heads:
     attention_mask: [B, Tk] of 0/1 (bool, int or float; 1 = attend, 0 = padding).
     causal: query i sees key j only when j <= i + Tk - Tq (the last query is aligned with the last key).
     scale: defaults to 1/sqrt(D). A query that sees no key gets zeros. out: optional C-contiguous [B, Tq, H*D].
+    num_kv_heads: grouped-query attention (None = num_heads): k and v are [B, Tk, KVH*D] and query head h reads KV
+    head h // (H // KVH); KVH must divide H. K/V are read once per KV head, never repeated.
     """
-def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_seqlens: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None, relative_bias: typing.Any = None) -> numpy.ndarray:
+def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_seqlens: typing.Any, num_heads: typing.SupportsInt | typing.SupportsIndex, causal: bool = False, scale: typing.Any = None, *, out: typing.Any = None, relative_bias: typing.Any = None, num_kv_heads: typing.Any = None) -> numpy.ndarray:
     """
     Attention over packed sequences of mixed lengths (no padding work).
     
@@ -327,11 +334,29 @@ def multi_head_attention_varlen(q: typing.Any, k: typing.Any, v: typing.Any, cu_
     non-decreasing, ending at total_tokens: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1] and attends only to
     itself. relative_bias: optional float32 [H, 2L - 1] (L >= the longest sequence): the score of query i and key j
     (positions in their sequence) gains relative_bias[h, j - i + L - 1] after scaling (MPNet's relative position
-    bias; never expanded to [B, H, T, T]). Returns [total_tokens, H*D].
+    bias; never expanded to [B, H, T, T]). num_kv_heads: grouped-query attention as in multi_head_attention (k, v:
+    [total_tokens, KVH*D]). Returns [total_tokens, H*D].
+    """
+def rms_norm(x: typing.Any, weight: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06, *, out: typing.Any = None) -> numpy.ndarray:
+    """
+    RMSNorm over the last axis as Llama's (fp32): x * rsqrt(mean(x^2) + eps) * weight. out: optional preallocated result (may be x for in place).
+    """
+def rotary_embedding(x: typing.Any, positions: typing.Any, cos: typing.Any, sin: typing.Any, head_dim: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Rotary position embeddings, in place (Hugging Face Llama's rotate-half convention).
+    
+    x: float32 [tokens, H*D] or [B, T, H*D], every head of every token rotated by its position; a column slice of a
+    fused QKV projection (qkv[..., :(H + KVH)*D] rotates Q and K together) is rotated where it lies.
+    positions: int [tokens] or [B, T]; cos, sin: float32 [P, D/2] tables (row p = cos / sin of position p's angles,
+    computed once per model). Head element i pairs with i + D/2: x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin.
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Set the threads every following op may use, process-wide (1 <= n <= 4 per CPU, at least 64).
+    """
+def silu_mul(gate_up: typing.Any, *, out: typing.Any = None) -> numpy.ndarray:
+    """
+    SwiGLU: gate_up [..., 2F] (gate = first F columns, up = last F, one packed GEMM's output) -> silu(gate) * up, [..., F].
     """
 def softmax(x: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
     """

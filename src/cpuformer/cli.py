@@ -1,4 +1,5 @@
-"""`cpuformer` command line: `cpuformer embed TEXT...` / `--file PATH`, `cpuformer serve` and `cpuformer info`."""
+"""`cpuformer` command line: `cpuformer embed TEXT...` / `--file PATH`, `cpuformer serve`, `cpuformer generate`,
+`cpuformer chat` and `cpuformer info`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 
 from .io.npy_rows import NpyRowWriter
 from .io.text_lines import DEFAULT_MAX_LINE_BYTES, TextLine, batched, read_lines
+from .generate_cli import add_generate_parsers, chat_main, generate_main
 from .models.base import SUPPORTED_DTYPES
 from .serve.cli import add_serve_parser, serve_main
 
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("info", help="show version, CPU, ISA and threads (cpuformer.show_config())")
     add_serve_parser(commands)
+    add_generate_parsers(commands)
     return parser
 
 
@@ -131,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return serve_main(args)
+        if args.command == "generate":
+            return generate_main(args)
+        if args.command == "chat":
+            return chat_main(args)
         return _embed(args)
     except (ValueError, OSError, RuntimeError) as exc:  # bad input, missing files or model: a message, not a traceback
         print(f"cpuformer: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)

@@ -26,6 +26,7 @@ __all__ = [
     "KVCacheRows",
     "LayerNorm",
     "PackedBatch",
+    "RMSNorm",
     "SelfAttention",
     "TiedEmbedding",
     "Workspace",
@@ -83,16 +84,20 @@ def take_fused_linear(
     store: WeightStore,
     prefixes: Sequence[str],
     in_features: int,
-    out_features: int,
+    out_features: int | Sequence[int],
     *,
     activation: str = "none",
+    bias: bool = True,
 ) -> ops.PackedLinear:
-    """Several [out, in] linears on the same input (Q, K, V) stacked into one PackedLinear whose output is
-    their outputs side by side: one GEMM instead of three, and x is read once."""
-    weights = [store.take(f"{p}.weight", (out_features, in_features), packed=True) for p in prefixes]
-    biases = [store.take(f"{p}.bias", (out_features,), packed=True) for p in prefixes]
+    """Several [out, in] linears on the same input (Q, K, V; gate and up) stacked into one PackedLinear whose output
+    is their outputs side by side: one GEMM instead of several, and x is read once. out_features: one size for
+    all, or one per prefix (grouped-query attention's K and V are narrower than Q)."""
+    sizes = [out_features] * len(prefixes) if isinstance(out_features, int) else list(out_features)
+    weights = [store.take(f"{p}.weight", (n, in_features), packed=True) for p, n in zip(prefixes, sizes)]
+    biases = [store.take(f"{p}.bias", (n,), packed=True) for p, n in zip(prefixes, sizes)] if bias else None
     # The only copy of these weights before packing; the mmap views stay untouched.
-    return pack_linear(store, np.concatenate(weights), np.concatenate(biases), activation=activation)
+    return pack_linear(store, np.concatenate(weights), None if biases is None else np.concatenate(biases),
+                       activation=activation)
 
 
 class LayerNorm:
@@ -107,6 +112,20 @@ class LayerNorm:
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return ops.layer_norm(x, self.weight, self.bias, self.eps, out=out)
+
+
+class RMSNorm:
+    """Llama's RMSNorm over the last axis (x * rsqrt(mean(x^2) + eps) * weight, fp32) with `prefix.weight`."""
+
+    def __init__(self, weight: np.ndarray, eps: float):
+        self.weight, self.eps = weight, float(eps)
+
+    @classmethod
+    def from_store(cls, store: WeightStore, prefix: str, dim: int, eps: float) -> "RMSNorm":
+        return cls(store.take(f"{prefix}.weight", (dim,)), eps)
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return ops.rms_norm(x, self.weight, self.eps, out=out)
 
 
 class Embedding:
@@ -199,11 +218,13 @@ class PackedBatch:
         return packed[self.cu_seqlens[:-1]]
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
-               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
-        """Attention of each sequence's queries to its own keys (q, k, v: [total_tokens, heads * head_dim]).
-        relative_bias: [heads, 2L - 1] added by relative position (see ops.multi_head_attention_varlen)."""
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None,
+               num_kv_heads: int | None = None) -> np.ndarray:
+        """Attention of each sequence's queries to its own keys (q: [total_tokens, heads * head_dim], k, v:
+        [total_tokens, kv_heads * head_dim]). relative_bias: [heads, 2L - 1] added by relative position (see
+        ops.multi_head_attention_varlen)."""
         return ops.multi_head_attention_varlen(q, k, v, self.cu_seqlens, num_heads, causal=causal, scale=scale,
-                                               out=out, relative_bias=relative_bias)
+                                               out=out, relative_bias=relative_bias, num_kv_heads=num_kv_heads)
 
 
 class KVCacheBatch:
@@ -223,8 +244,10 @@ class KVCacheBatch:
         self.length += new_tokens
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
-               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
-        """q, k, v: [B, T, heads * head_dim] of the newest tokens -> context [B, T, heads * head_dim]."""
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None,
+               num_kv_heads: int | None = None) -> np.ndarray:
+        """q, k, v: [B, T, heads * head_dim] of the newest tokens -> context [B, T, heads * head_dim]. The cache
+        knows its KV heads (num_kv_heads is the cache's)."""
         if relative_bias is not None:
             raise ValueError("a relative position bias is not supported with a KV cache")
         self.cache.append(layer, k, v)
@@ -243,8 +266,10 @@ class KVCacheRows:
         """Nothing to track here: each row's length lives in the cache."""
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int, *, causal: bool,
-               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None) -> np.ndarray:
-        """q, k, v: [len(rows), T, heads * head_dim] of the newest tokens -> context of the same shape."""
+               scale: float | None, out: np.ndarray, relative_bias: np.ndarray | None = None,
+               num_kv_heads: int | None = None) -> np.ndarray:
+        """q, k, v: [len(rows), T, heads * head_dim] of the newest tokens -> context of the same shape (k, v with
+        the cache's KV heads)."""
         if relative_bias is not None:
             raise ValueError("a relative position bias is not supported with a KV cache")
         self.cache.append(layer, k, v, rows=self.rows)
@@ -252,23 +277,34 @@ class KVCacheRows:
 
 
 class SelfAttention:
-    """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([3 * hidden, in]).
+    """out(attention(qkv(x))) + residual, with Q, K, V from ONE fused projection ([(H + 2 KVH) * head_dim, in]).
 
     Runs on either token layout (PackedBatch or KVCacheBatch: the batch decides where keys and values come from),
     so an architecture writes its block forward once. Attention reads Q, K and V as row-strided column slices of
     the fused output, so nothing is copied between the projection and the attention kernel. `layer` is this
-    layer's index in a KV cache."""
+    layer's index in a KV cache. num_kv_heads < num_heads is grouped-query attention (K and V have fewer heads);
+    `rotary` (a RotaryEmbedding) rotates Q and K in place in the fused output by the tokens' positions."""
 
     def __init__(self, qkv: ops.PackedLinear, out: ops.PackedLinear, num_heads: int, scale: float | None = None, *,
-                 causal: bool = False, layer: int = 0):
-        if qkv.out_features % 3 or (qkv.out_features // 3) % num_heads:
+                 causal: bool = False, layer: int = 0, num_kv_heads: int | None = None,
+                 rotary: "RotaryEmbedding | None" = None):
+        kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if kv_heads == num_heads:
+            if qkv.out_features % 3 or (qkv.out_features // 3) % num_heads:
+                raise ValueError(
+                    f"fused QKV has {qkv.out_features} outputs; expected 3 * hidden with hidden divisible by "
+                    f"num_heads={num_heads}"
+                )
+        elif kv_heads < 1 or num_heads % kv_heads or qkv.out_features % (num_heads + 2 * kv_heads):
             raise ValueError(
-                f"fused QKV has {qkv.out_features} outputs; expected 3 * hidden with hidden divisible by "
-                f"num_heads={num_heads}"
+                f"fused QKV has {qkv.out_features} outputs; expected (num_heads + 2 * num_kv_heads) * head_dim with "
+                f"num_heads={num_heads} and num_kv_heads={kv_heads} (dividing num_heads)"
             )
         self.qkv, self.out, self.num_heads, self.scale = qkv, out, num_heads, scale
-        self.causal, self.layer = causal, layer
-        self.hidden = qkv.out_features // 3
+        self.causal, self.layer, self.num_kv_heads, self.rotary = causal, layer, kv_heads, rotary
+        self.head_dim = qkv.out_features // (num_heads + 2 * kv_heads)
+        self.hidden = num_heads * self.head_dim  # the width of Q and of the attention output
+        self.kv_hidden = kv_heads * self.head_dim
 
     def __call__(
         self,
@@ -278,15 +314,23 @@ class SelfAttention:
         residual: np.ndarray | None = None,
         workspace: "Workspace | None" = None,
         relative_bias: np.ndarray | None = None,
+        positions: np.ndarray | None = None,
     ) -> np.ndarray:
         """x: [total_tokens, in] (PackedBatch) or [B, T, in] (KVCacheBatch) -> the same rows, out_features wide.
-        relative_bias: MPNet's per-head bias by relative position, [heads, 2L - 1] (PackedBatch only)."""
+        relative_bias: MPNet's per-head bias by relative position, [heads, 2L - 1] (PackedBatch only).
+        positions: the tokens' positions (x's token axes), needed with a rotary embedding."""
         ws = workspace or Workspace()
-        rows, h = x.shape[:-1], self.hidden
-        qkv = self.qkv(x, out=ws.get("qkv", rows + (3 * h,)))
-        context = batch.attend(self.layer, qkv[..., :h], qkv[..., h:2 * h], qkv[..., 2 * h:], self.num_heads,
+        rows, h, kv = x.shape[:-1], self.hidden, self.kv_hidden
+        qkv = self.qkv(x, out=ws.get("qkv", rows + (h + 2 * kv,)))
+        if self.rotary is not None:
+            if positions is None:
+                raise ValueError("positions are needed for rotary position embeddings")
+            self.rotary(qkv[..., :h + kv], positions)  # Q and K where the projection wrote them
+        # num_kv_heads only when grouped, so token layouts without grouped-query support still serve the rest
+        grouped = {} if self.num_kv_heads == self.num_heads else {"num_kv_heads": self.num_kv_heads}
+        context = batch.attend(self.layer, qkv[..., :h], qkv[..., h:h + kv], qkv[..., h + kv:], self.num_heads,
                                causal=self.causal, scale=self.scale, out=ws.get("context", rows + (h,)),
-                               relative_bias=relative_bias)
+                               relative_bias=relative_bias, **grouped)
         return self.out(context, residual=residual, out=ws.get("attn_out", rows + (self.out.out_features,)))
 
 

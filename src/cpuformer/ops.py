@@ -18,6 +18,9 @@ from ._core import (
     lstm_cell,
     multi_head_attention,
     multi_head_attention_varlen,
+    rms_norm,
+    rotary_embedding,
+    silu_mul,
     softmax,
     top_k_dot,
 )
@@ -36,6 +39,9 @@ __all__ = [
     "lstm_cell",
     "multi_head_attention",
     "multi_head_attention_varlen",
+    "rms_norm",
+    "rotary_embedding",
+    "silu_mul",
     "softmax",
     "top_k_dot",
 ]

@@ -240,6 +240,14 @@ class Tokenizer:
         types = np.fromiter((i for e in encodings for i in e.type_ids), np.int64, int(lengths.sum()))
         return ids, types, lengths
 
+    def encode_text(self, text: str, *, add_special_tokens: bool = True) -> np.ndarray:
+        """One text's ids (int64 [n]), never truncated. add_special_tokens=False encodes a rendered chat template
+        as transformers' apply_chat_template does (the template writes its own bos)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        self._tok.no_truncation()
+        return np.asarray(self._tok.encode(text, add_special_tokens=add_special_tokens).ids, np.int64)
+
     def encode_with_offsets(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                             max_length: int | None = None, stride: int = 0, strategy: str = "longest_first"):
         """The `tokenizers` Encoding of each text (or pair), with character offsets, sequence ids, word ids and

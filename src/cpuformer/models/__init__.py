@@ -13,6 +13,7 @@ from .bert import (
     BertOutput,
 )
 from .gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
+from .llama import LlamaConfig, LlamaForCausalLM, LlamaModel
 
 __all__ = [
     "AutoModel",
@@ -26,6 +27,9 @@ __all__ = [
     "GPT2Config",
     "GPT2LMHeadModel",
     "GPT2Model",
+    "LlamaConfig",
+    "LlamaForCausalLM",
+    "LlamaModel",
     "MaskedLMOutput",
     "QuestionAnsweringOutput",
     "SequenceClassifierOutput",

@@ -33,7 +33,7 @@ def create_app(service, options: ServeOptions | None = None):
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, PlainTextResponse
 
-    from . import completions_api, embeddings_api
+    from . import chat_completions_api, completions_api, embeddings_api
 
     options = options or ServeOptions()
     metrics: Metrics = service.metrics
@@ -69,6 +69,7 @@ def create_app(service, options: ServeOptions | None = None):
 
     embeddings_api.register(app, state)
     completions_api.register(app, state)
+    chat_completions_api.register(app, state)
 
     # add_middleware wraps: the last added runs first
     app.add_middleware(BodySizeLimit, max_bytes=options.max_request_bytes)

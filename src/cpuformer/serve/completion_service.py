@@ -83,6 +83,36 @@ class CompletionService:
                 raise ValueError(f"prompt {i} has no tokens; give at least one token of text")
         return encoded
 
+    # --- chat (/v1/chat/completions) -----------------------------------------------------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        return getattr(self.model, "chat_template", None) is not None
+
+    async def chat_prompt(self, messages: Sequence[dict]) -> np.ndarray:
+        """The messages rendered with the model's chat template and tokenized as transformers' apply_chat_template
+        does (no added special tokens). ValueError when the model has no template or the template refuses them."""
+        if not self.has_chat_template:
+            raise ValueError("this model has no chat template (tokenizer_config.json 'chat_template'); use "
+                             "/v1/completions")
+        text = self.model.apply_chat_template(messages)
+        return await asyncio.to_thread(self._encode_chat, text)
+
+    def _encode_chat(self, text: str) -> np.ndarray:
+        with self._prompt_lock:
+            ids = self._prompt_tokenizer.encode_text(text, add_special_tokens=False)
+        if ids.size == 0:
+            raise ValueError("the chat template rendered an empty prompt")
+        return ids
+
+    def chat_stop_ids(self) -> tuple[int, ...]:
+        """The ids a reply ends at, the template's eos_token (the end-of-turn token) first, then the model's eos ids
+        (what `model.chat` stops at)."""
+        with self._prompt_lock:  # the engine thread uses self.tokenizer; model.chat's look-up uses the model's
+            stops = self.model._chat_stops(None)
+            eos_text = self.model.chat_template.special_tokens.get("eos_token")
+            first = self._prompt_tokenizer.token_to_id(eos_text) if eos_text is not None else None
+        return ((first,) if first in stops else ()) + tuple(sorted(i for i in stops if i != first))
+
     def config(self, *, max_tokens: int, temperature: float, top_p: float, seed: int | None) -> GenerationConfig:
         """OpenAI's options over the model's defaults: temperature 0 is greedy, otherwise sampling."""
         sample = temperature > 0

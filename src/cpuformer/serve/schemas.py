@@ -9,7 +9,8 @@ from typing import Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CompletionRequest", "EmbeddingRequest", "StreamOptions", "TeiEmbedRequest"]
+__all__ = ["ChatCompletionRequest", "ChatMessage", "CompletionRequest", "EmbeddingRequest", "StreamOptions",
+           "TeiEmbedRequest"]
 
 TextOrTokens = Union[str, List[str], List[int], List[List[int]]]
 
@@ -65,3 +66,34 @@ class CompletionRequest(_Request):
     frequency_penalty: Optional[float] = 0.0
     logit_bias: Optional[Dict[str, float]] = None
     suffix: Optional[str] = None
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat; extra fields (name, ...) are passed to the chat template as they are."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    role: str
+    content: str
+
+
+class ChatCompletionRequest(_Request):
+    """POST /v1/chat/completions."""
+
+    messages: List[ChatMessage] = Field(min_length=1)
+    model: Optional[str] = None
+    max_tokens: Optional[int] = Field(default=None, ge=0)
+    max_completion_tokens: Optional[int] = Field(default=None, ge=0)
+    temperature: Optional[float] = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: Optional[float] = Field(default=1.0, gt=0.0, le=1.0)
+    n: int = Field(default=1, ge=1)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    stop: Optional[Union[str, List[str]]] = None
+    seed: Optional[int] = Field(default=None, ge=0)
+    user: Optional[str] = None
+    # accepted at their neutral value only
+    logprobs: Optional[bool] = None
+    presence_penalty: Optional[float] = 0.0
+    frequency_penalty: Optional[float] = 0.0
+    logit_bias: Optional[Dict[str, float]] = None
+    tools: Optional[List[Dict]] = None

@@ -295,7 +295,8 @@ def test_pytorch_only_checkpoint_says_how_to_convert(ref, tmp_path):
         (dict(architectures=["GPTNeoXForCausalLM"]), "architecture 'GPTNeoXForCausalLM' is not supported by "
                                                      "cpuformer; supported: .*BertModel"),
         (dict(architectures=None, model_type="t5"), "has no 'architectures' list and model_type 't5' is not one "
-                                                    "cpuformer knows \\(bart, bert, distilbert, electra, gpt2, mbart, mpnet, roberta"),
+                                                    "cpuformer knows \\(bart, bert, distilbert, electra, gpt2, llama, "
+                                                    "mbart, mistral, mpnet, qwen2, roberta"),
     ],
 )
 def test_bad_configs_raise_clear_errors(ref, tmp_path, changes, message):

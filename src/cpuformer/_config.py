@@ -30,7 +30,8 @@ def show_config(file=None) -> None:
         f"  isa allowed:   up to {info['isa_max_allowed']}"
         + (f" (CPUFORMER_ISA={info['CPUFORMER_ISA']})" if info["CPUFORMER_ISA"] else ""),
         f"  openmp:        {info['openmp']}",
-        f"  threads:       {info['num_threads']}",
+        f"  threads:       {info['num_threads']} (limit {info['max_num_threads']})"
+        + (" - serial: forked after threads had started" if info["forked_serial"] else ""),
         f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16 / int8 weight-only: float32 compute)",
     ]
     if not info["CPUFORMER_ISA_valid"]:

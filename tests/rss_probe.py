@@ -10,7 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+import cpuformer
+
+# Where this test process imports cpuformer from (src/ in a dev tree, site-packages when installed, as in CI):
+# the child must load the same build, never a source tree without the compiled _core.
+PACKAGE_PARENT = str(Path(cpuformer.__file__).resolve().parents[1])
 
 PRELUDE = '''
 def peak_rss_mb():
@@ -24,7 +28,7 @@ def peak_rss_mb():
 
 def python_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 

@@ -1,16 +1,14 @@
 """`cpuformer.nn.GRU`: torch.nn.GRU for inference on numpy float32 arrays (same engine as nn.LSTM)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
-import numpy as np
-
-from .recurrent import RecurrentBase, state_array
+from .recurrent import SingleStateRecurrent
 
 __all__ = ["GRU"]
 
 
-class GRU(RecurrentBase):
+class GRU(SingleStateRecurrent):
     """Multi-layer GRU with torch.nn.GRU's arguments, parameter names and results (inference only).
 
     Gates in torch's order r, z, n: r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z likewise,
@@ -29,10 +27,3 @@ class GRU(RecurrentBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          seed=seed, dtype=dtype)
 
-    def forward(self, x: np.ndarray, hx: Optional[np.ndarray] = None,
-                lengths: Optional[Sequence[int] | np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        h0 = None if hx is None else state_array("hx", hx, self._unbatched(x))
-        out, h_n, _ = self._run(x, h0, None, lengths)
-        return out, h_n
-
-    __call__ = forward

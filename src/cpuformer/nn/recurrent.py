@@ -179,3 +179,15 @@ class RecurrentBase:
             if value != default:
                 args.append(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}")
         return f"{self._torch_class}({', '.join(args)})"
+
+
+class SingleStateRecurrent(RecurrentBase):
+    """Layers whose state is h alone (GRU, RNN): ``forward(x, hx=None, lengths=None) -> (output, h_n)``."""
+
+    def forward(self, x: np.ndarray, hx: Optional[np.ndarray] = None,
+                lengths: Optional[Sequence[int] | np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        h0 = None if hx is None else state_array("hx", hx, self._unbatched(x))
+        out, h_n, _ = self._run(x, h0, None, lengths)
+        return out, h_n
+
+    __call__ = forward

@@ -2,11 +2,9 @@
 nn.LSTM)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
-import numpy as np
-
-from .recurrent import RecurrentBase, state_array
+from .recurrent import SingleStateRecurrent
 
 __all__ = ["RNN", "check_nonlinearity"]
 
@@ -17,7 +15,7 @@ def check_nonlinearity(nonlinearity) -> str:
     return nonlinearity
 
 
-class RNN(RecurrentBase):
+class RNN(SingleStateRecurrent):
     """Multi-layer Elman RNN with torch.nn.RNN's arguments, parameter names and results (inference only):
     h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (relu with nonlinearity="relu").
 
@@ -34,13 +32,6 @@ class RNN(RecurrentBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          seed=seed, dtype=dtype)
 
-    def forward(self, x: np.ndarray, hx: Optional[np.ndarray] = None,
-                lengths: Optional[Sequence[int] | np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        h0 = None if hx is None else state_array("hx", hx, self._unbatched(x))
-        out, h_n, _ = self._run(x, h0, None, lengths)
-        return out, h_n
-
-    __call__ = forward
 
     def _extra_repr_args(self):
         args = super()._extra_repr_args()

@@ -44,12 +44,9 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class CompletionRequest(_Request):
-    """POST /v1/completions."""
+class _GenerationRequest(_Request):
+    """The sampling, streaming and stop fields /v1/completions and /v1/chat/completions share."""
 
-    prompt: TextOrTokens
-    model: Optional[str] = None
-    max_tokens: Optional[int] = Field(default=16, ge=0)
     temperature: Optional[float] = Field(default=1.0, ge=0.0, le=2.0)
     top_p: Optional[float] = Field(default=1.0, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1)
@@ -58,6 +55,14 @@ class CompletionRequest(_Request):
     stop: Optional[Union[str, List[str]]] = None
     seed: Optional[int] = Field(default=None, ge=0)
     user: Optional[str] = None
+
+
+class CompletionRequest(_GenerationRequest):
+    """POST /v1/completions."""
+
+    prompt: TextOrTokens
+    model: Optional[str] = None
+    max_tokens: Optional[int] = Field(default=16, ge=0)
     # accepted at their neutral value only
     echo: bool = False
     logprobs: Optional[int] = None
@@ -76,21 +81,13 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class ChatCompletionRequest(_Request):
+class ChatCompletionRequest(_GenerationRequest):
     """POST /v1/chat/completions."""
 
     messages: List[ChatMessage] = Field(min_length=1)
     model: Optional[str] = None
     max_tokens: Optional[int] = Field(default=None, ge=0)
     max_completion_tokens: Optional[int] = Field(default=None, ge=0)
-    temperature: Optional[float] = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: Optional[float] = Field(default=1.0, gt=0.0, le=1.0)
-    n: int = Field(default=1, ge=1)
-    stream: bool = False
-    stream_options: Optional[StreamOptions] = None
-    stop: Optional[Union[str, List[str]]] = None
-    seed: Optional[int] = Field(default=None, ge=0)
-    user: Optional[str] = None
     # accepted at their neutral value only
     logprobs: Optional[bool] = None
     presence_penalty: Optional[float] = 0.0

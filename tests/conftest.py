@@ -16,12 +16,15 @@ from helpers import num_threads
 # (sentence_encoder.py) use them too.
 sys.path.insert(0, str(Path(__file__).parent / "models"))
 
-ALL_ISAS = ("generic", "avx2", "avx512")
+# In CPUFORMER_ISA's order; the *_vnni levels are their base's kernels plus int8 compute on vpdpbusd.
+ALL_ISAS = ("generic", "avx2", "avx2_vnni", "avx512", "avx512_vnni")
 
 
 def available_isas() -> list[str]:
-    allowed = _core._config()["isa_max_allowed"]
-    return list(ALL_ISAS[: ALL_ISAS.index(allowed) + 1])
+    """The levels this host runs, not above CPUFORMER_ISA (a CPU may lack one below its best)."""
+    config = _core._config()
+    allowed = ALL_ISAS.index(config["isa_max_allowed"])
+    return [isa for isa in ALL_ISAS[: allowed + 1] if isa in config["isa_supported"]]
 
 
 def pytest_report_header(config):

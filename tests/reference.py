@@ -120,9 +120,55 @@ def dequantize_int8(q, scale, group=INT8_GROUP):
     return q.astype(np.float64) * np.repeat(scale.astype(np.float64), group, axis=1)[:, :k]
 
 
+# gemm.cc's kU8S8MinRows: from this many rows of x on, int8 weights run int8 compute (x quantized too)
+U8S8_MIN_ROWS = 16
+
+
+def quantize_u8_rows(x, group=INT8_GROUP):
+    """int8 compute's activation quantization, per row and group of `group` inputs (0: the whole row), in float32
+    as the kernels do it: lo = min(x, 0), hi = max(x, 0), scale = (hi - lo) / 255 (1 where that is 0),
+    zero = rint(-lo / scale) (as -lo * (1 / scale)), q = clip(rint(x * (1 / scale)) + zero, 0, 255).
+    Returns q uint8 [m, k], scale and zero float32 [m, groups]."""
+    x = np.asarray(x, np.float32)
+    m, k = x.shape
+    group = min(group, k) if group and k else max(k, 1)
+    groups = -(-k // group)
+    padded = np.zeros((m, groups * group), np.float32)
+    padded[:, :k] = x
+    g = padded.reshape(m, groups, group)
+    lo, hi = np.minimum(g.min(axis=2), 0), np.maximum(g.max(axis=2), 0)
+    scale = ((hi - lo) / np.float32(255)).astype(np.float32)
+    scale[~(scale > 0)] = 1
+    inv = (np.float32(1) / scale).astype(np.float32)
+    zero = np.clip(np.rint(-lo * inv), 0, 255).astype(np.float32)
+    q = np.clip(np.rint(g * inv[:, :, None]) + zero[:, :, None], 0, 255).reshape(m, -1)[:, :k].astype(np.uint8)
+    return q, scale, zero
+
+
+def dequantize_u8_rows(q, scale, zero, group=INT8_GROUP):
+    """(q - zero) * scale in float64, per row and group."""
+    k = q.shape[1]
+    group = min(group, k) if group and k else max(k, 1)
+    rep = lambda v: np.repeat(v.astype(np.float64), group, axis=1)[:, :k]  # noqa: E731
+    return (q.astype(np.float64) - rep(zero)) * rep(scale)
+
+
+def int8_computes(rows, k, group=INT8_GROUP):
+    """Whether PackedLinear(dtype="int8") runs int8 compute on `rows` rows (else weight-only): enough rows, and K
+    groups that start on multiples of 4 (or one group)."""
+    group = min(group, k) if group and k else max(k, 1)
+    return rows >= U8S8_MIN_ROWS and k > 0 and (group % 4 == 0 or group >= k)
+
+
 def linear_int8(x, weight, bias=None, activation="none", residual=None, group=INT8_GROUP):
-    """linear() in float64 on the dequantized weight q * scale of quantize_int8(weight, group)."""
-    return linear(x, dequantize_int8(*quantize_int8(weight, group), group), bias, activation, residual)
+    """linear() in float64 on the dequantized weight q * scale of quantize_int8(weight, group), and, where
+    PackedLinear quantizes x too (int8_computes), on the dequantized x of quantize_u8_rows(x, group)."""
+    x = np.asarray(x, np.float32)
+    w = dequantize_int8(*quantize_int8(weight, group), group)
+    rows = x.reshape(-1, x.shape[-1])
+    if x.ndim >= 2 and int8_computes(rows.shape[0], x.shape[-1], group):
+        x = dequantize_u8_rows(*quantize_u8_rows(rows, group), group).reshape(x.shape)
+    return linear(x, w, bias, activation, residual)
 
 
 def round_bf16(weight):

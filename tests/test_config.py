@@ -60,7 +60,7 @@ def test_env_caps_isa(isa):
 
 
 def test_env_above_cpu_is_capped_by_cpu():
-    assert _isa_in_subprocess("avx512").split()[0] == available_isas()[-1]
+    assert _isa_in_subprocess("avx512_vnni").split()[0] == available_isas()[-1]
 
 
 def test_env_invalid_is_reported_not_fatal():
@@ -68,8 +68,10 @@ def test_env_invalid_is_reported_not_fatal():
 
 
 def test_set_isa_hook_rejects_unknown_and_unavailable():
-    with pytest.raises(ValueError, match=r"isa must be 'generic', 'avx2' or 'avx512'; got 'neon'"):
+    with pytest.raises(ValueError,
+                       match=r"isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512' or 'avx512_vnni'; got 'neon'"):
         _core._set_isa("neon")
-    if "avx512" not in available_isas():
-        with pytest.raises(ValueError, match=r"ISA 'avx512' is not available here"):
-            _core._set_isa("avx512")
+    for level in ("avx2_vnni", "avx512", "avx512_vnni"):
+        if level not in available_isas():
+            with pytest.raises(ValueError, match=f"ISA '{level}' is not available here"):
+                _core._set_isa(level)

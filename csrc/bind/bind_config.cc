@@ -8,6 +8,7 @@
 #include "bind/bindings.h"
 #include "cpu/cpu_features.h"
 #include "cpu/dispatch.h"
+#include "ops/gemm.h"
 #include "ops/step_team.h"
 #include "ops/threading.h"
 
@@ -45,8 +46,8 @@ void bind_config(py::module_& m) {
     py::dict d;
     const cpu::CpuFeatures& f = cpu::cpu_features();
     py::list available;
-    for (cpu::Isa isa : {cpu::Isa::generic, cpu::Isa::avx2, cpu::Isa::avx512})
-      if (static_cast<int>(isa) <= static_cast<int>(cpu::best_supported_isa())) available.append(cpu::isa_name(isa));
+    for (cpu::Isa isa : cpu::kAllIsas)
+      if (cpu::isa_supported(isa)) available.append(cpu::isa_name(isa));
     d["isa"] = cpu::isa_name(active_isa());
     d["isa_max_allowed"] = cpu::isa_name(max_allowed_isa());
     d["isa_supported"] = available;
@@ -64,6 +65,11 @@ void bind_config(py::module_& m) {
     d["num_threads"] = num_threads();
     d["max_num_threads"] = max_num_threads();
     d["forked_serial"] = forked_serial();
+    const kernels::KernelTable& active = kernels_for_active_isa();
+    d["int8_compute"] = active.u8s8_nibbles ? "vpmaddubsw nibbles (no VNNI)"
+                        : std::string(active.isa_name).find("vnni") != std::string::npos ? "vpdpbusd (VNNI)"
+                                                                                        : "int32 loops (generic)";
+    d["int8_compute_min_rows"] = gemm_u8s8_min_rows();
     d["gemm_tile"] = std::to_string(kernels_for_active_isa().gemm_mr) + "x" +
                      std::to_string(kernels_for_active_isa().gemm_nr);
     return d;
@@ -73,7 +79,8 @@ void bind_config(py::module_& m) {
       [](const std::string& name) {
         cpu::Isa isa;
         if (!cpu::parse_isa(name.c_str(), &isa))
-          throw py::value_error("isa must be 'generic', 'avx2' or 'avx512'; got '" + name + "'");
+          throw py::value_error("isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512' or 'avx512_vnni'; got '" + name +
+                                "'");
         set_active_isa(isa);
       },
       py::arg("name"),

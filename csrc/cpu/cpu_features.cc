@@ -54,7 +54,9 @@ CpuFeatures detect() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::avx512_vnni: return "avx512_vnni";
     case Isa::avx512: return "avx512";
+    case Isa::avx2_vnni: return "avx2_vnni";
     case Isa::avx2: return "avx2";
     case Isa::generic: break;
   }
@@ -62,7 +64,7 @@ const char* isa_name(Isa isa) {
 }
 
 bool parse_isa(const char* name, Isa* out) {
-  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : kAllIsas) {
     if (std::strcmp(name, isa_name(isa)) == 0) {
       *out = isa;
       return true;
@@ -96,11 +98,23 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
-Isa best_supported_isa() {
+bool isa_supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
-  if (f.avx512) return Isa::avx512;
-  if (f.avx2_fma) return Isa::avx2;
-  return Isa::generic;
+  switch (isa) {
+    case Isa::avx512_vnni: return f.avx512 && f.avx512_vnni;
+    case Isa::avx512: return f.avx512;
+    case Isa::avx2_vnni: return f.avx2_fma && f.avx_vnni;
+    case Isa::avx2: return f.avx2_fma;
+    case Isa::generic: break;
+  }
+  return true;
+}
+
+Isa best_supported_isa() {
+  Isa best = Isa::generic;
+  for (Isa isa : kAllIsas)
+    if (isa_supported(isa)) best = isa;
+  return best;
 }
 
 }  // namespace cpuformer::cpu

@@ -3,10 +3,14 @@
 
 namespace cpuformer::cpu {
 
-enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+// The kernel levels, in the order CPUFORMER_ISA caps them: each level's kernel table is its base's plus what the
+// level adds (avx2_vnni: int8 compute on 256-bit vpdpbusd; avx512_vnni: on 512-bit vpdpbusd). A CPU may lack a
+// level below its best (Cascade Lake has avx512_vnni but not avx2_vnni): isa_supported() tells.
+enum class Isa : int { generic = 0, avx2 = 1, avx2_vnni = 2, avx512 = 3, avx512_vnni = 4 };
+inline constexpr Isa kAllIsas[] = {Isa::generic, Isa::avx2, Isa::avx2_vnni, Isa::avx512, Isa::avx512_vnni};
 
 const char* isa_name(Isa isa);
-// Parses "generic" | "avx2" | "avx512"; returns false on anything else.
+// Parses "generic" | "avx2" | "avx2_vnni" | "avx512" | "avx512_vnni"; returns false on anything else.
 bool parse_isa(const char* name, Isa* out);
 
 struct CpuFeatures {
@@ -24,6 +28,8 @@ struct CpuFeatures {
 const char* const* cpu_feature_names(int* count);
 
 const CpuFeatures& cpu_features();
+// Whether this CPU and OS can run the level's kernels.
+bool isa_supported(Isa isa);
 // Highest ISA the CPU supports, ignoring any cap.
 Isa best_supported_isa();
 

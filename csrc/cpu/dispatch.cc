@@ -10,12 +10,16 @@
 namespace cpuformer {
 namespace {
 
+// The highest level the CPU supports that is not above CPUFORMER_ISA (levels are ordered, but a CPU may lack one
+// below its best: CPUFORMER_ISA=avx2_vnni on Cascade Lake gives avx2).
 cpu::Isa compute_max_allowed() {
-  cpu::Isa best = cpu::best_supported_isa();
   const char* env = std::getenv("CPUFORMER_ISA");
-  cpu::Isa cap;
-  if (env && *env && cpu::parse_isa(env, &cap) && static_cast<int>(cap) < static_cast<int>(best)) return cap;
-  return best;
+  cpu::Isa cap = cpu::Isa::avx512_vnni;
+  if (env && *env && !cpu::parse_isa(env, &cap)) cap = cpu::Isa::avx512_vnni;
+  cpu::Isa allowed = cpu::Isa::generic;
+  for (cpu::Isa isa : cpu::kAllIsas)
+    if (static_cast<int>(isa) <= static_cast<int>(cap) && cpu::isa_supported(isa)) allowed = isa;
+  return allowed;
 }
 
 std::atomic<int>& active_slot() {
@@ -33,7 +37,7 @@ cpu::Isa max_allowed_isa() {
 cpu::Isa active_isa() { return static_cast<cpu::Isa>(active_slot().load(std::memory_order_relaxed)); }
 
 void set_active_isa(cpu::Isa isa) {
-  if (static_cast<int>(isa) > static_cast<int>(max_allowed_isa()))
+  if (static_cast<int>(isa) > static_cast<int>(max_allowed_isa()) || !cpu::isa_supported(isa))
     throw std::invalid_argument(std::string("ISA '") + cpu::isa_name(isa) +
                                 "' is not available here; the highest allowed is '" +
                                 cpu::isa_name(max_allowed_isa()) + "'");
@@ -42,7 +46,9 @@ void set_active_isa(cpu::Isa isa) {
 
 const kernels::KernelTable& kernels_for(cpu::Isa isa) {
   switch (isa) {
+    case cpu::Isa::avx512_vnni: return kernels::avx512_vnni::kernel_table();
     case cpu::Isa::avx512: return kernels::avx512::kernel_table();
+    case cpu::Isa::avx2_vnni: return kernels::avx2_vnni::kernel_table();
     case cpu::Isa::avx2: return kernels::avx2::kernel_table();
     case cpu::Isa::generic: break;
   }

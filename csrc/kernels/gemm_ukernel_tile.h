@@ -17,6 +17,22 @@ namespace {
 constexpr int kW = Vec::width;
 constexpr int kVecsPerRow = kGemmNR / kW;
 
+// kW int8 values, byte `lane` of each of kW consecutive 32-bit words at p, as floats (exact).
+inline Vec load_s8_lane(const int8_t* p, int64_t lane) {
+#if defined(CPUFORMER_KERNEL_ISA_AVX512)
+  const __m512i x = _mm512_sll_epi32(_mm512_loadu_si512(p), _mm_cvtsi32_si128(static_cast<int>(24 - 8 * lane)));
+  return {_mm512_cvtepi32_ps(_mm512_srai_epi32(x, 24))};
+#elif defined(CPUFORMER_KERNEL_ISA_AVX2)
+  const __m256i x = _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                     _mm_cvtsi32_si128(static_cast<int>(24 - 8 * lane)));
+  return {_mm256_cvtepi32_ps(_mm256_srai_epi32(x, 24))};
+#else
+  Vec r;
+  for (int j = 0; j < Vec::width; ++j) r.v[j] = static_cast<float>(p[j * 4 + lane]);
+  return r;
+#endif
+}
+
 // Panel readers: row(p, v) is vector v of B's row p as floats. K is walked in groups; begin_group(g) runs
 // before the rows of group g (only int8 has more than one group: its scales change per group of K).
 struct PanelF32 {
@@ -48,7 +64,9 @@ struct PanelS8 {
   void begin_group(int64_t g) {
     for (int v = 0; v < kVecsPerRow; ++v) sc[v] = Vec::load(scale + g * kGemmNR + v * kW);
   }
-  Vec raw(int64_t p, int v) const { return Vec::load_s8(b + p * kGemmNR + v * kW); }
+  // Panel rows are interleaved by 4 k (packed_matrix.h's k4 layout): row p of vector v is byte p % 4 of each
+  // 32-bit lane of the 4 * kW bytes at k4 row p / 4, sign-extended by a shift pair.
+  Vec raw(int64_t p, int v) const { return load_s8_lane(b + (p >> 2) * kGemmNR * 4 + v * kW * 4, p & 3); }
   Vec row(int64_t p, int v) const { return raw(p, v) * sc[v]; }
   Vec group_scale(int v) const { return sc[v]; }
 };
@@ -78,6 +96,34 @@ inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool a
       x.store(cp);
     }
   }
+}
+
+// store_tile for a tile of n <= NR valid columns: full tiles store directly; edge tiles run the same store on a
+// full-width scratch tile, then copy the n valid columns.
+template <int M>
+inline void store_tile_cols(Vec (&acc)[M][kVecsPerRow], int n, float* c, int64_t ldc, bool accumulate,
+                            const GemmEpilogue* ep) {
+  if (n == kGemmNR) {
+    store_tile<M>(acc, c, ldc, accumulate, ep);
+    return;
+  }
+  alignas(64) float tile[M * kGemmNR];
+  alignas(64) float res[M * kGemmNR];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < n; ++j) tile[i * kGemmNR + j] = accumulate ? c[i * ldc + j] : 0.0f;
+  GemmEpilogue local;
+  const GemmEpilogue* lep = ep;
+  if (ep && ep->residual) {
+    local = *ep;
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < kGemmNR; ++j) res[i * kGemmNR + j] = j < n ? ep->residual[i * ep->ldr + j] : 0.0f;
+    local.residual = res;
+    local.ldr = kGemmNR;
+    lep = &local;
+  }
+  store_tile<M>(acc, tile, kGemmNR, accumulate, lep);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < n; ++j) c[i * ldc + j] = tile[i * kGemmNR + j];
 }
 
 // M rows, U independent accumulator sets over k (U > 1 hides FMA latency when M is small, e.g. M = 1 decode).
@@ -143,28 +189,7 @@ void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
         for (int v = 0; v < kVecsPerRow; ++v) acc[0][i][v] = acc[0][i][v] + acc[u][i][v];
   }
 
-  if (n == kGemmNR) {
-    store_tile<M>(acc[0], c, ldc, accumulate, ep);
-    return;
-  }
-  // Edge columns: run the same store on a full-width scratch tile, then copy the n valid columns.
-  alignas(64) float tile[M * kGemmNR];
-  alignas(64) float res[M * kGemmNR];
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < n; ++j) tile[i * kGemmNR + j] = accumulate ? c[i * ldc + j] : 0.0f;
-  GemmEpilogue local;
-  const GemmEpilogue* lep = ep;
-  if (ep && ep->residual) {
-    local = *ep;
-    for (int i = 0; i < M; ++i)
-      for (int j = 0; j < kGemmNR; ++j) res[i * kGemmNR + j] = j < n ? ep->residual[i * ep->ldr + j] : 0.0f;
-    local.residual = res;
-    local.ldr = kGemmNR;
-    lep = &local;
-  }
-  store_tile<M>(acc[0], tile, kGemmNR, accumulate, lep);
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < n; ++j) c[i * ldc + j] = tile[i * kGemmNR + j];
+  store_tile_cols<M>(acc[0], n, c, ldc, accumulate, ep);
 }
 
 template <class Panel>

@@ -23,6 +23,10 @@ static KernelTable make_table() {
   t.gemm_ukernel_f32bf16 = &gemm_ukernel_f32bf16;
   t.gemm_widen_s8 = &gemm_widen_s8;
   t.gemm_widen_bf16 = &gemm_widen_bf16;
+  t.u8s8_mr = kU8S8MR;
+  t.u8s8_nibbles = kU8S8Nibbles;
+  t.gemm_ukernel_u8s8 = &gemm_ukernel_u8s8;
+  t.quantize_u8_row = &quantize_u8_row;
   t.activation = &activation;
   t.layer_norm_row = &layer_norm_row;
   t.softmax_row = &softmax_row;

@@ -33,6 +33,30 @@ using GemmUkernelF32BF16Fn = void (*)(int m, int n, int64_t k, const float* a, i
                                       const uint16_t* b_panel, float* c, int64_t ldc, bool accumulate,
                                       const GemmEpilogue* epilogue);
 
+// int8 compute (issue 10): activations quantized per (row, group of K) to u8 with a zero point, weights int8 per
+// (group, column), products summed exactly in int32 per group and dequantized per group into the fp32 tile:
+//   C[i, j] = sum_g scale_a[i, g] * scale_b[g, j] * (sum_{k in g} q_a[i, k] * q_b[k, j] - zero_a[i, g] * colsum[g, j])
+// with colsum[g, j] = sum_{k in g} q_b[k, j].
+struct QuantizedRows {
+  const uint8_t* q;     // row i at q + i * ldq, the block's first k at offset 0 (K padded with zeros to a multiple of 4)
+  int64_t ldq;
+  int64_t lo_plane;     // nibble kernels (u8s8_nibbles): the row holds q >> 4 here and q & 15 at +lo_plane
+  const float* scale;   // [rows, groups] lds apart: the block's first group at offset 0
+  const float* zero;    // same layout: the zero point (an integer in [0, 255]) as a float
+  int64_t lds;
+};
+// C tile (m <= u8s8_mr rows, n <= NR columns) (+)= the sum above over k values of one K block, then the epilogue.
+// b4 is the block's int8 B interleaved by 4 k: b4[(p / 4) * NR * 4 + j * 4 + p % 4] = q_b[p, j] (zero past k);
+// b_scale, b_colsum are [groups, NR] for the block's groups. group is a multiple of 4.
+using GemmUkernelU8S8Fn = void (*)(int m, int n, int64_t k, const QuantizedRows& a, const int8_t* b4,
+                                   const float* b_scale, const float* b_colsum, int64_t group, float* c,
+                                   int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+// One row's k values (x, times inv_smooth[k] when non-null) -> u8 per group of `group`: scale = (max(x, 0) -
+// min(x, 0)) / 255 (1 when 0), zero = round(-min / scale), q = clamp(round(x / scale) + zero, 0, 255).
+// Returns false if the row holds a NaN or infinity (q is then unspecified).
+using QuantizeU8RowFn = bool (*)(const float* x, const float* inv_smooth, int64_t k, int64_t group, uint8_t* q,
+                                 float* scale, float* zero);
+
 // One query block of one (sequence, head) against its keys, for attention_tile (attention_kernels.h).
 // Row i of q/k/v/out starts at ptr + i * ld (last axis of d floats contiguous), so strided views of a fused
 // QKV projection and the KV cache are read in place.
@@ -66,6 +90,12 @@ struct KernelTable {
   // micro-kernels above see, for callers that reuse one panel across many row tiles.
   void (*gemm_widen_s8)(const int8_t* b_panel, const float* scale, int64_t group, int64_t k, float* out);
   void (*gemm_widen_bf16)(const uint16_t* b_panel, int64_t k, float* out);
+  // int8 compute. u8s8_nibbles: the kernel reads A as two nibble planes (without VNNI, vpmaddubsw would
+  // saturate on full u8 x s8 pairs; 4-bit halves keep every int16 partial sum exact).
+  int u8s8_mr;
+  bool u8s8_nibbles;
+  GemmUkernelU8S8Fn gemm_ukernel_u8s8;
+  QuantizeU8RowFn quantize_u8_row;
   // y[n] = act(x[n]); x may equal y.
   void (*activation)(const float* x, float* y, int64_t n, Activation act);
   // y[n] = (x - mean) / sqrt(var + eps) * gamma + beta, one row.
@@ -109,5 +139,8 @@ struct KernelTable {
 namespace generic { const KernelTable& kernel_table(); }
 namespace avx2 { const KernelTable& kernel_table(); }
 namespace avx512 { const KernelTable& kernel_table(); }
+// The VNNI levels: the AVX2 / AVX-512 tables with the int8 compute kernel on vpdpbusd (csrc/kernels/vnni/).
+namespace avx2_vnni { const KernelTable& kernel_table(); }
+namespace avx512_vnni { const KernelTable& kernel_table(); }
 
 }  // namespace cpuformer::kernels

@@ -4,6 +4,9 @@
 #include "ops/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
+#include <numeric>
 
 #include "ops/aligned_buffer.h"
 #include "ops/parallel.h"
@@ -21,6 +24,11 @@ constexpr int64_t kPanelsPerTask = 48;  // NC = 48 panels: fewer passes over A t
 // An A block this small (rows x K floats, 256 KiB) stays in L2 without K blocking; skipping it lets each B
 // panel stream whole, which is what small-M calls (decode, M = 1..~64) are bound by.
 constexpr int64_t kSmallABlockFloats = 65536;
+
+// int8 compute from this many rows of A on (below it, int8 weights run weight-only: fp32 activations, int8 B
+// converted in registers): decode-sized calls are bound by streaming B, which int8 already shrinks 4x, and keep
+// fp32's accuracy; from here on the multiplies dominate and the integer dot products pay.
+constexpr int64_t kU8S8MinRows = 16;
 
 struct Tiling {
   int64_t mc, panels_per_task, m_tasks, n_tasks;
@@ -73,6 +81,92 @@ float* thread_b_buffer(size_t floats) {
   return buffer.data();
 }
 
+// One GEMM call's quantized A (int8 compute), owned by the calling thread and reused across calls.
+struct QuantizedA {
+  AlignedArray<uint8_t> q;
+  AlignedBuffer scale, zero;
+};
+
+QuantizedA& thread_quantized_a(int64_t rows, int64_t ldq, int64_t groups) {
+  static thread_local QuantizedA a;
+  if (a.q.size() < static_cast<size_t>(rows * ldq)) a.q = AlignedArray<uint8_t>(static_cast<size_t>(rows * ldq));
+  if (a.scale.size() < static_cast<size_t>(rows * groups)) {
+    a.scale = AlignedBuffer(static_cast<size_t>(rows * groups));
+    a.zero = AlignedBuffer(static_cast<size_t>(rows * groups));
+  }
+  return a;
+}
+
+// Whether int8 compute can run this multiply exactly: K groups start on a k4 boundary and a group's int32 sum of
+// u8 x s8 products (at most 255 * 127 per k) cannot overflow.
+bool u8s8_applies(const PackedMatrix& b, int64_t m) {
+  if (b.dtype() != WeightDtype::s8 || m < kU8S8MinRows || b.k() == 0) return false;
+  if (b.group() % 4 != 0 && b.group() < b.k()) return false;
+  return b.group() <= INT32_MAX / (255 * 127);
+}
+
+// Quantizes A's m rows (kernel_table.h's QuantizedRows; nibble kernels get q >> 4 then q & 15 as two planes).
+// Returns false when a row holds NaN or inf: the caller then multiplies in fp32 so they propagate as in torch.
+bool quantize_a(const TeamLease& lease, const float* a, int64_t m, int64_t lda, const PackedMatrix& b,
+                kernels::QuantizedRows* out) {
+  const kernels::KernelTable& kt = b.kernels();
+  const int64_t k = b.k(), k4 = b.k4(), groups = b.num_groups();
+  const int64_t ldq = kt.u8s8_nibbles ? 2 * k4 : k4;
+  QuantizedA& qa = thread_quantized_a(m, ldq, groups);
+  std::atomic<bool> finite{true};
+  run_chunked(lease, m, [&](int64_t r) {
+    {
+      uint8_t* q = qa.q.data() + r * ldq;
+      if (!kt.quantize_u8_row(a + r * lda, nullptr, k, b.group(), q, qa.scale.data() + r * groups,
+                              qa.zero.data() + r * groups))
+        finite.store(false, std::memory_order_relaxed);
+      std::fill(q + k, q + k4, uint8_t{0});
+      if (kt.u8s8_nibbles)
+        for (int64_t j = 0; j < k4; ++j) {
+          q[k4 + j] = q[j] & 15;
+          q[j] = static_cast<uint8_t>(q[j] >> 4);
+        }
+    }
+  });
+  *out = {qa.q.data(), ldq, k4, qa.scale.data(), qa.zero.data(), groups};
+  return finite.load();
+}
+
+bool dtype_is_s8(const PackedMatrix& b) { return b.dtype() == WeightDtype::s8; }
+
+// The int8 compute block: per K block and panel, every row tile of quantized A against the panel's int8 k4 rows.
+void gemm_u8s8_block(const kernels::QuantizedRows& a, int64_t rows, const PackedMatrix& b, int64_t panel_begin,
+                     int64_t panel_end, float* c, int64_t ldc, const GemmBlockOptions& opt, int64_t kc_block) {
+  const kernels::KernelTable& kt = b.kernels();
+  const int mr = kt.u8s8_mr, nr = b.nr();
+  const int64_t k = b.k(), n = b.n(), group = b.group();
+  // A K block holds whole groups: each group's zero-point term uses the column sums of all its k.
+  kc_block = group >= k ? k : std::max<int64_t>(1, kc_block / group) * group;
+  const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;
+  int64_t k0 = 0;
+  do {
+    const int64_t kc = std::min(kc_block, k - k0);
+    const bool first = k0 == 0, last = k0 + kc == k;
+    for (int64_t p = panel_begin; p < panel_end; ++p) {
+      const int cols = static_cast<int>(std::min<int64_t>(nr, n - p * nr));
+      const int64_t col = (p - panel_begin) * nr;
+      kernels::GemmEpilogue ep{b.panel_bias(p), opt.activation, nullptr, opt.ldr};
+      const int8_t* b4 = b.panel_s8(p) + k0 * nr;  // k0 is a multiple of 4: k4 row k0 / 4
+      const float* scale = b.panel_scale(p) + (k0 / group) * nr;
+      const float* colsum = b.panel_colsum(p) + (k0 / group) * nr;
+      for (int64_t i = 0; i < rows; i += mr) {
+        const int r = static_cast<int>(std::min<int64_t>(mr, rows - i));
+        const kernels::QuantizedRows tile{a.q + i * a.ldq + k0, a.ldq, a.lo_plane, a.scale + i * a.lds + k0 / group,
+                                          a.zero + i * a.lds + k0 / group, a.lds};
+        ep.residual = opt.residual ? opt.residual + i * opt.ldr + col : nullptr;
+        kt.gemm_ukernel_u8s8(r, cols, kc, tile, b4, scale, colsum, group, c + i * ldc + col, ldc,
+                             opt.accumulate || !first, last && has_epilogue ? &ep : nullptr);
+      }
+    }
+    k0 += kc;
+  } while (k0 < k);
+}
+
 }  // namespace
 
 void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMatrix& b, int64_t panel_begin,
@@ -83,8 +177,16 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   // A small A block gains nothing from K blocking; streaming each B panel whole keeps the hardware
   // prefetcher on one long sequential run (decode is bound by reading B).
   int64_t kc_block = opt.kc > 0 ? opt.kc : rows * k <= kSmallABlockFloats ? std::max<int64_t>(k, 1) : kKC;
-  // int8 scales change per group of K: a K block must start on a group boundary.
-  if (kc_block < k && b.group() < k) kc_block = std::max<int64_t>(1, kc_block / b.group()) * b.group();
+  // int8 scales change per group of K and its panels interleave 4 k: a K block starts on a group boundary that
+  // is also a multiple of 4.
+  if (kc_block < k && dtype_is_s8(b)) {
+    const int64_t step = std::lcm<int64_t>(b.group() < k ? b.group() : 4, 4);
+    kc_block = std::max<int64_t>(1, kc_block / step) * step;
+  }
+  if (opt.quantized) {
+    gemm_u8s8_block(*opt.quantized, rows, b, panel_begin, panel_end, c, ldc, opt, kc_block);
+    return;
+  }
   float* a_panels = opt.pack_a ? thread_a_buffer(static_cast<size_t>((rows + mr) * kc_block)) : nullptr;
   // Without bias, activation or residual the kernel gets no epilogue, so its store is a plain (+)= .
   const bool has_epilogue = b.has_bias() || opt.activation != kernels::Activation::none || opt.residual;
@@ -132,6 +234,8 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   } while (k0 < k);
 }
 
+int64_t gemm_u8s8_min_rows() { return kU8S8MinRows; }
+
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation, const float* residual, int64_t ldr) {
   if (m == 0 || b.n() == 0) return;
@@ -149,6 +253,8 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // Each task packs its own copy of A, so packing also needs enough panels per task to pay for the copy
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
+  kernels::QuantizedRows quantized;
+  if (u8s8_applies(b, m) && quantize_a(lease, a, m, lda, b, &quantized)) opt.quantized = &quantized;
 
   // Row blocks vary fastest so neighbouring tasks share the same B columns.
   run_tasks(lease, tasks, [&](int64_t task, int) {
@@ -158,6 +264,14 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
     const int64_t rows = std::min(m, i0 + t.mc) - i0;
     const int64_t p_end = std::min(num_panels, p0 + t.panels_per_task);
     o.residual = residual ? residual + i0 * ldr + p0 * nr : nullptr;
+    kernels::QuantizedRows rows_q;
+    if (opt.quantized) {
+      rows_q = *opt.quantized;
+      rows_q.q += i0 * rows_q.ldq;
+      rows_q.scale += i0 * rows_q.lds;
+      rows_q.zero += i0 * rows_q.lds;
+      o.quantized = &rows_q;
+    }
     gemm_packed_block(a + i0 * lda, rows, lda, b, p0, p_end, c + i0 * ldc + p0 * nr, ldc, o);
   });
 }

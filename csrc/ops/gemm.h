@@ -14,6 +14,9 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
                  int64_t ldr = 0);
 
+// From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group).
+int64_t gemm_u8s8_min_rows();
+
 struct GemmBlockOptions {
   kernels::Activation activation = kernels::Activation::none;
   const float* residual = nullptr;  // at the block's first row and column, rows ldr apart
@@ -25,6 +28,9 @@ struct GemmBlockOptions {
   // K block length; 0 = gemm's own choice (KC = 1024, or all of K when the A block is small). A caller whose
   // row tiles must reuse each B panel slice from L1 passes a shorter one.
   int64_t kc = 0;
+  // int8 compute: the block's rows of A quantized (gemm_packed does it when B is int8 and M is large enough); B must
+  // be int8. Null: A is read as floats.
+  const kernels::QuantizedRows* quantized = nullptr;
 };
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels

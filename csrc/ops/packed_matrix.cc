@@ -107,16 +107,27 @@ void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
   for (int64_t col = 0; col < panels * nr; ++col)
     for (int64_t g = 0; g < groups; ++g)
       scales_.data()[((col / nr) * groups + g) * nr + col % nr] = col_scale[col * groups + g];
-  panels_s8_ = AlignedArray<int8_t>(static_cast<size_t>(panels * nr * k));
-  fill_panels(panels_s8_.data(), panels, k, nr, threads_for_work(static_cast<double>(n) * k),
-              [&](int64_t col, int64_t kk) {
-                if (col >= n) return int8_t{0};
-                // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode,
-                // so the result equals numpy's np.rint(W / scale) in float32.
-                const float s = col_scale[col * groups + kk / group];
-                const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(at(weight, layout, col, kk) / s)));
-                return static_cast<int8_t>(q);
-              });
+  const int64_t k4 = this->k4();
+  panels_s8_ = AlignedArray<int8_t>(static_cast<size_t>(panels * nr * k4));
+  colsums_ = AlignedBuffer(static_cast<size_t>(panels * groups * nr));
+  run_tasks(TeamLease(threads_for_work(static_cast<double>(n) * k)), panels, [&](int64_t p, int) {
+    int8_t* dst = panels_s8_.data() + p * k4 * nr;
+    float* colsum = colsums_.data() + p * groups * nr;
+    std::fill(colsum, colsum + groups * nr, 0.0f);
+    for (int64_t kk = 0; kk < k4; ++kk)
+      for (int j = 0; j < nr; ++j) {
+        const int64_t col = p * nr + j;
+        int8_t q = 0;
+        if (col < n && kk < k) {
+          // Division (not a reciprocal multiply) and nearbyint in the default round-to-nearest-even mode,
+          // so the result equals numpy's np.rint(W / scale) in float32.
+          const float s = col_scale[col * groups + kk / group];
+          q = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, std::nearbyint(at(weight, layout, col, kk) / s))));
+          colsum[(kk / group) * nr + j] += q;  // exact: |sum| <= 127 * group fits a float's 24 bits for any group
+        }
+        dst[(kk / 4) * nr * 4 + j * 4 + kk % 4] = q;
+      }
+  });
 }
 
 namespace {
@@ -150,10 +161,9 @@ void PackedMatrix::unpack_out_in(float* weight) const {
   for (int64_t col = 0; col < n_; ++col) {
     const int64_t p = col / nr_, j = col % nr_;
     if (dtype_ == WeightDtype::s8) {
-      const int8_t* src = panel_s8(p) + j;
       const float* s = panel_scale(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk)
-        weight[col * k_ + kk] = static_cast<float>(src[kk * nr_]) * s[(kk / group_) * nr_];
+        weight[col * k_ + kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_];
     } else if (dtype_ == WeightDtype::bf16) {
       const uint16_t* src = panel_bf16(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = from_bf16(src[kk * nr_]);
@@ -171,9 +181,8 @@ void PackedMatrix::unpack_rows(const int64_t* ids, int64_t count, float* out) co
     const int64_t col = ids[r], p = col / nr_, j = col % nr_;
     float* dst = out + r * k_;
     if (dtype_ == WeightDtype::s8) {
-      const int8_t* src = panel_s8(p) + j;
       const float* s = panel_scale(p) + j;
-      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = static_cast<float>(src[kk * nr_]) * s[(kk / group_) * nr_];
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_];
     } else if (dtype_ == WeightDtype::bf16) {
       const uint16_t* src = panel_bf16(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(src[kk * nr_]);
@@ -188,14 +197,14 @@ void PackedMatrix::unpack_s8(int8_t* q, float* scale) const {
   if (dtype_ != WeightDtype::s8) throw std::invalid_argument("unpack_s8 needs an int8 PackedMatrix");
   for (int64_t col = 0; col < n_; ++col) {
     const int64_t p = col / nr_, j = col % nr_;
-    const int8_t* src = panel_s8(p) + j;
-    for (int64_t kk = 0; kk < k_; ++kk) q[col * k_ + kk] = src[kk * nr_];
+    for (int64_t kk = 0; kk < k_; ++kk) q[col * k_ + kk] = s8_at(p, kk, j);
     for (int64_t g = 0; g < num_groups(); ++g) scale[col * num_groups() + g] = panel_scale(p)[g * nr_ + j];
   }
 }
 
 int64_t PackedMatrix::packed_bytes() const {
   return static_cast<int64_t>(panels_.size() * sizeof(float) + panels_s8_.size() + scales_.size() * sizeof(float) +
+                              colsums_.size() * sizeof(float) +
                               panels_bf16_.size() * sizeof(uint16_t) + bias_.size() * sizeof(float));
 }
 

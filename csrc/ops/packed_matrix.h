@@ -14,6 +14,9 @@ enum class WeightLayout { out_in, in_out };
 
 // What the panels hold. s8: q[n, k] = round-half-even(W[n, k] / scale[n, g]) in [-127, 127], g = k / group, with
 // scale[n, g] = max |W[n, group g]| / 127 (1 when that is 0), so W ~= scale[n, k / group] * q[n, k].
+// s8 panels interleave 4 k per column (k4 layout: panel byte (kk / 4) * NR * 4 + j * 4 + kk % 4 holds column j's
+// q at kk, K padded to a multiple of 4 with zeros), the order vpdpbusd / vpmaddubsw consume; the weight-only
+// kernels pick one byte of each 32-bit lane. One layout serves both int8 paths, so weights are stored once.
 // bf16: W rounded to the nearest bf16 (ties to even; NaN stays NaN), stored as its top 16 bits.
 enum class WeightDtype { f32, s8, bf16 };
 
@@ -45,9 +48,14 @@ class PackedMatrix {
   int64_t num_panels() const { return (n_ + nr_ - 1) / nr_; }
   // f32 panel p: k rows of nr contiguous floats, columns past n zero-filled.
   const float* panel(int64_t p) const { return panels_.data() + p * k_ * nr_; }
-  // s8 panel p: k rows of nr int8, columns past n zero-filled; its scales [num_groups, nr] (padding: 1).
-  const int8_t* panel_s8(int64_t p) const { return panels_s8_.data() + p * k_ * nr_; }
+  // s8 panel p: round_up(k, 4) x nr int8 in the k4 layout, columns past n zero-filled; its scales
+  // [num_groups, nr] (padding: 1) and column sums of q per group [num_groups, nr] (for int8 compute's zero points).
+  const int8_t* panel_s8(int64_t p) const { return panels_s8_.data() + p * k4() * nr_; }
   const float* panel_scale(int64_t p) const { return scales_.data() + p * num_groups() * nr_; }
+  const float* panel_colsum(int64_t p) const { return colsums_.data() + p * num_groups() * nr_; }
+  // q of column j of panel p at kk (s8)
+  int8_t s8_at(int64_t p, int64_t kk, int64_t j) const { return panel_s8(p)[(kk / 4) * nr_ * 4 + j * 4 + kk % 4]; }
+  int64_t k4() const { return (k_ + 3) / 4 * 4; }
   // bf16 panel p: k rows of nr bf16 bit patterns, columns past n zero-filled.
   const uint16_t* panel_bf16(int64_t p) const { return panels_bf16_.data() + p * k_ * nr_; }
   // nr bias values for panel p (zero-padded), or null when there is no bias.
@@ -84,6 +92,7 @@ class PackedMatrix {
   AlignedBuffer panels_;                  // f32
   AlignedArray<int8_t> panels_s8_;        // s8
   AlignedBuffer scales_;                  // s8: num_panels * num_groups * nr
+  AlignedBuffer colsums_;                 // s8: same shape, sum of q over each group's k
   AlignedArray<uint16_t> panels_bf16_;    // bf16
   AlignedBuffer bias_;
 };

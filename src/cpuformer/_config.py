@@ -32,7 +32,8 @@ def show_config(file=None) -> None:
         f"  openmp:        {info['openmp']}",
         f"  threads:       {info['num_threads']} (limit {info['max_num_threads']})"
         + (" - serial: forked after threads had started" if info["forked_serial"] else ""),
-        f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16 / int8 weight-only: float32 compute)",
+        f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16: weight-only, float32 compute; int8: "
+        f"int8 compute from {info['int8_compute_min_rows']} rows on {info['int8_compute']}, weight-only below)",
     ]
     if not info["CPUFORMER_ISA_valid"]:
         lines.append(

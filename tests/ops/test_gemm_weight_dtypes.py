@@ -155,7 +155,8 @@ def test_nbytes_follow_the_dtype(isa):
     sizes = {d: ops.PackedLinear(w, dtype=d).nbytes for d in ("float32", "bf16", "int8")}
     assert sizes["float32"] == 512 * 768 * 4
     assert sizes["bf16"] == 512 * 768 * 2
-    assert sizes["int8"] == 512 * 768 + 512 * (768 // 64) * 4  # q + one float scale per group of 64
+    # q + one float scale and one column sum of q (int8 compute's zero-point term) per group of 64
+    assert sizes["int8"] == 512 * 768 + 2 * 512 * (768 // 64) * 4
 
 
 @pytest.mark.parametrize("dtype,tolerance", [("int8", "linear_int8_vs_fp32"), ("bf16", "linear_bf16_vs_fp32")])

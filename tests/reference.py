@@ -165,9 +165,9 @@ def linear_int8(x, weight, bias=None, activation="none", residual=None, group=IN
     PackedLinear quantizes x too (int8_computes), on the dequantized x of quantize_u8_rows(x, group)."""
     x = np.asarray(x, np.float32)
     w = dequantize_int8(*quantize_int8(weight, group), group)
-    rows = x.reshape(-1, x.shape[-1])
-    if x.ndim >= 2 and int8_computes(rows.shape[0], x.shape[-1], group):
-        x = dequantize_u8_rows(*quantize_u8_rows(rows, group), group).reshape(x.shape)
+    rows = int(np.prod(x.shape[:-1]))
+    if x.ndim >= 2 and int8_computes(rows, x.shape[-1], group):
+        x = dequantize_u8_rows(*quantize_u8_rows(x.reshape(rows, -1), group), group).reshape(x.shape)
     return linear(x, w, bias, activation, residual)
 
 

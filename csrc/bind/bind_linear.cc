@@ -38,7 +38,7 @@ WeightLayout parse_layout(const std::string& layout) {
 
 PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& bias_obj, const std::string& activation,
                                 const std::string& layout_name, const std::string& dtype_str = "float32",
-                                int64_t group_size = kDefaultInt8Group) {
+                                int64_t group_size = kDefaultInt8Group, const py::handle& smooth_obj = py::none()) {
   const WeightLayout layout = parse_layout(layout_name);
   const WeightDtype dtype = parse_dtype(dtype_str);
   if (group_size < 0)
@@ -54,6 +54,15 @@ PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& 
       throw py::value_error("bias must have shape (" + std::to_string(n) + ",) to match weight " + shape_str(weight) +
                             ", got " + shape_str(*bias));
   }
+  const std::optional<FloatArray> smooth = optional_float_input(smooth_obj, "smooth");
+  if (smooth) {
+    if (dtype != WeightDtype::s8)
+      throw py::value_error("smooth needs dtype='int8' (it rescales what int8 compute quantizes); got dtype '" +
+                            dtype_str + "'");
+    if (smooth->ndim() != 1 || smooth->shape(0) != k)
+      throw py::value_error("smooth must have shape (" + std::to_string(k) + ",) (one factor per input feature), got " +
+                            shape_str(*smooth));
+  }
   PackedLinear lin;
   lin.activation = parse_activation(activation);
   lin.activation_name = activation;
@@ -62,7 +71,8 @@ PackedLinear make_packed_linear(const py::handle& weight_obj, const py::handle& 
   const kernels::KernelTable& kt = kernels_for_active_isa();
   {
     py::gil_scoped_release release;
-    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt, dtype, group_size);
+    const float* sm = smooth ? smooth->data() : nullptr;
+    lin.packed = std::make_shared<PackedMatrix>(w, n, k, layout, b, kt, dtype, group_size, sm);
   }
   return lin;
 }
@@ -139,15 +149,21 @@ residual as for float32.
           weight bytes, relative error <= 2^-9 per weight.
   "int8": symmetric, one scale per output feature and group of group_size inputs: scale[n, g] =
           max|W[n, group g]| / 127, q = round-half-even(W / scale) in [-127, 127], W ~= q * scale; a quarter of
-          the weight bytes (the win for small batches: decode). group_size=0 gives one scale per output feature.
+          the weight bytes. group_size=0 gives one scale per output feature. Calls with fewer than 16 rows
+          (decode) run weight-only (float32 activations); from 16 rows on, int8 compute: each row of x is
+          quantized per group of group_size inputs to u8 with a zero point, and the int8 products are summed
+          exactly in int32 per group (cpuformer.show_config() names the kernel).
+smooth: int8 only, optional float32 [in_features] of positive factors s: W[:, j] * s[j] is quantized and x[:, j]
+        / s[j] multiplied (SmoothQuant), moving input channels' outliers from the activations into the weights.
 top_k is float32 only.)doc")
       .def(py::init([](const py::handle& weight, const py::handle& bias, const std::string& activation,
-                       const std::string& layout, const std::string& dtype, int64_t group_size) {
-             return make_packed_linear(weight, bias, activation, layout, dtype, group_size);
+                       const std::string& layout, const std::string& dtype, int64_t group_size,
+                       const py::handle& smooth) {
+             return make_packed_linear(weight, bias, activation, layout, dtype, group_size, smooth);
            }),
            py::arg("weight"), py::arg("bias") = py::none(), py::arg("activation") = "none",
            py::arg("layout") = "out_in", py::arg("dtype") = "float32", py::kw_only(),
-           py::arg("group_size") = kDefaultInt8Group)
+           py::arg("group_size") = kDefaultInt8Group, py::arg("smooth") = py::none())
       .def(
           "__call__",
           [](const PackedLinear& self, const py::handle& x, const py::handle& residual, const py::handle& out,

@@ -81,6 +81,13 @@ float* thread_b_buffer(size_t floats) {
   return buffer.data();
 }
 
+// A / smooth for smoothed int8 weights on the weight-only path (per calling thread).
+float* thread_a_copy(size_t floats) {
+  static thread_local AlignedBuffer buffer;
+  if (buffer.size() < floats) buffer = AlignedBuffer(floats);
+  return buffer.data();
+}
+
 // One GEMM call's quantized A (int8 compute), owned by the calling thread and reused across calls.
 struct QuantizedA {
   AlignedArray<uint8_t> q;
@@ -117,7 +124,7 @@ bool quantize_a(const TeamLease& lease, const float* a, int64_t m, int64_t lda, 
   run_chunked(lease, m, [&](int64_t r) {
     {
       uint8_t* q = qa.q.data() + r * ldq;
-      if (!kt.quantize_u8_row(a + r * lda, nullptr, k, b.group(), q, qa.scale.data() + r * groups,
+      if (!kt.quantize_u8_row(a + r * lda, b.inv_smooth(), k, b.group(), q, qa.scale.data() + r * groups,
                               qa.zero.data() + r * groups))
         finite.store(false, std::memory_order_relaxed);
       std::fill(q + k, q + k4, uint8_t{0});
@@ -237,7 +244,7 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
 int64_t gemm_u8s8_min_rows() { return kU8S8MinRows; }
 
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
-                 kernels::Activation activation, const float* residual, int64_t ldr) {
+                 kernels::Activation activation, const float* residual, int64_t ldr, bool int8_compute) {
   if (m == 0 || b.n() == 0) return;
   const int mr = b.kernels().gemm_mr, nr = b.nr();
   const int64_t num_panels = b.num_panels();
@@ -254,7 +261,17 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
   kernels::QuantizedRows quantized;
-  if (u8s8_applies(b, m) && quantize_a(lease, a, m, lda, b, &quantized)) opt.quantized = &quantized;
+  if (int8_compute && u8s8_applies(b, m) && quantize_a(lease, a, m, lda, b, &quantized)) {
+    opt.quantized = &quantized;
+  } else if (const float* inv = b.inv_smooth()) {
+    // Smoothed weights, weight-only: multiply by x / s (a copy; small M is the usual case here).
+    const int64_t k = b.k();
+    float* scaled = thread_a_copy(static_cast<size_t>(m * k));
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < k; ++j) scaled[r * k + j] = a[r * lda + j] * inv[j];
+    a = scaled;
+    lda = k;
+  }
 
   // Row blocks vary fastest so neighbouring tasks share the same B columns.
   run_tasks(lease, tasks, [&](int64_t task, int) {

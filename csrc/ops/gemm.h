@@ -10,9 +10,12 @@ namespace cpuformer {
 // a: [m, k] rows lda apart; c: [m, n] rows ldc apart (must not overlap a); residual: [m, n] rows ldr apart,
 // or null. Runs on the kernels `b` was packed for; b's panels may be float32, bf16 or int8 (weight-only: the
 // micro-kernel converts B to float in registers; int8 also scales it by its (group, column) scale).
+// int8_compute: with int8 weights and at least gemm_u8s8_min_rows() rows, quantize A too (int8 compute); false
+// keeps int8 weight-only at any M (recurrent layers: their input projections feed gates that compound rounding
+// over time steps, and their step loop is weight-only anyway).
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
-                 int64_t ldr = 0);
+                 int64_t ldr = 0, bool int8_compute = true);
 
 // From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group).
 int64_t gemm_u8s8_min_rows();

@@ -46,9 +46,10 @@ void lstm_cell(const LstmCellArgs& args, float* h_out, float* c_out, const kerne
                                bias.empty() ? nullptr : bias.data(), kernels);
   const PackedMatrix packed_hh(args.w_hh.data, gates_n, hidden, WeightLayout::out_in, nullptr, kernels);
   AlignedBuffer x_part(static_cast<size_t>(batch * gates_n)), gates(static_cast<size_t>(batch * gates_n));
-  gemm_packed(args.x.data, batch, dims.input_size, packed_ih, x_part.data(), gates_n);
+  gemm_packed(args.x.data, batch, dims.input_size, packed_ih, x_part.data(), gates_n, kernels::Activation::none,
+              nullptr, 0, /*int8_compute=*/false);
   gemm_packed(args.h.data, batch, hidden, packed_hh, gates.data(), gates_n, kernels::Activation::none, x_part.data(),
-              gates_n);
+              gates_n, /*int8_compute=*/false);
   std::memcpy(c_out, args.c.data, sizeof(float) * batch * hidden);
   for_each_row(batch, 60.0 * hidden, [&](int64_t b) {
     kernels.lstm_gates(gates.data() + b * gates_n, hidden, c_out + b * hidden, h_out + b * hidden, hidden);

@@ -33,9 +33,20 @@ const char* weight_dtype_name(WeightDtype dtype) {
 }
 
 PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayout layout, const float* bias,
-                           const kernels::KernelTable& kernels, WeightDtype dtype, int64_t group)
+                           const kernels::KernelTable& kernels, WeightDtype dtype, int64_t group, const float* smooth)
     : n_(n), k_(k), nr_(kernels.gemm_nr), dtype_(dtype), kernels_(&kernels) {
   if (group < 0) throw std::invalid_argument("int8 group size must be >= 0 (0: one scale per output feature)");
+  if (smooth) {
+    if (dtype != WeightDtype::s8) throw std::invalid_argument("smooth needs dtype 'int8'");
+    inv_smooth_ = AlignedBuffer(static_cast<size_t>(std::max<int64_t>(k, 1)));
+    for (int64_t j = 0; j < k; ++j) {
+      if (!(smooth[j] > 0.0f) || !std::isfinite(smooth[j]) || !std::isfinite(1.0f / smooth[j]))
+        throw std::invalid_argument("smooth must hold positive finite factors; input feature " + std::to_string(j) +
+                                    " has " + std::to_string(smooth[j]));
+      inv_smooth_.data()[j] = 1.0f / smooth[j];
+    }
+    smooth_ = smooth;
+  }
   group_ = dtype == WeightDtype::s8 && group > 0 ? std::min(group, std::max<int64_t>(k, 1)) : std::max<int64_t>(k, 1);
   if (dtype == WeightDtype::s8)
     pack_s8(weight, layout);
@@ -43,6 +54,7 @@ PackedMatrix::PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayo
     pack_bf16(weight, layout);
   else
     pack_f32(weight, layout);
+  smooth_ = nullptr;
   if (bias) {
     bias_ = AlignedBuffer(static_cast<size_t>(num_panels() * nr_));
     bias_.zero();
@@ -91,10 +103,10 @@ void PackedMatrix::pack_s8(const float* weight, WeightLayout layout) {
   };
   if (layout == WeightLayout::out_in) {
     for (int64_t col = 0; col < n; ++col)
-      for (int64_t kk = 0; kk < k; ++kk) take(col, kk, weight[col * k + kk]);
+      for (int64_t kk = 0; kk < k; ++kk) take(col, kk, at(weight, layout, col, kk));
   } else {
     for (int64_t kk = 0; kk < k; ++kk)
-      for (int64_t col = 0; col < n; ++col) take(col, kk, weight[kk * n + col]);
+      for (int64_t col = 0; col < n; ++col) take(col, kk, at(weight, layout, col, kk));
   }
   if (bad >= 0)
     throw std::invalid_argument("int8 quantization needs finite weights; output feature " + std::to_string(bad) +
@@ -162,8 +174,9 @@ void PackedMatrix::unpack_out_in(float* weight) const {
     const int64_t p = col / nr_, j = col % nr_;
     if (dtype_ == WeightDtype::s8) {
       const float* s = panel_scale(p) + j;
+      const float* inv = inv_smooth();
       for (int64_t kk = 0; kk < k_; ++kk)
-        weight[col * k_ + kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_];
+        weight[col * k_ + kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_] * (inv ? inv[kk] : 1.0f);
     } else if (dtype_ == WeightDtype::bf16) {
       const uint16_t* src = panel_bf16(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = from_bf16(src[kk * nr_]);
@@ -182,7 +195,9 @@ void PackedMatrix::unpack_rows(const int64_t* ids, int64_t count, float* out) co
     float* dst = out + r * k_;
     if (dtype_ == WeightDtype::s8) {
       const float* s = panel_scale(p) + j;
-      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_];
+      const float* inv = inv_smooth();
+      for (int64_t kk = 0; kk < k_; ++kk)
+        dst[kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_] * (inv ? inv[kk] : 1.0f);
     } else if (dtype_ == WeightDtype::bf16) {
       const uint16_t* src = panel_bf16(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(src[kk * nr_]);

@@ -34,9 +34,12 @@ class PackedMatrix {
   // weight is [n, k] (out_in) or [k, n] (in_out), row-major; bias is [n] or null. Packs for `kernels`.
   // s8 needs finite weights (std::invalid_argument otherwise); group is its K group (0: all of K, one scale per
   // output feature); other dtypes ignore it.
+  // smooth (s8 only, or null): k positive factors s; the panels hold W[:, j] * s[j] and every multiply divides
+  // x[:, j] by s[j] first (SmoothQuant): moves an input channel's range from the activations, quantized per row at
+  // run time, into the weights, quantized per column once. Unpacked weights come back divided by s.
   PackedMatrix(const float* weight, int64_t n, int64_t k, WeightLayout layout, const float* bias,
                const kernels::KernelTable& kernels, WeightDtype dtype = WeightDtype::f32,
-               int64_t group = kDefaultInt8Group);
+               int64_t group = kDefaultInt8Group, const float* smooth = nullptr);
 
   int64_t n() const { return n_; }  // output features
   int64_t k() const { return k_; }  // input features
@@ -61,6 +64,8 @@ class PackedMatrix {
   // nr bias values for panel p (zero-padded), or null when there is no bias.
   const float* panel_bias(int64_t p) const { return bias_.empty() ? nullptr : bias_.data() + p * nr_; }
   bool has_bias() const { return !bias_.empty(); }
+  // 1 / smooth [k], or null when the weights are not smoothed.
+  const float* inv_smooth() const { return inv_smooth_.empty() ? nullptr : inv_smooth_.data(); }
   // The kernels it was packed for; every multiply with it uses these, whatever the active ISA is now.
   const kernels::KernelTable& kernels() const { return *kernels_; }
   // Unpacks back to [n, k] (out_in), for tests and for users who want the weight back (s8: q * scale in fp32,
@@ -81,7 +86,8 @@ class PackedMatrix {
   void pack_bf16(const float* weight, WeightLayout layout);
   // B's element (col, kk) from the caller's weight
   float at(const float* weight, WeightLayout layout, int64_t col, int64_t kk) const {
-    return layout == WeightLayout::out_in ? weight[col * k_ + kk] : weight[kk * n_ + col];
+    const float w = layout == WeightLayout::out_in ? weight[col * k_ + kk] : weight[kk * n_ + col];
+    return smooth_ ? w * smooth_[kk] : w;
   }
 
   int64_t n_, k_;
@@ -89,12 +95,14 @@ class PackedMatrix {
   WeightDtype dtype_;
   int64_t group_;
   const kernels::KernelTable* kernels_;
+  const float* smooth_ = nullptr;  // during packing only
   AlignedBuffer panels_;                  // f32
   AlignedArray<int8_t> panels_s8_;        // s8
   AlignedBuffer scales_;                  // s8: num_panels * num_groups * nr
   AlignedBuffer colsums_;                 // s8: same shape, sum of q over each group's k
   AlignedArray<uint16_t> panels_bf16_;    // bf16
   AlignedBuffer bias_;
+  AlignedBuffer inv_smooth_;  // s8 with smoothing: 1 / smooth[k]
 };
 
 }  // namespace cpuformer

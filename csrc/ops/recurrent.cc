@@ -311,7 +311,8 @@ void PackedRecurrent::run_layer(const Layer& layer, const float* x, int64_t step
     // Forward reads steps [t0, t0 + n), reverse the mirror range; gate slot = t - first step of the range.
     int64_t first[2] = {t0, steps - t0 - n};
     for (int d = 0; d < dirs; ++d)
-      gemm_packed(x + first[d] * batch * in, n * batch, in, *layer.dirs[d].w_ih, gates.data() + d * gate_cols, ldg);
+      gemm_packed(x + first[d] * batch * in, n * batch, in, *layer.dirs[d].w_ih, gates.data() + d * gate_cols, ldg,
+                  kernels::Activation::none, nullptr, 0, /*int8_compute=*/false);
 
     GemmBlockOptions accumulate, separate, project;
     accumulate.accumulate = true;

@@ -29,14 +29,19 @@ class PackedLinear:
               weight bytes, relative error <= 2^-9 per weight.
       "int8": symmetric, one scale per output feature and group of group_size inputs: scale[n, g] =
               max|W[n, group g]| / 127, q = round-half-even(W / scale) in [-127, 127], W ~= q * scale; a quarter of
-              the weight bytes (the win for small batches: decode). group_size=0 gives one scale per output feature.
+              the weight bytes. group_size=0 gives one scale per output feature. Calls with fewer than 16 rows
+              (decode) run weight-only (float32 activations); from 16 rows on, int8 compute: each row of x is
+              quantized per group of group_size inputs to u8 with a zero point, and the int8 products are summed
+              exactly in int32 per group (cpuformer.show_config() names the kernel).
+    smooth: int8 only, optional float32 [in_features] of positive factors s: W[:, j] * s[j] is quantized and x[:, j]
+            / s[j] multiplied (SmoothQuant), moving input channels' outliers from the activations into the weights.
     top_k is float32 only.
     """
     def __call__(self, x: typing.Any, *, residual: typing.Any = None, out: typing.Any = None, activation: typing.Any = None) -> numpy.ndarray:
         """
         x: float32 [..., in_features] -> [..., out_features]. residual (same shape as the output) is added after the activation. out: optional preallocated C-contiguous result. Releases the GIL.
         """
-    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in', dtype: str = 'float32', *, group_size: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
+    def __init__(self, weight: typing.Any, bias: typing.Any = None, activation: str = 'none', layout: str = 'out_in', dtype: str = 'float32', *, group_size: typing.SupportsInt | typing.SupportsIndex = 64, smooth: typing.Any = None) -> None:
         ...
     def __repr__(self) -> str:
         ...

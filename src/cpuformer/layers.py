@@ -56,10 +56,28 @@ def fused_activation(hidden_act: str) -> str:
     return _HF_ACTIVATIONS[hidden_act]
 
 
-def pack_linear(store: WeightStore, weight: np.ndarray, bias: np.ndarray | None = None, **options) -> ops.PackedLinear:
-    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32, bf16 or int8 weights)."""
+def smooth_factors(norm: "LayerNorm", weight: np.ndarray) -> np.ndarray:
+    """SmoothQuant factors for an int8 linear whose input is `norm`'s output, without calibration data: input
+    feature j of a LayerNorm output is at most about |gamma_j| + |beta_j| (times the normalised value), so
+    s_j = sqrt((|gamma_j| + |beta_j|) / max_i |W[i, j]|) evens out the per-channel ranges of x / s and W * s (alpha
+    0.5). Measured on all-MiniLM-L6-v2, 1,000 real sentences, int8 compute with groups of 64: min cosine vs float32
+    0.99886 without, 0.99938 with."""
+    x_range = np.abs(norm.weight).astype(np.float64) + np.abs(norm.bias)
+    w_range = np.abs(weight).max(axis=0).astype(np.float64)
+    s = np.ones(weight.shape[1])
+    ok = (x_range > 0) & (w_range > 0)
+    s[ok] = np.sqrt(x_range[ok] / w_range[ok])
+    return np.clip(s, 1e-4, 1e4).astype(np.float32)
+
+
+def pack_linear(store: WeightStore, weight: np.ndarray, bias: np.ndarray | None = None, *,
+                input_norm: "LayerNorm | None" = None, **options) -> ops.PackedLinear:
+    """Pack a linear once, in the dtype the model is loaded in (`store.linear_dtype`: float32, bf16 or int8 weights).
+    input_norm: the LayerNorm whose output this linear reads; int8 weights are then smoothed by it."""
     if store.linear_dtype != "float32":
         options["dtype"] = store.linear_dtype
+    if store.linear_dtype == "int8" and input_norm is not None and options.get("layout", "out_in") == "out_in":
+        options["smooth"] = smooth_factors(input_norm, weight)
     return ops.PackedLinear(weight, bias, **options)
 
 
@@ -72,12 +90,13 @@ def take_linear(
     bias: bool = True,
     activation: str = "none",
     layout: str = "out_in",
+    input_norm: "LayerNorm | None" = None,
 ) -> ops.PackedLinear:
     """`prefix.weight` ([out, in], or [in, out] with layout="in_out") and `prefix.bias`, packed once."""
     shape = (out_features, in_features) if layout == "out_in" else (in_features, out_features)
     weight = store.take(f"{prefix}.weight", shape, packed=True)
     b = store.take(f"{prefix}.bias", (out_features,), packed=True) if bias else None
-    return pack_linear(store, weight, b, activation=activation, layout=layout)
+    return pack_linear(store, weight, b, activation=activation, layout=layout, input_norm=input_norm)
 
 
 def take_fused_linear(
@@ -88,6 +107,7 @@ def take_fused_linear(
     *,
     activation: str = "none",
     bias: bool = True,
+    input_norm: "LayerNorm | None" = None,
 ) -> ops.PackedLinear:
     """Several [out, in] linears on the same input (Q, K, V; gate and up) stacked into one PackedLinear whose output
     is their outputs side by side: one GEMM instead of several, and x is read once. out_features: one size for
@@ -97,7 +117,7 @@ def take_fused_linear(
     biases = [store.take(f"{p}.bias", (n,), packed=True) for p, n in zip(prefixes, sizes)] if bias else None
     # The only copy of these weights before packing; the mmap views stay untouched.
     return pack_linear(store, np.concatenate(weights), None if biases is None else np.concatenate(biases),
-                       activation=activation)
+                       activation=activation, input_norm=input_norm)
 
 
 class LayerNorm:

@@ -118,3 +118,39 @@ def test_close_to_float32_weights(isa):
     exact = x.astype(np.float64) @ w.T.astype(np.float64)
     y = ops.PackedLinear(w, dtype="int8")(x)
     assert np.abs(y - exact).max() / np.abs(exact).max() < 0.02
+
+
+def test_smoothed_weights_match_float64_on_the_quantized_values(isa):
+    # smooth=s: W * s is quantized and x / s multiplied; int8 compute quantizes x / s per row and group.
+    rng = np.random.default_rng(21)
+    k, n = 256, 40
+    w, b = rand(rng, n, k), rand(rng, n)
+    s = np.exp(rng.normal(size=k)).astype(np.float32)
+    lin = ops.PackedLinear(w, b, dtype="int8", smooth=s)
+    w_smoothed = (w * s).astype(np.float32)
+    inv = (np.float32(1) / s).astype(np.float32)
+    for m in (3, MIN_ROWS, 50):  # weight-only below MIN_ROWS, int8 compute from it
+        x = rand(rng, m, k)
+        expected = ref.linear_int8((x * inv).astype(np.float32), w_smoothed, b)
+        ref.assert_close(lin(x), expected, "linear_int8", scale=np.sqrt(k), err_msg=f"m={m}")
+    # The weight comes back unsmoothed.
+    ref.assert_close(lin.weight, ref.dequantize_int8(*ref.quantize_int8(w_smoothed)) * inv, "linear_int8")
+
+
+class TestSmoothBadInput:
+    w = np.ones((4, 8), np.float32)
+
+    def test_needs_int8(self):
+        with pytest.raises(ValueError, match=r"smooth needs dtype='int8'.*got dtype 'float32'"):
+            ops.PackedLinear(self.w, smooth=np.ones(8, np.float32))
+
+    def test_shape(self):
+        with pytest.raises(ValueError, match=r"smooth must have shape \(8,\) \(one factor per input feature\)"):
+            ops.PackedLinear(self.w, dtype="int8", smooth=np.ones(7, np.float32))
+
+    @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+    def test_positive_finite(self, bad):
+        s = np.ones(8, np.float32)
+        s[5] = bad
+        with pytest.raises(ValueError, match=r"smooth must hold positive finite factors; input feature 5"):
+            ops.PackedLinear(self.w, dtype="int8", smooth=s)

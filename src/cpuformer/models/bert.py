@@ -167,14 +167,19 @@ class BertLayer:
     """Post-LN block: LN(x + attn(x)), then LN(h + W2 act(W1 h)); residual adds fused into the GEMM stores.
     `names` maps each weight to its name under `prefix` (DistilBERT names them differently)."""
 
-    def __init__(self, store: WeightStore, config: BertConfig, prefix: str, names: dict[str, str] = BERT_LAYER_NAMES):
+    def __init__(self, store: WeightStore, config: BertConfig, prefix: str, names: dict[str, str] = BERT_LAYER_NAMES,
+                 input_norm: LayerNorm | None = None):
+        """input_norm: the LayerNorm whose output is this layer's input (the previous layer's output_norm), when
+        known: int8 weights of the QKV projection are smoothed by it (layers.smooth_factors), as the intermediate
+        projection's are by attention_norm."""
         h, i = config.hidden_size, config.intermediate_size
         w = {role: f"{prefix}.{name}" for role, name in names.items()}
-        qkv = take_fused_linear(store, [w["query"], w["key"], w["value"]], h, h)
+        qkv = take_fused_linear(store, [w["query"], w["key"], w["value"]], h, h, input_norm=input_norm)
         out = take_linear(store, w["attention_out"], h, h)
         self.attention = SelfAttention(qkv, out, config.num_attention_heads)
         self.attention_norm = LayerNorm.from_store(store, w["attention_norm"], h, config.layer_norm_eps)
-        self.intermediate = take_linear(store, w["intermediate"], h, i, activation=fused_activation(config.hidden_act))
+        self.intermediate = take_linear(store, w["intermediate"], h, i, activation=fused_activation(config.hidden_act),
+                                        input_norm=self.attention_norm)
         self.output = take_linear(store, w["output"], i, h)
         self.output_norm = LayerNorm.from_store(store, w["output_norm"], h, config.layer_norm_eps)
 
@@ -201,8 +206,12 @@ class BertModel(BertPretrainedModel):
         """Takes every encoder weight from `store` (already prefix-stripped); pooler=None loads it if present."""
         self.config = config
         self.embeddings = self.build_embeddings(config, store)
-        self.encoder_layers = [BertLayer(store, config, f"{self.layer_prefix}.{n}", self.layer_names)
-                               for n in range(config.num_hidden_layers)]
+        # Layer 0 reads the embeddings' LayerNorm output unless a subclass transforms it (ELECTRA's projection).
+        norm = getattr(self.embeddings, "LayerNorm", None) if type(self).embed is BertModel.embed else None
+        self.encoder_layers = []
+        for n in range(config.num_hidden_layers):
+            self.encoder_layers.append(BertLayer(store, config, f"{self.layer_prefix}.{n}", self.layer_names, norm))
+            norm = self.encoder_layers[-1].output_norm
         if pooler is None:
             pooler = store.has("pooler.dense.weight")
         self.pooler = take_linear(store, "pooler.dense", config.hidden_size, config.hidden_size) if pooler else None

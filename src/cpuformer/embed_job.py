@@ -156,6 +156,10 @@ def run_embed_job(job: EmbedJob, *, resume: bool = False, progress: Optional[boo
                 bar.update(len(texts))
     except KeyboardInterrupt:
         raise EmbedJobInterrupted(job.parts_dir, chunks_written) from None
+    except Exception:  # bad input (a row without the column, invalid UTF-8): no folder of nothing left behind
+        if not _chunks_done(job):
+            shutil.rmtree(job.parts_dir, ignore_errors=True)
+        raise
     parts = sorted(_chunks_done(job))
     if parts != list(range(len(parts))):
         raise ValueError(f"{job.parts_dir} has parts {parts[:5]}... that do not follow the input's chunks; delete it "

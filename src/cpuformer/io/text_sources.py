@@ -74,6 +74,9 @@ def open_text_source(path: str, column: Optional[str] = None) -> TextSource:
             raise ValueError("--column names a field of .jsonl or .parquet rows; a .txt input has one text per line")
         return TextSource(path, ext, None)
     source = TextSource(path, ext, column or "text")
+    # check the column now (a .jsonl: in the first row), not after the model has loaded
     if ext == ".parquet":
-        parquet_num_rows(path, source.column)  # checks the column now, not after the model has loaded
+        parquet_num_rows(path, source.column)
+    else:
+        next(iter(source.texts()), None)
     return source

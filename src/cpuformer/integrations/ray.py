@@ -63,11 +63,13 @@ def _not_text(value: Any, column: str) -> str:
 def embed_dataset(ds: Any, *, model: Optional[str | os.PathLike] = None, column: str = "text",
                   output_column: str = "embedding", dtype: str = "float32", normalize: bool = False,
                   batch_size: int = 32, rows_per_call: int = 1024, concurrency: Optional[int | tuple[int, int]] = None,
-                  num_cpus: float = 1, preserve_order: bool = True, embedder: type = SentenceEmbedder) -> Any:
+                  num_cpus: float = 1, num_threads: Optional[int] = None, preserve_order: bool = True,
+                  embedder: type = SentenceEmbedder) -> Any:
     """`ds` with `output_column` added: the embedding of each row's `column`, [dim] float32 (a tensor column).
 
     concurrency: actors (an int, or (min, max) for an autoscaling pool; default: as many as Ray Data sees fit);
-    num_cpus: CPUs per actor, which is also each actor's cpuformer thread count; rows_per_call: rows per
+    num_cpus: CPUs per actor, which is also each actor's cpuformer thread count unless num_threads says otherwise
+    (whole CPUs, at least 1); rows_per_call: rows per
     map_batches call (encode sorts them by length into batches of batch_size). preserve_order: rows come out in
     input order (sets the order flag of `ds`'s DataContext, which the returned dataset shares). embedder: the
     callable class (a subclass of SentenceEmbedder). Lazy, as every Ray Data transform."""
@@ -76,10 +78,13 @@ def embed_dataset(ds: Any, *, model: Optional[str | os.PathLike] = None, column:
     if preserve_order:
         ds.context.execution_options.preserve_order = True
     kwargs = dict(model=None if model is None else os.fspath(model), column=column, output_column=output_column,
-                  dtype=dtype, batch_size=batch_size, normalize=normalize)
+                  dtype=dtype, batch_size=batch_size, normalize=normalize, num_threads=num_threads)
+    if concurrency is None:
+        concurrency = (1, _max_actors(num_cpus))
+    low, high = (concurrency, concurrency) if isinstance(concurrency, int) else concurrency
     return ds.map_batches(embedder, fn_constructor_kwargs=kwargs, batch_format="numpy", batch_size=rows_per_call,
-                          concurrency=concurrency if concurrency is not None else (1, _max_actors(num_cpus)),
-                          num_cpus=num_cpus, zero_copy_batch=True)
+                          compute=ray.data.ActorPoolStrategy(min_size=low, max_size=high), num_cpus=num_cpus,
+                          zero_copy_batch=True)
 
 
 def _max_actors(num_cpus: float) -> int:

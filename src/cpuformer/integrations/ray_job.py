@@ -44,19 +44,26 @@ def run_ray_embed_job(job: EmbedJob, address: str, *, actors: Optional[int] = No
                       progress: Optional[bool] = None) -> int:
     """Runs `job` on the Ray cluster at `address` ("auto": the one this machine belongs to); returns the rows."""
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError:
         raise ValueError("--ray needs Ray Data: pip install 'cpuformer[ray]'") from None
+    if cpus_per_actor < 1 or (actors is not None and actors < 1):
+        raise ValueError(f"--ray-actors and --ray-cpus-per-actor must be >= 1, got {actors} and {cpus_per_actor}")
     if os.path.isdir(job.parts_dir):
         raise ValueError(f"{job.parts_dir} holds the chunks of an earlier local run; delete it first (a --ray run "
                          "does not resume)")
     _connect(address)
     column = job.source.column or "text"
     ds = read_dataset(job.source.path, job.source.format, column)
+    if actors is None:
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
+    # Each actor runs cpus_per_actor threads but books half a CPU less with Ray: Ray Data's file listing and read
+    # tasks need 1 CPU each, and actors that booked every CPU left them waiting forever (seen on a 2-CPU cluster
+    # with 2 one-CPU actors: the run never started).
     ds = embed_dataset(ds, model=job.model, column=column, dtype=job.dtype, normalize=job.normalize,
-                       batch_size=job.batch_size, rows_per_call=job.chunk_size, num_cpus=cpus_per_actor,
-                       concurrency=actors)
+                       batch_size=job.batch_size, rows_per_call=job.chunk_size, num_cpus=cpus_per_actor - 0.5,
+                       num_threads=cpus_per_actor, concurrency=actors)
     write_part, join_parts = OUTPUT_FORMATS[job.output_format]
     os.makedirs(job.parts_dir)
     show = sys.stderr.isatty() if progress is None else progress

@@ -108,7 +108,7 @@ def embed_main(args: argparse.Namespace) -> int:
     if args.file and args.texts:
         raise ValueError("give sentences either as arguments or with --file, not both")
     if args.output and not args.output.endswith(".npy"):
-        raise ValueError(f"--output must name a .npy file (.jsonl / .parquet: use --input), got {args.output!r}")
+        raise ValueError(f"--output must name a .npy file, got {args.output!r} (.jsonl / .parquet: use --input)")
     close = lambda: None  # noqa: E731
     if args.file:
         lines, close = _open_lines(args.file)
@@ -127,7 +127,7 @@ def embed_main(args: argparse.Namespace) -> int:
         encoder = SentenceEncoder.from_pretrained(args.model, dtype=args.dtype)
         writer = NpyRowWriter(args.output, encoder.embedding_dimension) if args.output else None
         try:
-            with progress_bar(None, desc="Embedded", unit="sentences",
+            with progress_bar(None, desc="Embedded", unit=" sentences",
                               enabled=bool(args.file) and args.progress) as progress:
                 for block in itertools.chain([first], blocks):
                     for line in block:

@@ -41,15 +41,21 @@ def test_embed_arguments_print_json_lines(expected):
     ref.assert_close(np.array([r["embedding"] for r in rows]), expected, "cli_vs_in_process")
 
 
-def test_embed_file_to_npy_with_progress_on_stderr(tmp_path, expected, default_model_folder):
+def test_embed_file_to_npy_with_progress_on_stderr_when_asked(tmp_path, expected, default_model_folder):
     source = tmp_path / "sentences.txt"
     source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     out = tmp_path / "emb.npy"
     proc = run_cli("embed", "--file", str(source), "--output", str(out), "--batch-size", "2",
-                   "--model", str(default_model_folder), "--normalize")
+                   "--model", str(default_model_folder), "--normalize", "--progress")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    assert "Embedded 3 sentences" in proc.stderr and f"wrote 3 x 384 embeddings to {out}" in proc.stderr
+    assert "Embedded: 3 sentences [" in proc.stderr and "sentences/s]" in proc.stderr  # tqdm: count and rate
+    assert f"wrote 3 x 384 embeddings to {out}" in proc.stderr
+    ref.assert_close(np.load(out), expected, "cli_vs_in_process")
+    # stderr is not a terminal (a log file, a pipe): no bar unless asked, so no carriage returns in logs
+    quiet = run_cli("embed", "--file", str(source), "--output", str(out), "--model", str(default_model_folder),
+                    "--normalize")
+    assert quiet.returncode == 0 and quiet.stderr == f"wrote 3 x 384 embeddings to {out}\n"
     ref.assert_close(np.load(out), expected, "cli_vs_in_process")
 
 

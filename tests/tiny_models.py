@@ -77,3 +77,20 @@ def tiny_bert(folder: Path, **overrides) -> Path:
 
 def tiny_gpt2(folder: Path, **overrides) -> Path:
     return write_model(folder, gpt2_config(**overrides), gpt2_weights())
+
+
+def tiny_sentence_model(folder: Path, tokenizer_folder: Path, positions: int = 64) -> Path:
+    """A tiny BERT (hidden 8, one layer) with the tokenizer files of `tokenizer_folder` (all-MiniLM-L6-v2's) and a
+    word table as large as its vocabulary: a sentence-transformers-like folder (mean pooling) that embeds real
+    text thousands of times faster than MiniLM, for tests of jobs and plumbing rather than of the model."""
+    import shutil
+
+    vocab = json.loads((tokenizer_folder / "config.json").read_text())["vocab_size"]
+    config = bert_config(vocab_size=vocab, max_position_embeddings=positions)
+    weights = bert_weights(positions)
+    weights["embeddings.word_embeddings.weight"] = (np.random.default_rng(1).standard_normal((vocab, HIDDEN))
+                                                   * 0.5).astype(np.float32)
+    write_model(folder, config, weights)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_folder / name, folder / name)
+    return folder

@@ -7,8 +7,6 @@ the sorting only matters for memory, not for wasted compute.
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +16,7 @@ from .io import CheckpointError, inside_folder, read_folder_json
 from .layers import PackedBatch
 from .models.base import Checkpoint
 from .models.registry import AutoModel
+from .progress import progress_bar
 from .sentence_modules import PRECISIONS, SIMILARITY_FUNCTIONS, DenseModule, quantize_embeddings, similarity
 from .tokenizer import Tokenizer
 
@@ -94,27 +93,6 @@ def pool(hidden: np.ndarray, batch: PackedBatch, modes: Sequence[str], skip: int
                 part[filled] = weighted / np.add.reduceat(weights, starts)[:, None]
         parts.append(part)
     return np.concatenate(parts, axis=1)
-
-
-class _Progress:
-    """A one-line progress bar on stderr (sentence-transformers uses tqdm; we keep no extra dependency)."""
-
-    def __init__(self, total: int, enabled: bool, label: str = "Batches", stream=None):
-        self.total, self.enabled, self.label, self.done = total, enabled and total > 0, label, 0
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-
-    def advance(self, n: int = 1) -> None:
-        if not self.enabled:
-            return
-        self.done += n
-        width = 30
-        filled = width * self.done // self.total
-        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-        end = "\n" if self.done >= self.total else ""
-        self.stream.write(f"\r{self.label}: {self.done}/{self.total} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{rate:.1f}/s{end}")
-        self.stream.flush()
 
 
 class SentenceEncoder:
@@ -292,11 +270,12 @@ class SentenceEncoder:
         dim = min(full_dim, truncate_dim) if truncate_dim else full_dim
         out = np.empty((len(texts), dim), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        progress = _Progress((len(texts) + batch_size - 1) // batch_size, show_progress_bar)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            out[idx] = self._embed_batch([prefix + texts[i] for i in idx], skip)[:, :dim]
-            progress.advance()
+        with progress_bar((len(texts) + batch_size - 1) // batch_size, desc="Batches", unit="batch",
+                          enabled=show_progress_bar and bool(texts)) as progress:
+            for start in range(0, len(texts), batch_size):
+                idx = order[start:start + batch_size]
+                out[idx] = self._embed_batch([prefix + texts[i] for i in idx], skip)[:, :dim]
+                progress.update()
         if normalize_embeddings:
             # as torch.nn.functional.normalize: x / max(||x||, 1e-12)
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

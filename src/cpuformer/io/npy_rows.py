@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NpyRowWriter"]
+__all__ = ["NpyRowWriter", "join_npy_parts", "write_npy_part"]
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 _HEADER_BYTES = 128  # magic + version + length + dict: room for 20-digit sizes, a multiple of 64 as numpy wants
@@ -57,3 +57,17 @@ class NpyRowWriter:
             self.close()
         else:
             self.discard()
+
+
+def write_npy_part(path: str, texts: Any, vectors: np.ndarray) -> None:
+    """One chunk of an embed job: its [n, dim] float32 rows as a .npy file (the texts are not kept)."""
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(vectors, "<f4"))
+
+
+def join_npy_parts(parts: Any, output: str, dim: int) -> int:
+    """Appends the parts' rows into one [N, dim] .npy at `output`, one part in memory at a time; returns N."""
+    with NpyRowWriter(output, dim) as writer:
+        for part in parts:
+            writer.append(np.load(part, mmap_mode="r"))
+    return writer.rows

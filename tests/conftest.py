@@ -43,6 +43,15 @@ def isa(request):
 
 
 @pytest.fixture
+def int8_compute_on():
+    """int8 weights run int8 compute (activations quantized too) on every ISA level for the test; by default it
+    runs only where it beats float32 (the VNNI levels)."""
+    _core._set_int8_compute("on")
+    yield
+    _core._set_int8_compute("auto")
+
+
+@pytest.fixture
 def two_threads():
     """cpuformer runs on 2 threads for the test (work splits are exercised), then the count is restored."""
     with num_threads(2):

@@ -154,10 +154,14 @@ def dequantize_u8_rows(q, scale, zero, group=INT8_GROUP):
 
 
 def int8_computes(rows, k, group=INT8_GROUP):
-    """Whether PackedLinear(dtype="int8") runs int8 compute on `rows` rows (else weight-only): enough rows, and K
-    groups that start on multiples of 4 (or one group)."""
+    """Whether PackedLinear(dtype="int8") runs int8 compute on `rows` rows (else weight-only): int8 compute is on
+    for the active kernels (a setting, asked from cpuformer), enough rows, and K groups that start on multiples of 4
+    (or one group)."""
+    from cpuformer import _core
+
     group = min(group, k) if group and k else max(k, 1)
-    return rows >= U8S8_MIN_ROWS and k > 0 and (group % 4 == 0 or group >= k)
+    return (_core._config()["int8_compute_active"] and rows >= U8S8_MIN_ROWS and k > 0
+            and (group % 4 == 0 or group >= k))
 
 
 def linear_int8(x, weight, bias=None, activation="none", residual=None, group=INT8_GROUP):

@@ -276,8 +276,11 @@ def test_module_paths_stay_inside_the_model_folder(tmp_path):
 # --- int8 weights ------------------------------------------------------------------------------------------
 # Issue 10's accuracy targets: min cosine vs our float32 over >= 1,000 real sentences (the Python manual's, never
 # used for tuning; the group size was chosen on a different sample). Measured on the dev Xeon: see the README.
+# int8 runs with int8 compute forced on (activations quantized too: the harder case, and the default on VNNI CPUs;
+# elsewhere int8 is weight-only by default). The SmoothQuant alpha (0.5, SmoothQuant's default) was compared with
+# 0, 0.75 and 1 on these same sentences, so for it this is not a held-out measurement.
 @pytest.mark.parametrize("dtype,min_cosine", [("int8", 0.999), ("bf16", 0.9999)])
-def test_weight_dtypes_keep_real_sentence_embeddings_close(encoder, dtype, min_cosine):
+def test_weight_dtypes_keep_real_sentence_embeddings_close(encoder, dtype, min_cosine, int8_compute_on):
     sentences = real_sentences()
     assert len(sentences) >= 1000
     quantized = SentenceEncoder.from_pretrained(dtype=dtype)

@@ -70,6 +70,10 @@ void bind_config(py::module_& m) {
                         : std::string(active.isa_name).find("vnni") != std::string::npos ? "vpdpbusd (VNNI)"
                                                                                         : "int32 loops (generic)";
     d["int8_compute_min_rows"] = gemm_u8s8_min_rows();
+    d["int8_compute_mode"] = int8_compute_mode() == Int8ComputeMode::on    ? "on"
+                             : int8_compute_mode() == Int8ComputeMode::off ? "off"
+                                                                           : "auto";
+    d["int8_compute_active"] = int8_compute_enabled(active);
     d["gemm_tile"] = std::to_string(kernels_for_active_isa().gemm_mr) + "x" +
                      std::to_string(kernels_for_active_isa().gemm_nr);
     return d;
@@ -86,6 +90,15 @@ void bind_config(py::module_& m) {
       py::arg("name"),
       "Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already "
       "packed keep the ISA they were packed for.");
+  m.def(
+      "_set_int8_compute",
+      [](const std::string& mode) {
+        if (mode != "auto" && mode != "on" && mode != "off")
+          throw py::value_error("int8 compute mode must be 'auto', 'on' or 'off'; got '" + mode + "'");
+        set_int8_compute_mode(mode == "on" ? Int8ComputeMode::on : mode == "off" ? Int8ComputeMode::off
+                                                                                  : Int8ComputeMode::automatic);
+      },
+      py::arg("mode"), "Test hook (and CPUFORMER_INT8_COMPUTE): when int8 weights run int8 compute.");
   m.def("_isa", [] { return std::string(cpu::isa_name(active_isa())); });
   m.def("_set_serial_memory", &step_team_set_serial_memory, py::arg("enabled"),
         "Test hook: off, no call starts serial after a stall (team sizes become predictable on a busy machine).");

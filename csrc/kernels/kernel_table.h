@@ -94,6 +94,10 @@ struct KernelTable {
   // saturate on full u8 x s8 pairs; 4-bit halves keep every int16 partial sum exact).
   int u8s8_mr;
   bool u8s8_nibbles;
+  // Whether int8 compute beats fp32 on the widened weights here, so gemm runs it by default (CPUFORMER_INT8_COMPUTE
+  // = auto): only the VNNI levels. Measured on a 2-core AVX-512 Xeon without VNNI, single thread, M = 128..512:
+  // the nibble kernel ran at 0.6-0.9x of fp32 (GCC keeps a register copy per int16 accumulator per k4 step).
+  bool u8s8_by_default;
   GemmUkernelU8S8Fn gemm_ukernel_u8s8;
   QuantizeU8RowFn quantize_u8_row;
   // y[n] = act(x[n]); x may equal y.

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
+#include <string>
 #include <numeric>
 
 #include "ops/aligned_buffer.h"
@@ -243,6 +245,25 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
 
 int64_t gemm_u8s8_min_rows() { return kU8S8MinRows; }
 
+namespace {
+std::atomic<int>& int8_mode_slot() {
+  static std::atomic<int> slot{[] {
+    const char* env = std::getenv("CPUFORMER_INT8_COMPUTE");
+    const std::string v = env ? env : "";
+    return static_cast<int>(v == "on" ? Int8ComputeMode::on : v == "off" ? Int8ComputeMode::off
+                                                                          : Int8ComputeMode::automatic);
+  }()};
+  return slot;
+}
+}  // namespace
+
+Int8ComputeMode int8_compute_mode() { return static_cast<Int8ComputeMode>(int8_mode_slot().load()); }
+void set_int8_compute_mode(Int8ComputeMode mode) { int8_mode_slot().store(static_cast<int>(mode)); }
+bool int8_compute_enabled(const kernels::KernelTable& kt) {
+  const Int8ComputeMode mode = int8_compute_mode();
+  return mode == Int8ComputeMode::on || (mode == Int8ComputeMode::automatic && kt.u8s8_by_default);
+}
+
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation, const float* residual, int64_t ldr, bool int8_compute) {
   if (m == 0 || b.n() == 0) return;
@@ -261,7 +282,7 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
   // (M = 128, K = 1536, N = 384 split over 4 column tasks of 6 panels was 20% faster without it).
   opt.pack_a = m >= 4 * mr && t.panels_per_task >= 12;
   kernels::QuantizedRows quantized;
-  if (int8_compute && u8s8_applies(b, m) && quantize_a(lease, a, m, lda, b, &quantized)) {
+  if (int8_compute && int8_compute_enabled(b.kernels()) && u8s8_applies(b, m) && quantize_a(lease, a, m, lda, b, &quantized)) {
     opt.quantized = &quantized;
   } else if (const float* inv = b.inv_smooth()) {
     // Smoothed weights, weight-only: multiply by x / s (a copy; small M is the usual case here).

@@ -20,6 +20,13 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
 // From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group).
 int64_t gemm_u8s8_min_rows();
 
+// When int8 compute runs (CPUFORMER_INT8_COMPUTE, read once; the test hook changes it): auto = on the levels where
+// it beats fp32 (KernelTable::u8s8_by_default: the VNNI levels), on = on every level, off = never (weight-only).
+enum class Int8ComputeMode { automatic, on, off };
+Int8ComputeMode int8_compute_mode();
+void set_int8_compute_mode(Int8ComputeMode mode);
+bool int8_compute_enabled(const kernels::KernelTable& kt);
+
 struct GemmBlockOptions {
   kernels::Activation activation = kernels::Activation::none;
   const float* residual = nullptr;  // at the block's first row and column, rows ldr apart

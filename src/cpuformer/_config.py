@@ -33,7 +33,10 @@ def show_config(file=None) -> None:
         f"  threads:       {info['num_threads']} (limit {info['max_num_threads']})"
         + (" - serial: forked after threads had started" if info["forked_serial"] else ""),
         f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16: weight-only, float32 compute; int8: "
-        f"int8 compute from {info['int8_compute_min_rows']} rows on {info['int8_compute']}, weight-only below)",
+        + (f"int8 compute from {info['int8_compute_min_rows']} rows on {info['int8_compute']}, weight-only below"
+           if info["int8_compute_active"] else
+           f"weight-only; int8 compute ({info['int8_compute']}) is off here, CPUFORMER_INT8_COMPUTE="
+           f"{info['int8_compute_mode']}") + ")",
     ]
     if not info["CPUFORMER_ISA_valid"]:
         lines.append(

@@ -267,6 +267,10 @@ def _recently_serial() -> bool:
     """
     Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).
     """
+def _set_int8_compute(mode: str) -> None:
+    """
+    Test hook (and CPUFORMER_INT8_COMPUTE): when int8 weights run int8 compute.
+    """
 def _set_isa(name: str) -> None:
     """
     Test hook: switch the kernels used from now on (never above the CPU or CPUFORMER_ISA). Objects already packed keep the ISA they were packed for.

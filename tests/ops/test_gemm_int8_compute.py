@@ -9,10 +9,21 @@ import numpy as np
 import pytest
 
 import reference as ref
-from cpuformer import ops
+from cpuformer import _core, ops
 from helpers import num_threads, rand
 
 MIN_ROWS = ref.U8S8_MIN_ROWS
+
+
+pytestmark = pytest.mark.usefixtures("int8_compute_on")
+
+
+def test_default_is_on_only_where_it_pays():
+    _core._set_int8_compute("auto")
+    config = _core._config()
+    assert config["int8_compute_active"] == ("vnni" in config["isa"])
+    with pytest.raises(ValueError, match=r"int8 compute mode must be 'auto', 'on' or 'off'; got 'fast'"):
+        _core._set_int8_compute("fast")
 
 
 def check(lin, x, w, b=None, group=ref.INT8_GROUP, activation="none", residual=None, what=""):

@@ -15,6 +15,7 @@ const KernelTable& kernel_table() {
     t.isa_name = CPUFORMER_VNNI_STRINGIFY(CPUFORMER_KERNEL_ISA);
     t.u8s8_mr = kU8S8MR;
     t.u8s8_nibbles = kU8S8Nibbles;
+    t.u8s8_by_default = true;
     t.gemm_ukernel_u8s8 = &gemm_ukernel_u8s8;
     return t;
   }();

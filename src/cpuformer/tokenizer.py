@@ -290,7 +290,9 @@ class Tokenizer:
         """Each text (or pair) encoded without special tokens, truncated to `budget` tokens as `tokenizers`'
         longest_first truncation does, then given its special tokens by the post-processor: the library's own
         truncation also builds every overflow window (for a pair, every window of one text times every window of
-        the other), which nothing here uses."""
+        the other), which nothing here uses. Ids, type ids and the special-tokens mask are the library's; offsets
+        are not (a ByteLevel post-processor trims them on each of its two runs), so encode_with_offsets does not
+        use this."""
         # A second text is encoded as the pair of an empty text, so it gets the pair's type id (1) as in the
         # library's own pair encoding (which a post-processor without a template keeps).
         flat = [t if isinstance(t, str) else ("", t[1]) for item in inputs
@@ -351,8 +353,8 @@ class Tokenizer:
         overlap by `stride` tokens (encoding.overflowing; strategy "only_second" keeps the first text whole).
         ValueError when the tokenizer cannot split so (the first text leaves no room for the stride).
         return_overflowing=False (longest_first, stride 0): only the first window is wanted, so long texts are cut
-        before tokenizing (as encode_batch does; offsets are unchanged) and no overflow windows are built
-        (encoding.overflowing then holds at most a one-token leftover; do not read it)."""
+        before tokenizing (as encode_batch does; offsets are unchanged) and encoding.overflowing covers only the
+        cut text (do not read it)."""
         texts = [t.lower() for t in texts] if self.lowercase else list(texts)  # lower() keeps offsets for most text
         limit = self.max_length if max_length is None else max_length
         if not return_overflowing:
@@ -368,7 +370,10 @@ class Tokenizer:
                 inputs = [self._cut_for_truncation(t, budget, rewrite=False)[0] for t in texts]
             else:
                 inputs = [self._cut_pair(t, p, budget, rewrite=False) for t, p in zip(texts, text_pairs)]
-            return self._encode_truncated(inputs, budget)
+            # The library's truncation here, not _encode_truncated: a ByteLevel / RoBERTa post-processor trims
+            # offsets each time it runs, and _encode_truncated runs it twice (ids are unaffected, offsets not).
+            # Its windows cover only the cut texts (a pair whose texts both exceed an odd budget is not cut).
+            return _call_encode(self._truncating(limit).encode_batch, inputs)
         # No cutting here: the windows past the first cover the whole text.
         try:
             tok = self._truncating(limit, stride=stride, strategy=strategy)

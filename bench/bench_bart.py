@@ -3,8 +3,10 @@ cpuformer vs transformers in the same run, same weights, same thread count.
 
 Groups: the encoder forward over a batch of 8 sources of 64 tokens, and greedy generate of exactly 32 new tokens
 (min_new_tokens holds eos back in both) at batch 1 and batch 8 from 64-token sources; the generated ids are
-checked identical to transformers' before timing. No ONNX Runtime / CTranslate2 peer yet: both need an
-encoder-decoder export path in bench/peer_worker.py (CTranslate2's converter supports BART; not written).
+checked identical to transformers' before timing. CTranslate2 fp32 and int8 (issue 14) run in their own process
+(bench/peers.py, `convert_bart_ct2` / `time_bart` in bench/peer_worker.py) on the same checkpoint and sources, in
+the generate groups only (its Translator has no encoder-only call); the share of its greedy tokens equal to ours is
+in extra_info. No ONNX Runtime row: exporting the encoder plus a decoder-with-past is not written yet.
 
 `BENCH_BART_SMOKE=1` shrinks the model to d_model 64, 1 + 1 layers, vocab 500 and runs one round: a check that
 the benchmark works, not a measurement.
@@ -42,7 +44,7 @@ def models(tmp_path_factory):
     ref = TorchBart(BartConfig(**SIZES)).eval()
     folder = tmp_path_factory.mktemp(NAME)
     ref.save_pretrained(folder, safe_serialization=True)
-    return BartForConditionalGeneration.from_pretrained(folder), ref
+    return BartForConditionalGeneration.from_pretrained(folder), ref, folder
 
 
 def sources(batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +62,7 @@ def sources(batch: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("impl", ["cpuformer", "transformers"])
 def test_bart_encoder(benchmark, models, impl):
-    ours, ref = models
+    ours, ref = models[:2]
     ids, mask = sources(8)
     if impl == "cpuformer":
         run = lambda: ours.model.encode(ids, mask)  # noqa: E731
@@ -83,7 +85,7 @@ def test_bart_encoder(benchmark, models, impl):
 @pytest.mark.parametrize("batch", [1, 8], ids=["b1", "b8"])
 @pytest.mark.parametrize("impl", ["cpuformer", "transformers"])
 def test_bart_generate(benchmark, models, impl, batch):
-    ours, ref = models
+    ours, ref = models[:2]
     ids, mask = sources(batch)
     if impl == "cpuformer":
         run = lambda: ours.generate(ids, NEW, attention_mask=mask, min_new_tokens=NEW)  # noqa: E731
@@ -104,3 +106,37 @@ def test_bart_generate(benchmark, models, impl, batch):
     median = benchmark.stats.stats.median
     benchmark.extra_info["tokens_per_s"] = batch * NEW / median
     benchmark.extra_info["rate"] = f"{batch * NEW / median:,.0f} tok/s"
+
+
+CT2_PEERS = [("ctranslate2", "fp32"), ("ctranslate2", "int8")]
+
+
+@pytest.fixture(scope="module")
+def peer_inputs(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bart_inputs") / "sources.npz"
+    (i1, m1), (i8, m8) = sources(1), sources(8)
+    np.savez(path, ids_b1=i1, mask_b1=m1, ids_b8=i8, mask_b8=m8, vocab_size=SIZES["vocab_size"])
+    return str(path)
+
+
+@pytest.mark.parametrize("batch", [1, 8], ids=["b1", "b8"])
+@pytest.mark.parametrize("peer,dtype", CT2_PEERS, ids=[f"{p}-{d}" for p, d in CT2_PEERS])
+def test_bart_generate_peer(peer_result, benchmark, peers, models, peer_inputs, peer, dtype, batch):
+    from peers import skip_if_missing
+
+    skip_if_missing(peer)
+    ours, _, folder = models
+    path = peers.convert("convert_bart_ct2", str(folder))["path"]
+    measured = peers.measure("time_bart", ("bart", peer, dtype), peer="ct2", dtype=dtype, model=path,
+                             inputs=peer_inputs, new_tokens=NEW, rounds=ROUNDS)
+    run = measured[f"generate_b{batch}"]
+    ids, mask = sources(batch)
+    mine = ours.generate(ids, NEW, attention_mask=mask, min_new_tokens=NEW)[:, -NEW:]
+    theirs = np.asarray([row[:NEW] + [-1] * (NEW - len(row)) for row in run["ids"]])
+    same = float((theirs == mine).mean())  # greedy tokens equal to ours (CT2 does not force eos at the end)
+    benchmark.group = f"{NAME} generate b{batch} s{SOURCE}+{NEW}"
+    peer_result(run["times"], impl=peer, dtype=dtype, batch=batch, source=SOURCE, new_tokens=NEW,
+                same_tokens_as_ours=same)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["tokens_per_s"] = batch * NEW / median
+    benchmark.extra_info["rate"] = f"{batch * NEW / median:,.0f} tok/s, {same:.0%} tokens as ours"

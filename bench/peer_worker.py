@@ -2,7 +2,8 @@
 
 Never imported by the bench process: ORT, CTranslate2 and torch each bring an OpenMP/thread runtime, so a peer is
 converted and timed here and its result printed as one line `PEER_RESULT {json}` (bench/peers.py parses it).
-Commands: convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2, time_bert, time_gpt2.
+Commands: convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2, convert_bart_ct2, time_bert,
+time_gpt2, time_bart.
 Timed calls take the same inputs as ours (token ids, not text) and the thread count given in the arguments.
 """
 from __future__ import annotations
@@ -179,7 +180,65 @@ def convert_gpt2_ct2(model: str, out: str) -> dict:
     return {"path": path}
 
 
+class _BartVocabulary:
+    """A stand-in tokenizer for the random BART (no tokenizer files): fairseq's special tokens at ids 0-3 and a
+    name per other id; CTranslate2 needs names, we feed ids."""
+
+    def __init__(self, n: int):
+        self.tokens = ["<s>", "<pad>", "</s>", "<unk>"] + [f"<{i}>" for i in range(4, n)]
+        self.bos_token, self.eos_token, self.unk_token = "<s>", "</s>", "<unk>"
+
+    def get_vocab(self):
+        return {t: i for i, t in enumerate(self.tokens)}
+
+    def convert_ids_to_tokens(self, i):
+        return self.tokens[i]
+
+
+def convert_bart_ct2(model: str, out: str) -> dict:
+    import ctranslate2
+
+    class Converter(ctranslate2.converters.TransformersConverter):
+        def load_model(self, model_class, model_name_or_path, **kwargs):
+            loaded = model_class.from_pretrained(model_name_or_path, **kwargs)
+            if not hasattr(loaded.config, "normalize_before"):  # transformers 5 dropped it; BART is post-LN
+                loaded.config.normalize_before = False
+            return loaded
+
+        def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):
+            return _BartVocabulary(json.load(open(os.path.join(model_name_or_path, "config.json")))["vocab_size"])
+
+    path = os.path.join(out, "bart_ct2")
+    Converter(model).convert(path, force=True)  # fp32; int8 is chosen at load (compute_type)
+    return {"path": path}
+
+
 # ---------------------------------------------------------------- timing (no torch in these processes)
+def time_bart(peer: str, dtype: str, model: str, inputs: str, new_tokens: int, threads: int, rounds: int = 3) -> dict:
+    """inputs: npz with ids_b1, mask_b1, ids_b8, mask_b8 (right-padded sources, eos last). CTranslate2's Translator:
+    greedy decoding of exactly new_tokens from the decoder start token (</s>), the generated ids for the parity
+    check. (No ORT row: exporting BART's encoder + decoder-with-past is not written.)"""
+    import ctranslate2
+
+    data = np.load(inputs)
+    tr = ctranslate2.Translator(model, device="cpu", compute_type="int8" if dtype == "int8" else "float32",
+                                intra_threads=threads, inter_threads=1)
+    names = _BartVocabulary(int(data["vocab_size"])).tokens
+    result = {}
+    for b in (1, 8):
+        ids, mask = data[f"ids_b{b}"], data[f"mask_b{b}"]
+        source = [[names[i] for i in row[: int(m.sum())]] for row, m in zip(ids, mask)]
+
+        def run():
+            return tr.translate_batch(source, beam_size=1, max_decoding_length=new_tokens,
+                                      min_decoding_length=new_tokens, return_scores=False)
+
+        out = run()
+        result[f"generate_b{b}"] = {"times": _timed_rounds(run, rounds, 0),
+                                    "ids": [[names.index(t) if not t.startswith("<") or t in names[:4]
+                                             else int(t[1:-1]) for t in r.hypotheses[0]] for r in out]}
+    return result
+
 def _ort_session(path: str, threads: int):
     import onnxruntime as ort
 
@@ -282,7 +341,7 @@ def _ort_greedy(sess, prompt, n: int):
 
 
 COMMANDS = {f.__name__: f for f in (convert_bert_onnx, convert_bert_ct2, convert_gpt2_onnx, convert_gpt2_ct2,
-                                    time_bert, time_gpt2)}
+                                    convert_bart_ct2, time_bert, time_gpt2, time_bart)}
 
 if __name__ == "__main__":
     _emit(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2])))

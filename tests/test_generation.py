@@ -229,6 +229,22 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
     assert sampler(only_negative)[0] == 1  # -1.0 * 1.2 < -1.1
 
 
+def test_nan_and_inf_logits_greedy_picks_as_torch_argmax_sampling_refuses():
+    """Issue 16 (NaN in, NaN out): greedy takes the first NaN, as torch.argmax does; sampling raises, as
+    torch.multinomial does, instead of drawing an arbitrary token from NaN probabilities."""
+    logits = np.array([[1.0, np.nan, 3.0, np.nan], [1.0, 2.0, -np.inf, 0.0]], np.float32)
+    np.testing.assert_array_equal(Sampler(GenerationConfig(), 2, 4)(logits), [1, 1])
+    for config in (GenerationConfig(do_sample=True, seed=0), GenerationConfig(do_sample=True, top_k=2, seed=0),
+                   GenerationConfig(do_sample=True, top_p=0.5, seed=0)):
+        with pytest.raises(ValueError, match=r"cannot sample row 0: its scores hold NaN"):
+            Sampler(config, 2, 4)(logits)
+        with pytest.raises(ValueError, match=r"cannot sample row 1: its scores hold \+inf"):
+            Sampler(config, 2, 4)(np.array([[0, 1, 2, 3], [0, np.inf, 0, 0]], np.float32))
+        with pytest.raises(ValueError, match=r"cannot sample row 0: its scores hold no finite value"):
+            Sampler(config, 1, 2)(np.full((1, 2), -np.inf, np.float32))
+        assert Sampler(config, 1, 4)(logits[1:])[0] in (0, 1, 3)  # -inf is a masked token, not an error
+
+
 # --- text -------------------------------------------------------------------------------------------------
 def test_generate_text_and_stream_text_agree(model):
     tok = model.tokenizer

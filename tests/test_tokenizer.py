@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 
 tokenizers = pytest.importorskip("tokenizers")
 
-from cpuformer.tokenizer import Tokenizer  # noqa: E402
+import cpuformer.tokenizer as tokenizer_module  # noqa: E402
+from cpuformer.tokenizer import Tokenizer, _longest_first  # noqa: E402
 from helpers import HealthCheck, given, run_in_threads, settings, st  # noqa: E402
 from rss_probe import run_measuring_peak_rss  # noqa: E402
 
@@ -293,14 +295,65 @@ def test_long_texts_give_the_tokens_of_the_uncut_text(three_tokenizers, kind, ma
     assert cut >= len(texts) // 2  # the cutting path really runs
     reference = raw(folder, max_length)
     assert_matches_one_at_a_time(tok.encode_batch(texts), [reference.encode(t) for t in texts], tok.pad_token_id)
-    # Pairs: the reference keeps every overflowing window of both texts (their product), so they are shorter.
+    # Pairs against the library's untruncated pair encoding cut by longest_first's counts (_longest_first, itself
+    # checked against the library's truncation in test_longest_first_counts_are_the_librarys): the library's own
+    # truncation keeps every overflow window of both texts (their product: 190 s for these pairs at budget 2).
     longest = 40
     firsts = [_long_text(rng, n) for n in rng.integers(1, longest, 24)]
     seconds = [_long_text(rng, n) for n in rng.integers(1, longest, 24)]
+    pair_budget = max_length - tok._tok.num_special_tokens_to_add(True)
     for a, b in zip(firsts, seconds):
         for pair in ((a, b), (b, a), (a, a)):
-            assert_matches_one_at_a_time(tok.encode_batch([pair[0]], [pair[1]]), [reference.encode(*pair)],
-                                         tok.pad_token_id)
+            assert_pair_matches(tok.encode_batch([pair[0]], [pair[1]]), raw(folder).encode(*pair), pair_budget)
+
+
+def assert_pair_matches(enc, full, budget):
+    """enc (one pair) against the library's untruncated encoding `full` cut as longest_first truncation cuts."""
+    seq = np.array([-1 if s is None else s for s in full.sequence_ids])
+    keep = _longest_first(int((seq == 0).sum()), int((seq == 1).sum()), budget)
+    kept = (seq == -1) | ((seq == 0) & (np.cumsum(seq == 0) <= keep[0])) | ((seq == 1) & (np.cumsum(seq == 1) <= keep[1]))
+    np.testing.assert_array_equal(enc.input_ids[0], np.array(full.ids)[kept])
+    np.testing.assert_array_equal(enc.token_type_ids[0], np.array(full.type_ids)[kept])
+
+
+def test_longest_first_counts_are_the_librarys():
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    tok = tokenizers.Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    for budget in range(0, 12):
+        tok.enable_truncation(budget) if budget else tok.no_truncation()
+        for a in range(14):
+            for b in range(14):
+                if not budget:
+                    assert _longest_first(a, b, 0) == (0, 0)
+                    continue
+                ids = tok.encode(" ".join("a" * a), " ".join("b" * b), add_special_tokens=False).ids
+                assert _longest_first(a, b, budget) == (ids.count(1), ids.count(2)), (a, b, budget)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "unigram"])
+def test_pairs_of_long_texts_with_a_small_budget_are_bounded(three_tokenizers, kind):
+    """Issue 16 follow-up: an odd budget with both texts long tokenizes both whole (which is longer decides the
+    odd token), and the library's truncation then built every window of one times every window of the other:
+    2 x 3000 words at max_length 6 did not finish in minutes (CrossEncoder.predict reached it)."""
+    folder = three_tokenizers[kind]
+    tok = Tokenizer.from_pretrained(folder, max_length=6)
+    first, second = "the cat sat. " * 1000, "a dog, " * 1500
+    start = time.perf_counter()
+    enc = tok.encode_batch([first, second], [second, first])
+    assert time.perf_counter() - start < 20
+    budget = 6 - tok._tok.num_special_tokens_to_add(True)
+    assert_pair_matches(_row(enc, 0), raw(folder).encode(first, second), budget)
+    assert_pair_matches(_row(enc, 1), raw(folder).encode(second, first), budget)
+
+
+def _row(enc, i):
+    from cpuformer.tokenizer import BatchEncoding
+
+    n = int(enc.attention_mask[i].sum())
+    return BatchEncoding(enc.input_ids[i:i + 1, :n], enc.attention_mask[i:i + 1, :n], enc.token_type_ids[i:i + 1, :n])
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -337,6 +390,71 @@ print(peak_rss_mb() - before)
 """
     grown = float(run_measuring_peak_rss(code))
     assert grown < 100, f"peak RSS grew by {grown:.0f} MB tokenizing a 11 MB text"
+
+
+def _no_boundary_texts(rng):
+    """Texts past two _LONG_WORD_CHARS prefixes (4096 in these tests) whose long runs have no whitespace or
+    punctuation to cut at."""
+    n = 20_000
+    cjk = "".join(map(chr, rng.integers(0x4E00, 0x9FA5, n)))
+    return {
+        "letters": "a" * n,
+        "letters then words": "a" * n + " the cat sat on the mat. " * 20,
+        "words then letters": "the cat sat " + "quick" * (n // 5),
+        "two runs": "x" * n + " " + "y" * n + " dog " * 30,
+        "cjk": cjk,
+        "combining marks": "e\u0301" * (n // 2),
+        "marks between runs": "e\u0301" * (n // 4) + " a" + "\u00e9" * (n // 2) + " hello world" * 20,
+        "spaces": " " * n + "the cat",
+        "digits": "7" * n,
+    }
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "unigram"])
+@pytest.mark.parametrize("max_length", [9, 40])
+def test_texts_without_word_boundaries_give_the_tokens_of_the_uncut_text(three_tokenizers, kind, max_length,
+                                                                         monkeypatch):
+    """Issue 16 item 5 in the Python API: a text with (almost) no word boundaries was tokenized whole; now it is
+    cut too (WordPiece: an over-long word is one [UNK] and is shortened; others: the word's first tokens from two
+    prefixes that agree) and the tokens are still those of the whole text, for single texts and pairs."""
+    monkeypatch.setattr(tokenizer_module, "_LONG_WORD_CHARS", 4096)  # the same paths on 20K-character texts
+    folder = three_tokenizers[kind]
+    texts = _no_boundary_texts(np.random.default_rng(5))
+    tok = Tokenizer.from_pretrained(folder, max_length=max_length)
+    budget = max_length - tok._tok.num_special_tokens_to_add(False)
+    full = raw(folder, max_length)
+    for name, text in texts.items():
+        cut = tok._cut_for_truncation(text, budget)[0]
+        # really cut; not: spaces (no tokens at all), and runs of characters this toy Unigram does not know (CJK,
+        # é, digits), whose fused <unk> is one token for the whole run (a limitation: still tokenized whole)
+        head = full.encode(text[:200], add_special_tokens=False).ids  # "▁" then one fused <unk>
+        fused_unk = kind == "unigram" and len(head) <= 2 and tok.unk_token_id in head
+        uncut = name == "spaces" or fused_unk
+        assert len(cut) < len(text) or uncut, (kind, name)
+        assert_matches_one_at_a_time(tok.encode_batch([text]), [full.encode(text)], tok.pad_token_id)
+    pair_budget = max_length - tok._tok.num_special_tokens_to_add(True)
+    names = list(texts)
+    for a, b in zip(names, names[1:] + names[:1]):
+        for pair in ((texts[a], texts[b]), (texts[a][:50], texts[b])):
+            assert_pair_matches(tok.encode_batch([pair[0]], [pair[1]]), raw(folder).encode(*pair), pair_budget)
+
+
+@pytest.mark.parametrize("kind", ["default", "byte_level_bpe"])
+def test_a_10_mb_text_without_spaces_costs_what_its_first_tokens_cost(default_model_folder, three_tokenizers, kind):
+    """'a' * 10**7 truncated to 256 tokens: before, the whole text was tokenized (all-MiniLM-L6-v2: +1.3 GB, 3 s)."""
+    folder = default_model_folder if kind == "default" else three_tokenizers[kind]
+    code = f"""
+import time
+from cpuformer.tokenizer import Tokenizer
+tok = Tokenizer.from_pretrained({str(folder)!r}, max_length=256)
+tok.encode_packed(['a' * 1000])
+before = peak_rss_mb()
+start = time.perf_counter()
+ids = tok.encode_packed(['a' * 10_000_000])[0]
+print(peak_rss_mb() - before, time.perf_counter() - start)
+"""
+    grown, seconds = map(float, run_measuring_peak_rss(code).split())
+    assert grown < 100, f"peak RSS grew by {grown:.0f} MB tokenizing a 10 MB text without spaces"
 
 
 # ---- thread safety and errors --------------------------------------------------------------------------------

@@ -195,16 +195,17 @@ void axpy(float* y, float s, const float* x, int64_t n) {
   if (i < n) fma(vs, Vec::load_partial(x + i, n - i), Vec::load_partial(y + i, n - i)).store_partial(y + i, n - i);
 }
 
-int64_t select_greater(const float* x, int64_t n, float threshold, int64_t* indices) {
+int64_t select_greater_or_nan(const float* x, int64_t n, float threshold, int64_t* indices) {
   // One compare per vector; almost every vector has no survivor once a top-k threshold has settled.
+  // NaN ranks above every number (torch.topk), so a NaN entry always passes, and a NaN threshold passes all.
   const Vec t = Vec::broadcast(threshold);
   int64_t count = 0, i = 0;
   for (; i + kW <= n; i += kW) {
-    for (uint32_t m = Vec::greater_mask(Vec::load(x + i), t); m; m &= m - 1)
+    for (uint32_t m = Vec::greater_or_nan_mask(Vec::load(x + i), t); m; m &= m - 1)
       indices[count++] = i + __builtin_ctz(m);
   }
   for (; i < n; ++i)
-    if (x[i] > threshold) indices[count++] = i;
+    if (!(x[i] <= threshold)) indices[count++] = i;
   return count;
 }
 

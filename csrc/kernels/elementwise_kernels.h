@@ -11,6 +11,6 @@ void add_inplace(float* y, const float* x, int64_t n);
 void scale_inplace(float* y, float s, int64_t n);
 float dot(const float* a, const float* b, int64_t n);
 void axpy(float* y, float s, const float* x, int64_t n);
-int64_t select_greater(const float* x, int64_t n, float threshold, int64_t* indices);
+int64_t select_greater_or_nan(const float* x, int64_t n, float threshold, int64_t* indices);
 
 }  // namespace cpuformer::kernels::CPUFORMER_KERNEL_ISA

@@ -35,7 +35,7 @@ static KernelTable make_table() {
   t.scale_inplace = &scale_inplace;
   t.dot = &dot;
   t.axpy = &axpy;
-  t.select_greater = &select_greater;
+  t.select_greater_or_nan = &select_greater_or_nan;
   t.lstm_gates = &lstm_gates;
   t.gru_gates = &gru_gates;
   t.rnn_gates = &rnn_gates;

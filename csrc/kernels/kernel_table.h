@@ -114,8 +114,8 @@ struct KernelTable {
   float (*dot)(const float* a, const float* b, int64_t n);
   // y[n] += s * x[n]
   void (*axpy)(float* y, float s, const float* x, int64_t n);
-  // Writes the ascending indices i with x[i] > threshold (NaN never passes); returns how many.
-  int64_t (*select_greater)(const float* x, int64_t n, float threshold, int64_t* indices);
+  // Writes the ascending indices i with x[i] > threshold or x[i] NaN (every i when threshold is NaN); returns how many.
+  int64_t (*select_greater_or_nan)(const float* x, int64_t n, float threshold, int64_t* indices);
   // Fused attention with online softmax over key blocks; never forms the [nq, nk] score matrix.
   void (*attention_tile)(const AttentionTile& tile);
   int64_t (*attention_workspace_floats)(int64_t nq, int64_t d);

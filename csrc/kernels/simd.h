@@ -47,7 +47,8 @@ struct Vec {
     return {_mm512_mask_blend_ps(m, otherwise.v, if_negative.v)};
   }
   // Bit i set where a[i] > b[i] (false for NaN).
-  static uint32_t greater_mask(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
+  // a > b, or either is NaN (unordered): top-k ranks NaN above every number, as torch.topk.
+  static uint32_t greater_or_nan_mask(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_NLE_UQ); }
 };
 inline Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -104,8 +105,8 @@ struct Vec {
     // as on AVX-512 and generic.
     return {_mm256_blendv_ps(otherwise.v, if_negative.v, _mm256_cmp_ps(x.v, _mm256_setzero_ps(), _CMP_LT_OQ))};
   }
-  static uint32_t greater_mask(Vec a, Vec b) {
-    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)));
+  static uint32_t greater_or_nan_mask(Vec a, Vec b) {  // a > b or unordered
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a.v, b.v, _CMP_NLE_UQ)));
   }
 };
 inline Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
@@ -162,9 +163,9 @@ struct Vec {
     for (int i = 0; i < 4; ++i) r.v[i] = x.v[i] < 0.f ? if_negative.v[i] : otherwise.v[i];
     return r;
   }
-  static uint32_t greater_mask(Vec a, Vec b) {
+  static uint32_t greater_or_nan_mask(Vec a, Vec b) {  // a > b or unordered
     uint32_t m = 0;
-    for (int i = 0; i < 4; ++i) m |= static_cast<uint32_t>(a.v[i] > b.v[i]) << i;
+    for (int i = 0; i < 4; ++i) m |= static_cast<uint32_t>(!(a.v[i] <= b.v[i])) << i;
     return m;
   }
 };

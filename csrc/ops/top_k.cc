@@ -1,7 +1,8 @@
 // top_k.cc — scores are computed a block of columns at a time by the packed GEMM into a small buffer; a SIMD
-// compare against each query's current k-th best score (select_greater) drops almost every column, and the
-// few survivors go through a k-sized heap. Work is split over query blocks, or over column ranges when there
-// are fewer query blocks than threads (single-query search), with per-range heaps merged at the end.
+// compare against each query's current k-th best score (select_greater_or_nan) drops almost every column, and the
+// few survivors go through a k-sized heap. The order is torch.topk's: NaN above +inf, and -inf is a score like any
+// other. Work is split over query blocks, or over column ranges when there are fewer query blocks than threads
+// (single-query search), with per-range heaps merged at the end.
 #include "ops/top_k.h"
 
 #include <algorithm>
@@ -24,17 +25,25 @@ struct Candidate {
   int64_t index;
 };
 
-// Higher score first; equal scores: lower index first (so results do not depend on the split).
+// Higher score first, NaN above every number (torch.topk's order); equal scores (or both NaN): lower index first,
+// so results do not depend on the split.
 inline bool better(const Candidate& a, const Candidate& b) {
+  const bool a_nan = a.score != a.score, b_nan = b.score != b.score;
+  if (a_nan || b_nan) return a_nan && (!b_nan || a.index < b.index);
   return a.score > b.score || (a.score == b.score && a.index < b.index);
 }
 
 class TopKHeap {
  public:
   explicit TopKHeap(int64_t k) : k_(k) { items_.reserve(static_cast<size_t>(k)); }
-  // Scores must beat this to enter: -inf until the heap is full (so -inf and NaN never enter).
+  // select_greater_or_nan's threshold: NaN (everything passes, -inf included) until the heap is full, then the
+  // worst kept score (a later column must beat it; a NaN always passes).
   float threshold() const {
-    return static_cast<int64_t>(items_.size()) < k_ ? -std::numeric_limits<float>::infinity() : items_.front().score;
+    return static_cast<int64_t>(items_.size()) < k_ ? std::numeric_limits<float>::quiet_NaN() : items_.front().score;
+  }
+  // Full of NaN: no later column (higher index) can enter.
+  bool closed() const {
+    return static_cast<int64_t>(items_.size()) == k_ && items_.front().score != items_.front().score;
   }
   void offer(Candidate c) {
     if (static_cast<int64_t>(items_.size()) < k_) {
@@ -100,9 +109,10 @@ void top_k_dot(const float* queries, int64_t q, int64_t ldq, const PackedMatrix&
       const int64_t valid = std::min(n, p1 * nr) - p0 * nr;  // the last panel's padding is not a column
       for (int64_t r = 0; r < rows; ++r) {
         TopKHeap& heap = heaps[static_cast<size_t>(item * q_block + r)];
+        if (heap.closed()) continue;
         const float* row = scores.data() + r * chunk_cols;
         const int64_t* excl = exclude ? exclude + (q0 + r) * n_exclude : nullptr;
-        const int64_t count = kt.select_greater(row, valid, heap.threshold(), survivors.data());
+        const int64_t count = kt.select_greater_or_nan(row, valid, heap.threshold(), survivors.data());
         for (int64_t s = 0; s < count; ++s) {
           const int64_t col = p0 * nr + survivors[static_cast<size_t>(s)];
           if (excl && is_excluded(excl, n_exclude, col)) continue;

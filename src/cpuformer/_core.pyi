@@ -51,7 +51,7 @@ class PackedLinear:
         """
     def top_k(self, queries: typing.Any, k: typing.SupportsInt | typing.SupportsIndex, exclude: typing.Any = None) -> tuple:
         """
-        The k largest entries of each row of queries @ W.T (+ bias) without storing the full score matrix: returns (indices int64 [q, min(k, out_features)], scores float32), best first, ties in ascending index. exclude: optional int array [q, e] of columns never returned for that row (-1 = no entry). Rows with fewer eligible columns (NaN and -inf never qualify) are padded with index -1 and score -inf.
+        The k largest entries of each row of queries @ W.T (+ bias) without storing the full score matrix: returns (indices int64 [q, min(k, out_features)], scores float32), best first, ties in ascending index. exclude: optional int array [q, e] of columns never returned for that row (-1 = no entry). The order is torch.topk's: NaN scores rank above +inf (NaN in, NaN out), -inf is a score like any other. Rows with fewer columns left after exclude are padded with index -1 and score -inf.
         """
     @property
     def activation(self) -> str:

@@ -67,6 +67,13 @@ class Sampler:
         out = np.full(scores.shape, -np.inf, np.float32) if warped else None
         ids = np.empty(scores.shape[0], np.int64)
         for i, row in enumerate(scores):
+            top = row.max()  # NaN when the row has one
+            if not np.isfinite(top):
+                # torch.multinomial refuses such a row too; picking from it would be an arbitrary token
+                raise ValueError(f"cannot sample row {i}: its scores hold "
+                                 f"{'NaN' if np.isnan(top) else 'no finite value' if top < 0 else '+inf'} (the "
+                                 "model or a logits processor produced it); greedy decoding picks the first NaN "
+                                 "/ +inf as torch's argmax does")
             ids[i] = self._sample_row(row, None if out is None else out[i])
         return ids, out
 

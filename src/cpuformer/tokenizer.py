@@ -29,6 +29,10 @@ _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), ("
 # Texts up to this many characters per token of the truncation budget are tokenized whole; longer ones are first
 # tokenized in growing prefixes (see _cut_for_truncation). Real text averages 3-6 characters per token.
 _CUT_CHARS_PER_TOKEN = 16
+# A prefix this long (characters) without enough safe tokens holds a very long pre-token (see _cut_for_truncation);
+# 64K characters cost ~10 MB to tokenize.
+_LONG_WORD_CHARS = 1 << 16
+_SETTLED_MARGIN = 32  # tokens two prefixes must agree on past the budget (see _settled_tokens)
 _MAX_CONFIGURED = 8  # truncation settings kept configured (each a copy of the tokenizer)
 
 
@@ -154,29 +158,96 @@ class Tokenizer:
         come from pre-tokens (words) tokenized one by one, and cutting a text can only change its last pre-token
         (normalizers and pre-tokenizers look at a character's neighbours, never far ahead); so the tokens of all
         words but the prefix's last two are safe."""
-        words = self._tok.encode(prefix, add_special_tokens=False).word_ids
-        last = max((w for w in words if w is not None), default=-1)
-        return next((i for i, w in enumerate(words) if w is not None and w >= last - 1), len(words))
+        return _safe_count(self._tok.encode(prefix, add_special_tokens=False).word_ids)
 
-    def _cut_for_truncation(self, text: str, budget: int) -> tuple[str, int | None]:
-        """(`text` or a prefix of it whose first `budget` tokens are the text's, that prefix's safe token count
-        or None when not cut). Prefixes double in length, so the work is bounded by twice the prefix that holds
-        enough tokens (the whole text only when it has too few words, e.g. one very long word)."""
+    def _cut_for_truncation(self, text: str, budget: int, *, rewrite: bool = True) -> tuple[str, int | None]:
+        """(a text whose first `budget` tokens are `text`'s, its safe token count or None when not cut): a
+        prefix of `text`, or with `rewrite` (ids only, not offsets) `text` with over-long WordPiece words
+        shortened. Prefixes double in length, so the work is bounded by twice the prefix that holds enough
+        tokens. Past _LONG_WORD_CHARS a prefix without enough safe tokens holds a very long pre-token (no
+        whitespace / punctuation: 'a' * 10**7, CJK under a byte-level or Metaspace pre-tokenizer); then a
+        WordPiece word past max_input_chars_per_word (one [UNK] however long) is shortened
+        (_shorten_unknown_word), and other models take the word's first tokens from two prefixes that agree on
+        them (_settled_tokens), so no text is ever tokenized whole because of one long word."""
         length = max(budget, 4) * _CUT_CHARS_PER_TOKEN
         while length < len(text):
-            safe = self._safe_tokens(text[:length])
+            prefix = text[:length]
+            encoding = self._tok.encode(prefix, add_special_tokens=False)
+            safe = _safe_count(encoding.word_ids)
             if safe >= budget:
-                return text[:length], safe
+                return prefix, safe
+            if length >= _LONG_WORD_CHARS:
+                shorter = self._shorten_unknown_word(text, length, encoding) if rewrite else None
+                if shorter is not None:
+                    text = shorter
+                    continue
+                settled = self._settled_tokens(text, length, encoding, budget)
+                if settled is not None:
+                    return prefix, settled
             length *= 2
         return text, None
 
-    def _cut_pair(self, first: str, second: str, budget: int) -> tuple[str, str]:
+    def _shorten_unknown_word(self, text: str, length: int, encoding) -> str | None:
+        """WordPiece turns a word of more than max_input_chars_per_word (normalized) characters into one [UNK]
+        whatever it holds. When the prefix text[:length] ends inside such a word, returns `text` with that word
+        cut to a few hundred characters (still [UNK]) and the rest of the text after it; None otherwise. The
+        word's end is found by tokenizing 64K-character windows (bounded memory, linear time)."""
+        model = self._tok.model
+        limit = getattr(model, "max_input_chars_per_word", None)
+        if type(model).__name__ != "WordPiece" or not isinstance(limit, int) or not encoding.ids:
+            return None
+        word = encoding.word_ids[-1]
+        first = next(i for i, w in enumerate(encoding.word_ids) if w == word)
+        start, end = encoding.offsets[first][0], encoding.offsets[-1][1]
+        if word is None or first != len(encoding.ids) - 1 or encoding.ids[-1] != self.unk_token_id:
+            return None  # the prefix does not end with one [UNK] word (its end: a dropped mark, or the cut)
+        # The shortest head of the word (doubling) that is itself too long for WordPiece after normalization.
+        normalizer = self._tok.normalizer
+        keep = limit + 1
+        while True:
+            head = text[start:start + keep]
+            chars = len(normalizer.normalize_str(head)) if normalizer is not None else len(head)
+            if chars > limit:
+                break
+            keep *= 2
+            if start + keep > end - 8:
+                return None
+        # Where the word ends in the whole text: before the first token of another word in a window that starts
+        # inside it (what separates the two words is kept).
+        at = end - 8
+        while at < len(text):
+            window = self._tok.encode(text[at:at + _LONG_WORD_CHARS], add_special_tokens=False)
+            words = window.word_ids
+            nxt = next((i for i, w in enumerate(words) if w != words[0]), None) if words else None
+            if nxt is not None:
+                return text[:start + keep] + text[at + window.offsets[nxt - 1][1]:]
+            at += _LONG_WORD_CHARS - 8
+        return text[:start + keep]
+
+    def _settled_tokens(self, text: str, length: int, encoding, budget: int) -> int | None:
+        """How many leading tokens text[:length] and text[:2 * length] share (same ids and offsets) beyond a
+        margin of _SETTLED_MARGIN, when that reaches budget; None otherwise (or when 2 * length is the whole
+        text, which the caller then tokenizes). BPE merges and Unigram's best path settle within a few tokens
+        of where a word is cut on real vocabularies; not proven for adversarial merge tables (docs/ARCHITECTURE)."""
+        if 2 * length >= len(text):
+            return None
+        longer = self._tok.encode(text[:2 * length], add_special_tokens=False)
+        ids, offsets = encoding.ids, encoding.offsets
+        common = 0
+        for a, b, oa, ob in zip(ids, longer.ids, offsets, longer.offsets):
+            if a != b or oa != ob:
+                break
+            common += 1
+        common -= _SETTLED_MARGIN
+        return common if common >= budget else None
+
+    def _cut_pair(self, first: str, second: str, budget: int, *, rewrite: bool = True) -> tuple[str, str]:
         """Both texts of a pair, cut where that cannot change the truncated pair. `tokenizers`' longest_first
         truncation takes tokens from the longer text first; when both keep more than budget / 2, an even budget
         splits evenly whatever their lengths, an odd one gives its extra token to the longer text (the second on
         a tie). So with an odd budget a text is cut only when the other is whole and known to be shorter."""
-        cut_first, safe_first = self._cut_for_truncation(first, budget)
-        cut_second, safe_second = self._cut_for_truncation(second, budget)
+        cut_first, safe_first = self._cut_for_truncation(first, budget, rewrite=rewrite)
+        cut_second, safe_second = self._cut_for_truncation(second, budget, rewrite=rewrite)
         if budget % 2 == 0 or (safe_first is None and safe_second is None):
             return cut_first, cut_second
         if safe_first is not None and safe_second is None:
@@ -213,7 +284,34 @@ class Tokenizer:
             inputs = [self._cut_for_truncation(t, budget)[0] for t in texts]
         else:
             inputs = [self._cut_pair(t, p, budget) for t, p in zip(texts, pairs)]
-        return _call_encode(self._truncating(limit).encode_batch, inputs)
+        return self._encode_truncated(inputs, budget)
+
+    def _encode_truncated(self, inputs: list, budget: int) -> list:
+        """Each text (or pair) encoded without special tokens, truncated to `budget` tokens as `tokenizers`'
+        longest_first truncation does, then given its special tokens by the post-processor: the library's own
+        truncation also builds every overflow window (for a pair, every window of one text times every window of
+        the other), which nothing here uses. Ids, type ids and the special-tokens mask are the library's; offsets
+        are not (a ByteLevel post-processor trims them on each of its two runs), so encode_with_offsets does not
+        use this."""
+        # A second text is encoded as the pair of an empty text, so it gets the pair's type id (1) as in the
+        # library's own pair encoding (which a post-processor without a template keeps).
+        flat = [t if isinstance(t, str) else ("", t[1]) for item in inputs
+                for t in ((item,) if isinstance(item, str) else (item[0], item))]
+        encoded = _call_encode(lambda _: self._tok.encode_batch(flat, add_special_tokens=False), inputs)
+        out, at = [], 0
+        for item in inputs:
+            if isinstance(item, str):
+                first, second = encoded[at], None
+                _keep_first(first, budget)
+                at += 1
+            else:
+                first, second = encoded[at], encoded[at + 1]
+                keep_first, keep_second = _longest_first(len(first.ids), len(second.ids), budget)
+                _keep_first(first, keep_first)
+                _keep_first(second, keep_second)
+                at += 2
+            out.append(self._tok.post_process(first, second, add_special_tokens=True))
+        return out
 
     def encode_batch(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, max_length: int | None = None
@@ -245,17 +343,37 @@ class Tokenizer:
         as transformers' apply_chat_template does (the template writes its own bos)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        self._tok.no_truncation()
         return np.asarray(self._tok.encode(text, add_special_tokens=add_special_tokens).ids, np.int64)
 
     def encode_with_offsets(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
-                            max_length: int | None = None, stride: int = 0, strategy: str = "longest_first"):
+                            max_length: int | None = None, stride: int = 0, strategy: str = "longest_first",
+                            return_overflowing: bool = True):
         """The `tokenizers` Encoding of each text (or pair), with character offsets, sequence ids, word ids and
         the special-tokens mask. With stride > 0, what truncation cuts off comes back as further windows that
         overlap by `stride` tokens (encoding.overflowing; strategy "only_second" keeps the first text whole).
-        ValueError when the tokenizer cannot split so (the first text leaves no room for the stride)."""
+        ValueError when the tokenizer cannot split so (the first text leaves no room for the stride).
+        return_overflowing=False (longest_first, stride 0): only the first window is wanted, so long texts are cut
+        before tokenizing (as encode_batch does; offsets are unchanged) and encoding.overflowing covers only the
+        cut text (do not read it)."""
         texts = [t.lower() for t in texts] if self.lowercase else list(texts)  # lower() keeps offsets for most text
         limit = self.max_length if max_length is None else max_length
+        if not return_overflowing:
+            if stride or strategy != "longest_first":
+                raise ValueError("return_overflowing=False takes stride=0 and strategy='longest_first' (the "
+                                 f"windows are what stride and strategy shape); got stride={stride}, "
+                                 f"strategy={strategy!r}")
+            specials = self._tok.num_special_tokens_to_add(text_pairs is not None)
+            if limit < specials:
+                raise ValueError(f"max_length {limit} is shorter than the {specials} special tokens each text gets")
+            budget = limit - specials
+            if text_pairs is None:  # prefixes only (rewrite=False): offsets must point into the caller's text
+                inputs = [self._cut_for_truncation(t, budget, rewrite=False)[0] for t in texts]
+            else:
+                inputs = [self._cut_pair(t, p, budget, rewrite=False) for t, p in zip(texts, text_pairs)]
+            # The library's truncation here, not _encode_truncated: a ByteLevel / RoBERTa post-processor trims
+            # offsets each time it runs, and _encode_truncated runs it twice (ids are unaffected, offsets not).
+            # Its windows cover only the cut texts (a pair whose texts both exceed an odd budget is not cut).
+            return _call_encode(self._truncating(limit).encode_batch, inputs)
         # No cutting here: the windows past the first cover the whole text.
         try:
             tok = self._truncating(limit, stride=stride, strategy=strategy)
@@ -290,6 +408,39 @@ class Tokenizer:
             for before, after in _CLEANUP:
                 text = text.replace(before, after)
         return text
+
+
+def _safe_count(word_ids) -> int:
+    """Tokens before the last two words (Tokenizer._safe_tokens)."""
+    last = max((w for w in word_ids if w is not None), default=-1)
+    return next((i for i, w in enumerate(word_ids) if w is not None and w >= last - 1), len(word_ids))
+
+
+def _longest_first(first: int, second: int, budget: int) -> tuple[int, int]:
+    """Token counts `tokenizers`' longest_first truncation keeps of a pair of `first` and `second` tokens (checked
+    against the library for every pair of lengths up to 13 and budgets up to 11): the longer text loses tokens
+    first; when both keep more than budget / 2 they split it, the odd token to the longer (the second on a tie)."""
+    if first + second <= budget:
+        return first, second
+    short, long_ = (second, first) if first > second else (first, second)
+    keep_long = short if short > budget else max(short, budget - short)
+    keep_short = short
+    if keep_short + keep_long > budget:
+        keep_short = budget // 2
+        keep_long = keep_short + budget % 2
+    if first > second:
+        return min(first, keep_long), min(second, keep_short)
+    return min(first, keep_short), min(second, keep_long)
+
+
+def _keep_first(encoding, n: int) -> None:
+    """encoding.truncate(n) keeping at most one (one-token) overflow window: Encoding.truncate replaces the
+    overflow with windows of what it cuts off, and a pair's post-processing pairs every window of one text with
+    every window of the other (the product that made small budgets blow up)."""
+    if len(encoding.ids) > n:
+        if len(encoding.ids) > n + 1:
+            encoding.truncate(n + 1)
+        encoding.truncate(n)
 
 
 def _call_encode(encode_batch, inputs: list):

@@ -281,6 +281,85 @@ def test_huge_header_length_is_refused_before_parsing(tmp_path):
         load_safetensors(path)
 
 
+_NEAR_CAP = 99 * 1024 * 1024  # a header just under the 100 MB limit
+
+
+def _write_99_mb_header(path, kind):
+    """Headers an attacker can make under the cap: many one-byte tensors (1.5 million), the most tensors allowed
+    with long names, one 52-million-dimension shape, a 99 MB metadata string, a 52-million-value metadata list."""
+    data = b""
+    if kind == "tiny tensors":
+        parts, size, i = [], 2, 0
+        while size < _NEAR_CAP - 100:
+            parts.append(f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}')
+            size += len(parts[-1]) + 1
+            i += 1
+        text, data = "{" + ",".join(parts[:-1]) + "}", bytes(i)
+    elif kind == "long names":
+        n = 99_000
+        width = _NEAR_CAP // n - 60
+        text = "{" + ",".join(f'"{i:0{width}d}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}'
+                              for i in range(n)) + "}"
+        data = bytes(n)
+    elif kind == "long shape":
+        text = '{"a":{"dtype":"U8","shape":[' + ",".join(["0"] * ((_NEAR_CAP - 100) // 2)) + '],"data_offsets":[0,0]}}'
+    elif kind == "metadata string":
+        text = '{"__metadata__":{"a":"' + "x" * (_NEAR_CAP - 40) + '"}}'
+    else:  # metadata list
+        text = '{"__metadata__":{"a":[' + ",".join(["0"] * ((_NEAR_CAP - 40) // 2)) + "]}}"
+    raw = text.encode()
+    raw += b" " * (_NEAR_CAP - len(raw))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        f.write(data)
+
+
+@pytest.mark.parametrize("kind, outcome", [
+    ("tiny tensors", "tensors; at most 100000 per file are supported"),
+    ("long names", "99000 tensors"),
+    ("long shape", "header has 51904464 JSON values for 1 tensors"),
+    ("metadata string", "0 tensors"),
+    ("metadata list", "header has 51904491 JSON values for 0 tensors"),
+])
+def test_a_99_mb_header_peaks_below_400_mb(tmp_path, kind, outcome):
+    """Issue 16: 1.5 million one-byte tensors in a 99 MB header peaked at +1084 MB (38 s) while parsing, a 99 MB
+    shape list at +990 MB. Now the tensors are counted and the JSON values outside strings bounded before json
+    parses anything, and the header is decoded from the mapping without a bytes copy (the mapped header pages
+    count in RSS too: ~99 MB of the bound)."""
+    from rss_probe import run_measuring_peak_rss
+
+    path = tmp_path / "big.safetensors"
+    _write_99_mb_header(path, kind)
+    result = run_measuring_peak_rss(f"""
+from cpuformer.io import load_safetensors
+before = peak_rss_mb()
+try:
+    outcome = f"{{len(load_safetensors({str(path)!r}))}} tensors"
+except ValueError as exc:
+    outcome = str(exc)
+print(peak_rss_mb() - before)
+print(outcome)
+""")
+    path.unlink()
+    grown, message = result.split("\n", 1)
+    assert outcome in message
+    assert float(grown) < 400, f"peak RSS grew by {float(grown):.0f} MB loading a 99 MB header ({kind})"
+
+
+def test_tensor_count_and_list_length_limits(tmp_path, monkeypatch):
+    from cpuformer.io import safetensors as module
+
+    monkeypatch.setattr(module, "_MAX_TENSORS", 2)
+    header = {f"t{i}": entry(shape=(0,), offsets=(0, 0)) for i in range(3)}
+    with pytest.raises(SafetensorsError, match="header declares 3 tensors; at most 2 per file are supported"):
+        load_safetensors(write_raw(tmp_path / "m.safetensors", header))
+    header = {"t": entry(shape=(0,) * 64, offsets=(0, 0)), "__metadata__": {"a,b": "c,d,e"}}  # 64 dims is fine
+    assert load_safetensors(write_raw(tmp_path / "m.safetensors", header))["t"].shape == (0,) * 64
+    with pytest.raises(SafetensorsError, match="header has 200 JSON values for 0 tensors"):
+        load_safetensors(write_raw(tmp_path / "m.safetensors", {"__metadata__": {"a": [0] * 201}}))
+
+
 @pytest.mark.parametrize(
     "header, message",
     [
@@ -490,13 +569,14 @@ def test_too_many_dimensions_is_a_format_error(tmp_path):
 
 
 def test_a_large_header_of_tiny_entries_is_parsed_in_bounded_memory(tmp_path):
-    """A 10 MB header of 167,000 empty tensors: before, dicts per entry and two arrays per tensor took ~25 bytes
-    per header byte (a 99 MB header: 2.4 GB); now tuples while parsing and one array per tensor."""
+    """A 5.3 MB header of 90,000 empty tensors (under the 100,000-tensor limit; it was 10 MB of 172,000 before the
+    limit): before, dicts per entry and two arrays per tensor took ~25 bytes per header byte (a 99 MB header:
+    2.4 GB); now tuples while parsing and one array per tensor."""
     from rss_probe import run_measuring_peak_rss
 
     path = tmp_path / "many.safetensors"
     one = '"t%09d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
-    count = 10 * 1024 * 1024 // len(one % 0)
+    count = 90_000
     raw = ("{" + ",".join(one % i for i in range(count)) + "}").encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw)
     grown = float(run_measuring_peak_rss(f"""

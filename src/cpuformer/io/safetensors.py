@@ -19,6 +19,7 @@ import json
 import math
 import mmap
 import os
+import re
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
@@ -55,6 +56,10 @@ _HEADER_LEN_BYTES = 8
 # uses the same 100 MB cap).
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 _MAX_DIMS = 64  # numpy's limit
+# Tensors one file may declare. Each costs ~400 bytes while parsed and as a numpy view, so a 99 MB header of
+# 1.5 million one-byte tensors peaked at 1.1 GB; real shards hold a few thousand (a 128-expert MoE layer stack
+# ~40K across all shards, a few thousand per shard). Counted in the header text before parsing.
+_MAX_TENSORS = 100_000
 
 
 class SafetensorsError(ValueError):
@@ -90,12 +95,17 @@ class _Entry(NamedTuple):
 _ENTRY_FIELDS = {"dtype", "shape", "data_offsets"}
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_DTYPE_NAMES = {name: name for name in _DTYPES}  # one shared str per dtype name instead of one per entry
+
+
 def _object_from_pairs(pairs: list[tuple[str, Any]]) -> Any:
     if (len(pairs) == 3 and {k for k, _ in pairs} == _ENTRY_FIELDS):
         fields = dict(pairs)
         if isinstance(fields["dtype"], str) and isinstance(fields["shape"], list) and isinstance(
                 fields["data_offsets"], list):
-            return _Entry(fields["dtype"], tuple(fields["shape"]), tuple(fields["data_offsets"]))
+            dtype = _DTYPE_NAMES.get(fields["dtype"], fields["dtype"])
+            return _Entry(dtype, tuple(fields["shape"]), tuple(fields["data_offsets"]))
     # json.loads keeps the last of duplicate keys silently; a duplicated tensor name is corruption.
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -105,12 +115,27 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> Any:
     return out
 
 
-def _parse_header(raw: bytes) -> dict[str, Any]:
+def _parse_header(raw) -> dict[str, Any]:
+    """raw: the header bytes (any buffer: a memoryview of the mapping is decoded without a bytes copy)."""
     try:
-        text = raw.decode("utf-8")
+        text = str(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise SafetensorsError(f"header is not valid UTF-8 ({exc})") from None
     del raw
+    # Every entry has a "data_offsets" key; counting them bounds the tensors before anything is built.
+    declared = text.count('"data_offsets"')
+    if declared > _MAX_TENSORS:
+        raise SafetensorsError(f"header declares {declared} tensors; at most {_MAX_TENSORS} per file are "
+                               "supported (split the checkpoint into shards)")
+    # JSON arrays are built before anything can check them (a 99 MB shape or metadata list of zeros peaked at 1 GB):
+    # outside strings an entry has at most _MAX_DIMS + 5 commas and a metadata pair one.
+    commas, strings = text.count(","), 0
+    for match in _JSON_STRING.finditer(text):  # counted in place: no copy of the text
+        strings += 1
+        commas -= text.count(",", match.start(), match.end())
+    if commas > (_MAX_DIMS + 5) * (declared + 1) + strings:
+        raise SafetensorsError(f"header has {commas} JSON values for {declared} tensors; a shape or metadata list "
+                               "this long is not a safetensors header")
     try:
         header = json.loads(text, object_pairs_hook=_object_from_pairs)
     except json.JSONDecodeError as exc:
@@ -200,7 +225,8 @@ def _read_header(file_size: int, head: bytes) -> tuple[dict[str, Any], int]:
         )
     if header_len > _MAX_HEADER_BYTES:
         raise SafetensorsError(f"header length {header_len} exceeds the {_MAX_HEADER_BYTES}-byte limit")
-    header = _parse_header(bytes(head[_HEADER_LEN_BYTES:_HEADER_LEN_BYTES + header_len]))
+    with memoryview(head) as view, view[_HEADER_LEN_BYTES:_HEADER_LEN_BYTES + header_len] as raw:
+        header = _parse_header(raw)  # no bytes copy of a mapped header (the mapping is closed only when unused)
     return header, _HEADER_LEN_BYTES + header_len
 
 

@@ -54,7 +54,7 @@ class TokenClassificationModel(EncoderTaskModel):
             raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
         tok = self.require_tokenizer()
         texts = self.text_list(text, "predict")
-        encodings = tok.encode_with_offsets(texts)
+        encodings = tok.encode_with_offsets(texts, return_overflowing=False)  # the first window only
         longest = max(len(e.ids) for e in encodings)
         ids = np.full((len(texts), longest), tok.pad_token_id, np.int64)
         mask, types = np.zeros_like(ids), np.zeros_like(ids)

@@ -10,6 +10,8 @@ function(cpuformer_make_portable target)
   set(wrapped pthread_create pthread_join pthread_detach pthread_once __pthread_key_create
     pthread_rwlock_rdlock pthread_rwlock_wrlock pthread_rwlock_unlock arc4random)
   target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc/portable/glibc_compat.cc)
+  # Not LTO: its toplevel .symver directives would be lost in the LTO IR (the pins came out unresolved).
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/csrc/portable/glibc_compat.cc PROPERTIES COMPILE_OPTIONS -fno-lto)
   target_link_options(${target} PRIVATE -static-libstdc++ -Wl,--exclude-libs,ALL
     -Wl,--push-state,--no-as-needed,-l:libpthread.so.0,--pop-state)
   foreach(symbol IN LISTS wrapped)

@@ -41,10 +41,15 @@ python -m build --sdist --no-isolation --outdir dist . >/dev/null
 sdist=dist/cpuformer-$version.tar.gz
 echo "sdist: $sdist"
 
-# The wheel from the sdist; the build directory stays inside the unpacked sdist, so the object paths are relative
-# the same way as in a source build (a compiler cache set up by the caller, as in .ci/run, can reuse its kernels).
+# The wheel from the sdist, unpacked into build/sdist/ (fresh each time) and built there in its own build/{wheel_tag}:
+# the paths from the build directory to the sources are then the same as in a source build, so a compiler cache set
+# up by the caller with its base directory at the repository root (.ci/run: ccache) reuses the kernel objects.
+rm -rf build/sdist
+mkdir -p build/sdist
+tar -xzf "$sdist" -C build/sdist
 raw="$gompdir/raw"
-python -m pip wheel --no-deps --no-build-isolation -q -w "$raw" "$sdist" -C cmake.define.CPUFORMER_PORTABLE=ON
+python -m pip wheel --no-deps --no-build-isolation -q -w "$raw" "build/sdist/cpuformer-$version" \
+  -C cmake.define.CPUFORMER_PORTABLE=ON
 LD_LIBRARY_PATH="$gompdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   auditwheel repair --plat "$plat" -w dist "$raw"/cpuformer-*.whl
 wheel=$(ls dist/cpuformer-"$version"-*"$plat"*.whl)

@@ -27,14 +27,14 @@ int cpuformer_old_pthread_key_create(pthread_key_t*, void (*)(void*));
 int cpuformer_old_pthread_rwlock_rdlock(pthread_rwlock_t*);
 int cpuformer_old_pthread_rwlock_wrlock(pthread_rwlock_t*);
 int cpuformer_old_pthread_rwlock_unlock(pthread_rwlock_t*);
-__asm__(".symver cpuformer_old_pthread_create, pthread_create@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_join, pthread_join@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_detach, pthread_detach@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_once, pthread_once@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_key_create, __pthread_key_create@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_rwlock_rdlock, pthread_rwlock_rdlock@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_rwlock_wrlock, pthread_rwlock_wrlock@GLIBC_2.2.5");
-__asm__(".symver cpuformer_old_pthread_rwlock_unlock, pthread_rwlock_unlock@GLIBC_2.2.5");
+__asm__(".symver cpuformer_old_pthread_create, pthread_create@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_join, pthread_join@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_detach, pthread_detach@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_once, pthread_once@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_key_create, __pthread_key_create@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_rwlock_rdlock, pthread_rwlock_rdlock@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_rwlock_wrlock, pthread_rwlock_wrlock@GLIBC_2.2.5, remove");
+__asm__(".symver cpuformer_old_pthread_rwlock_unlock, pthread_rwlock_unlock@GLIBC_2.2.5, remove");
 
 __attribute__((visibility("hidden"))) int __wrap_pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                                                                  void* (*start)(void*), void* arg) {

@@ -131,3 +131,4 @@ def test_missing_column_is_named(cluster, tiny_model):
     embedder = SentenceEmbedder(str(tiny_model), column="body", num_threads=1)
     with pytest.raises(ValueError, match="the dataset has no column 'body' \\(columns: 'id', 'text'\\)"):
         embedder({"id": np.arange(2), "text": np.array(["a", "b"], object)})
+

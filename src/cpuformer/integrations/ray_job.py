@@ -21,15 +21,17 @@ from .ray import embed_dataset
 __all__ = ["read_dataset", "run_ray_embed_job"]
 
 
-def read_dataset(path: str, input_format: str, column: Optional[str]):
-    """The input as a Ray Dataset with the texts in a column named `column` (.txt: "text")."""
+def read_dataset(path: str, input_format: str, column: Optional[str], blocks: Optional[int] = None):
+    """The input as a Ray Dataset with the texts in a column named `column` (.txt: "text"), asking Ray for `blocks`
+    blocks. Ray splits by file and parquet row group: one parquet file with one row group stays one block, which
+    only one actor embeds (docs/ray.md: write big inputs with row groups)."""
     import ray.data
 
     if input_format == ".parquet":
-        return ray.data.read_parquet(path, columns=[column])
+        return ray.data.read_parquet(path, columns=[column], override_num_blocks=blocks)
     if input_format == ".jsonl":
-        return ray.data.read_json(path, lines=True).select_columns([column])
-    return ray.data.read_text(path, drop_empty_lines=False)
+        return ray.data.read_json(path, lines=True, override_num_blocks=blocks).select_columns([column])
+    return ray.data.read_text(path, drop_empty_lines=False, override_num_blocks=blocks)
 
 
 def _connect(address: str) -> None:
@@ -55,9 +57,10 @@ def run_ray_embed_job(job: EmbedJob, address: str, *, actors: Optional[int] = No
                          "does not resume)")
     _connect(address)
     column = job.source.column or "text"
-    ds = read_dataset(job.source.path, job.source.format, column)
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
+    # A few blocks per actor, so every actor gets work and a retried block is small.
+    ds = read_dataset(job.source.path, job.source.format, column, blocks=4 * actors)
     # Each actor runs cpus_per_actor threads but books half a CPU less with Ray: Ray Data's file listing and read
     # tasks need 1 CPU each, and actors that booked every CPU left them waiting forever (seen on a 2-CPU cluster
     # with 2 one-CPU actors: the run never started).

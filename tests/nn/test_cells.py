@@ -112,7 +112,11 @@ def test_saturated_gates_stay_finite(isa, kind):
     if kind == "RNNCell_relu":  # unbounded: relative tolerance on values in the hundreds
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     else:
-        ref.assert_close(got, want, "recurrent")
+        # Gate sums here reach ~100 and cancel: float32 rounding of a sum is ~eps * sum|w x|, whatever order the
+        # GEMM adds in (which follows the tile and cache blocking of the host), so atol grows with that sum.
+        sd = cell.state_dict()
+        magnitude = np.abs(x) @ np.abs(sd["weight_ih"]).T + np.abs(h) @ np.abs(sd["weight_hh"]).T
+        ref.assert_close(got, want, "recurrent", scale=max(1.0, float(magnitude.max()) / 30.0))
 
 
 def test_lstm_cell_equals_the_one_shot_op():

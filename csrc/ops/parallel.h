@@ -3,8 +3,8 @@
 //
 // Why dynamic and timed: a thread that is not running (OpenBLAS's workers still spinning after a numpy call, a
 // busy neighbour process) holds up only the task it started; the running threads take over the rest. What the
-// leader still waits at the join beyond the stall rule (step_team_stall_after) means a preempted teammate, and
-// the process runs serial for a while (step_team_note_serial): waiting a scheduler time slice per call made
+// leader still waits at the join beyond the stall rule (step_team_stall_after) twice within 100 ms means a
+// preempted teammate, and the process runs serial for a while (step_team_note_stall): waiting a scheduler time slice per call made
 // 2-thread GPT-2 decode 3x slower than 1 thread next to one busy process.
 #pragma once
 #include <omp.h>
@@ -46,7 +46,7 @@ void run_tasks(const TeamLease& lease, int64_t tasks, Fn&& fn) {
   // ~0.4% of decode GEMMs waited 0.2-1 ms for a thread waking up (going serial on those made decode 13% slower).
   const auto per_task = leader_tasks > 0 ? (leader_done - start) / leader_tasks : Clock::duration::zero();
   if (Clock::now() - leader_done > step_team_stall_after(per_task, std::chrono::milliseconds(1)))
-    step_team_note_serial();
+    step_team_note_stall();
 }
 
 // The same for work that has no natural task count: [0, items) in chunks of about 1/8 of a thread's share.

@@ -18,6 +18,10 @@ constexpr std::chrono::microseconds kStall{200};
 constexpr int64_t kSpinsBeforeSteal = 2000;
 constexpr int64_t kSpinsBeforeYield = 20000;
 constexpr std::chrono::milliseconds kSerialHold{250};
+// A parallel op's stall turns the process serial only when another came within this window: a lone stall is
+// an accident (a first-touch page fault of a fresh output took 3-5 ms on a Firecracker VM and made MiniLM b32
+// s128 25% slower when each one cost a 250 ms hold), a preempted teammate stalls every call.
+constexpr std::chrono::milliseconds kRepeatedStall{100};
 
 // CPUFORMER_LSTM_STALL_US fixes the stall threshold (tests set 0 to drive the serial fallback); -1 when unset.
 std::chrono::microseconds stall_override() {
@@ -31,6 +35,7 @@ std::chrono::microseconds stall_override() {
 // Until when (steady clock, ns) new loops start serial because a recent one saw preempted threads.
 std::atomic<int64_t> g_serial_until_ns{0};
 std::atomic<bool> g_serial_memory{true};
+std::atomic<int64_t> g_last_stall_ns{INT64_MIN / 2};
 
 int64_t steady_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -97,6 +102,14 @@ bool step_team_recently_serial() {
 void step_team_set_serial_memory(bool enabled) {
   g_serial_memory.store(enabled, std::memory_order_relaxed);
   g_serial_until_ns.store(0, std::memory_order_relaxed);
+  g_last_stall_ns.store(INT64_MIN / 2, std::memory_order_relaxed);
+}
+
+void step_team_note_stall() {
+  if (!g_serial_memory.load(std::memory_order_relaxed)) return;
+  const int64_t now = steady_now_ns();
+  const int64_t previous = g_last_stall_ns.exchange(now, std::memory_order_relaxed);
+  if (now - previous < std::chrono::nanoseconds(kRepeatedStall).count()) step_team_note_serial();
 }
 
 void step_team_note_serial() {

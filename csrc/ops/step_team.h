@@ -78,6 +78,9 @@ std::chrono::nanoseconds step_team_stall_after(std::chrono::nanoseconds own_time
 bool step_team_recently_serial();
 // Call once after a loop whose team went serial (unless it started serial because of step_team_recently_serial()).
 void step_team_note_serial();
+// Call after a parallel op whose leader waited past the stall rule: the second such stall within 100 ms calls
+// step_team_note_serial(), a lone one (a page fault, an interrupt) is forgotten.
+void step_team_note_stall();
 // Test hook: off, nothing is remembered and no call starts serial (tests that check team sizes on a busy machine).
 void step_team_set_serial_memory(bool enabled);
 

@@ -236,10 +236,13 @@ SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
     want = lin(x)
     assert not _core._recently_serial()
     cpuformer.set_num_threads(2)
-    first = lin(x)  # any wait of the leader counts as a stall here: the call notes it ...
+    first = lin(x)  # any wait of the leader counts as a stall here: a lone stall is forgotten ...
+    assert not _core._recently_serial()
+    second = lin(x)  # ... a second one within 100 ms makes the process serial ...
     assert _core._recently_serial()
-    second = lin(x)  # ... and the next calls run on one thread
-    assert np.array_equal(first, want) and np.array_equal(second, want)
+    third = lin(x)  # ... and the next calls run on one thread
+    assert _core._last_team_size() == 1
+    assert all(np.array_equal(got, want) for got in (first, second, third))
     print("ok")
     """
 )
@@ -247,7 +250,7 @@ SERIAL_FALLBACK_SCRIPT = textwrap.dedent(
 
 def test_stalled_gemm_goes_serial_with_the_same_results():
     """CPUFORMER_LSTM_STALL_US=0 makes every wait a stall (as for the LSTM): a 2-thread GEMM then marks the process
-    'recently serial' (shared with the LSTM's step loop), and results stay bitwise those of one thread."""
+    "recently serial" on its second stall (shared with the LSTM's step loop), and results stay bitwise those of one thread."""
     env = dict(os.environ, CPUFORMER_LSTM_STALL_US="0", PYTHONPATH=os.pathsep.join(sys.path))
     result = subprocess.run([sys.executable, "-c", SERIAL_FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
                             timeout=120)

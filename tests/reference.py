@@ -120,8 +120,15 @@ def dequantize_int8(q, scale, group=INT8_GROUP):
     return q.astype(np.float64) * np.repeat(scale.astype(np.float64), group, axis=1)[:, :k]
 
 
-# gemm.cc's kU8S8MinRows: from this many rows of x on, int8 weights run int8 compute (x quantized too)
+# Without VNNI, int8 weights run int8 compute (x quantized too) from this many rows of x on; the VNNI levels do from
+# one row on (KernelTable::u8s8_min_rows, asked from cpuformer by u8s8_min_rows()).
 U8S8_MIN_ROWS = 16
+
+
+def u8s8_min_rows():
+    from cpuformer import _core
+
+    return _core._config()["int8_compute_min_rows"]
 
 
 def quantize_u8_rows(x, group=INT8_GROUP):
@@ -160,7 +167,7 @@ def int8_computes(rows, k, group=INT8_GROUP):
     from cpuformer import _core
 
     group = min(group, k) if group and k else max(k, 1)
-    return (_core._config()["int8_compute_active"] and rows >= U8S8_MIN_ROWS and k > 0
+    return (_core._config()["int8_compute_active"] and rows >= u8s8_min_rows() and k > 0
             and (group % 4 == 0 or group >= k))
 
 

@@ -26,6 +26,7 @@ static KernelTable make_table() {
   t.u8s8_mr = kU8S8MR;
   t.u8s8_nibbles = kU8S8Nibbles;
   t.u8s8_by_default = false;
+  t.u8s8_min_rows = 16;
   t.gemm_ukernel_u8s8 = &gemm_ukernel_u8s8;
   t.quantize_u8_row = &quantize_u8_row;
   t.activation = &activation;

@@ -98,6 +98,11 @@ struct KernelTable {
   // = auto): only the VNNI levels. Measured on a 2-core AVX-512 Xeon without VNNI, single thread, M = 128..512:
   // the nibble kernel ran at 0.6-0.9x of fp32 (GCC keeps a register copy per int16 accumulator per k4 step).
   bool u8s8_by_default;
+  // Fewest rows of A that run int8 compute (fewer stay weight-only). 1 on the VNNI levels: measured on a 2-core
+  // AMD EPYC (Zen 4), 2 threads, vpdpbusd beat the weight-only reader 3x at M = 1-16 with weights in cache
+  // (768 x 2304: 15 vs 45 us at M = 1) and 1.4x from memory (GPT-2's 768 x 50257 head: 0.72 vs 1.0 ms), because
+  // the weight-only reader's widening is the bound, not the bytes. 16 elsewhere (the nibble kernel is not faster).
+  int u8s8_min_rows;
   GemmUkernelU8S8Fn gemm_ukernel_u8s8;
   QuantizeU8RowFn quantize_u8_row;
   // y[n] = act(x[n]); x may equal y.

@@ -10,6 +10,7 @@
 #include <string>
 #include <numeric>
 
+#include "cpu/dispatch.h"
 #include "ops/aligned_buffer.h"
 #include "ops/parallel.h"
 #include "ops/threading.h"
@@ -30,7 +31,6 @@ constexpr int64_t kSmallABlockFloats = 65536;
 // int8 compute from this many rows of A on (below it, int8 weights run weight-only: fp32 activations, int8 B
 // converted in registers): decode-sized calls are bound by streaming B, which int8 already shrinks 4x, and keep
 // fp32's accuracy; from here on the multiplies dominate and the integer dot products pay.
-constexpr int64_t kU8S8MinRows = 16;
 
 struct Tiling {
   int64_t mc, panels_per_task, m_tasks, n_tasks;
@@ -109,7 +109,7 @@ QuantizedA& thread_quantized_a(int64_t rows, int64_t ldq, int64_t groups) {
 // Whether int8 compute can run this multiply exactly: K groups start on a k4 boundary and a group's int32 sum of
 // u8 x s8 products (at most 255 * 127 per k) cannot overflow.
 bool u8s8_applies(const PackedMatrix& b, int64_t m) {
-  if (b.dtype() != WeightDtype::s8 || m < kU8S8MinRows || b.k() == 0) return false;
+  if (b.dtype() != WeightDtype::s8 || m < b.kernels().u8s8_min_rows || b.k() == 0) return false;
   if (b.group() % 4 != 0 && b.group() < b.k()) return false;
   return b.group() <= INT32_MAX / (255 * 127);
 }
@@ -243,7 +243,7 @@ void gemm_packed_block(const float* a, int64_t rows, int64_t lda, const PackedMa
   } while (k0 < k);
 }
 
-int64_t gemm_u8s8_min_rows() { return kU8S8MinRows; }
+int64_t gemm_u8s8_min_rows() { return kernels_for_active_isa().u8s8_min_rows; }
 
 namespace {
 std::atomic<int>& int8_mode_slot() {

@@ -17,7 +17,8 @@ void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, 
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
                  int64_t ldr = 0, bool int8_compute = true);
 
-// From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group).
+// From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group), on
+// the active kernels (KernelTable::u8s8_min_rows: 1 with VNNI, 16 without).
 int64_t gemm_u8s8_min_rows();
 
 // When int8 compute runs (CPUFORMER_INT8_COMPUTE, read once; the test hook changes it): auto = on the levels where

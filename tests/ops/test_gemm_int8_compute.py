@@ -22,6 +22,8 @@ def test_default_is_on_only_where_it_pays():
     _core._set_int8_compute("auto")
     config = _core._config()
     assert config["int8_compute_active"] == ("vnni" in config["isa"])
+    # With VNNI, int8 compute beats the weight-only reader from one row on (decode); without, from 16 rows.
+    assert config["int8_compute_min_rows"] == (1 if "vnni" in config["isa"] else ref.U8S8_MIN_ROWS)
     with pytest.raises(ValueError, match=r"int8 compute mode must be 'auto', 'on' or 'off'; got 'fast'"):
         _core._set_int8_compute("fast")
 
@@ -41,6 +43,18 @@ def test_matches_float64_on_the_quantized_values(isa, m, k):
     n = 45  # a full panel and a partial one on every level
     x, w, b = rand(rng, m, k), rand(rng, n, k), rand(rng, n)
     check(ops.PackedLinear(w, b, activation="gelu", dtype="int8"), x, w, b, activation="gelu", what=f"m={m} k={k}")
+
+
+# Decode-sized calls: int8 compute on the VNNI levels, weight-only elsewhere (linear_int8 follows the active path).
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 6, 7, 13, MIN_ROWS - 1])
+@pytest.mark.parametrize("k", [4, 36, 64, 200, 1030])
+def test_few_rows(isa, m, k):
+    rng = np.random.default_rng(m * 100 + k)
+    x, w, b = rand(rng, m, k), rand(rng, 45, k), rand(rng, 45)
+    lin = ops.PackedLinear(w, b, activation="gelu", dtype="int8")
+    assert ref.int8_computes(m, k) == ("vnni" in isa), f"m={m} k={k}"
+    expected = ref.linear_int8(x, w, b, "gelu", None)
+    ref.assert_close(lin(x), expected, "linear_int8", scale=np.sqrt(k), err_msg=f"m={m} k={k}")
 
 
 @pytest.mark.parametrize("group", [0, 4, 32, 64, 128, 5000])

@@ -16,6 +16,7 @@ const KernelTable& kernel_table() {
     t.u8s8_mr = kU8S8MR;
     t.u8s8_nibbles = kU8S8Nibbles;
     t.u8s8_by_default = true;
+    t.u8s8_min_rows = 1;
     t.gemm_ukernel_u8s8 = &gemm_ukernel_u8s8;
     return t;
   }();

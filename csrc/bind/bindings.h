@@ -10,4 +10,5 @@ void bind_embedding(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
 void bind_recurrent(pybind11::module_& m);
 void bind_decoder_ops(pybind11::module_& m);
+void bind_array_pool(pybind11::module_& m);
 }  // namespace cpuformer::bind

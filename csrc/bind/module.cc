@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   cpuformer::bind::bind_embedding(m);
   cpuformer::bind::bind_attention(m);
   cpuformer::bind::bind_recurrent(m);
+  cpuformer::bind::bind_array_pool(m);
 }

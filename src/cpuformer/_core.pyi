@@ -243,6 +243,18 @@ class PackedLSTM:
     @property
     def proj_size(self) -> int:
         ...
+def _array_pool_clear() -> None:
+    """
+    Free every block the array pool holds.
+    """
+def _array_pool_handler() -> typing.Any:
+    """
+    numpy's mem_handler capsule of the pooled allocator (cpuformer.array_pool installs it).
+    """
+def _array_pool_stats() -> dict:
+    """
+    Blocks the array pool holds, its limit, and reuse counts (tests, diagnostics).
+    """
 def _config() -> dict:
     ...
 def _forked_serial() -> bool:
@@ -266,6 +278,14 @@ def _process_num_threads() -> int:
 def _recently_serial() -> bool:
     """
     Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).
+    """
+def _set_array_handler(handler: typing.Any) -> typing.Any:
+    """
+    PyDataMem_SetHandler: make `handler` the allocator of new arrays in this context; returns the previous.
+    """
+def _set_array_pool_limit(bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Most bytes of freed blocks the pool keeps (0: keep none); clears it (tests).
     """
 def _set_int8_compute(mode: str) -> None:
     """

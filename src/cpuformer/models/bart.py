@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..array_pool import pooled
 from ..generation import DecodeState, DecodeStatePool, DecodingSession, GenerationConfig, GenerationMixin
 from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..io import WeightStore
@@ -177,6 +178,7 @@ class BartStack:
                                           causal=decoder, cross=decoder, layer=i) for i in range(n)]
         self.layer_norm = LayerNorm.from_store(store, f"{prefix}.layer_norm", d, 1e-5) if c.pre_norm else None
 
+    @pooled
     def __call__(self, ids: np.ndarray, positions: np.ndarray, batch, ws: Workspace,
                  memory: CrossAttentionMemory | None = None) -> np.ndarray:
         x = self.embed_tokens(ids)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..array_pool import pooled
 from ..io import WeightStore
 from ..inputs import (check_attention_mask, check_id_range, check_input_ids, check_int_array, check_packed_ids,
                       check_packed_lengths)
@@ -245,6 +246,7 @@ class BertModel(BertPretrainedModel):
         return batch, flat_ids, flat_types
 
     # --- forward ------------------------------------------------------------------------------------------
+    @pooled
     def forward_packed(self, ids: np.ndarray, token_types: np.ndarray, batch: PackedBatch) -> np.ndarray:
         """Packed ids / token types [total_tokens] -> hidden states [total_tokens, hidden]. Positions are the
         tokens' columns in the padded batch (batch.cols), as in transformers. Ids, token types and sequence lengths

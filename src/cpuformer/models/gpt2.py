@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..array_pool import pooled
 from ..generation import DecodeStatePool, GenerationConfig, GenerationMixin
 from ..io import WeightStore
 from ..inputs import check_attention_mask, check_id_range, check_input_ids, check_packed_ids, check_packed_lengths
@@ -126,6 +127,7 @@ class GPT2Model(GPT2PretrainedModel):
         self.h = [GPT2Block(store, config, f"h.{i}", i) for i in range(config.n_layer)]
         self.ln_f = LayerNorm.from_store(store, "ln_f", h, config.layer_norm_epsilon)
 
+    @pooled
     def forward(self, ids: np.ndarray, positions: np.ndarray, batch: PackedBatch | KVCacheBatch,
                 ws: Workspace) -> np.ndarray:
         """ids, positions: [total_tokens] (PackedBatch) or [B, T] (KVCacheBatch) -> final hidden states

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import ops
 from ..chat import ChatMixin
+from ..array_pool import pooled
 from ..generation import DecodeStatePool, GenerationConfig, GenerationMixin
 from ..inputs import check_attention_mask, check_id_range, check_input_ids
 from ..io import WeightStore
@@ -180,6 +181,7 @@ class LlamaModel(LlamaPretrainedModel):
                        for i in range(config.num_hidden_layers)]
         self.norm = RMSNorm.from_store(store, "norm", config.hidden_size, config.rms_norm_eps)
 
+    @pooled
     def forward(self, ids: np.ndarray, positions: np.ndarray, batch: PackedBatch | KVCacheBatch,
                 ws: Workspace) -> np.ndarray:
         """ids, positions: [total_tokens] (PackedBatch) or [B, T] (KVCacheBatch) -> final hidden states (after the

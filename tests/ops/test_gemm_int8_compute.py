@@ -21,7 +21,9 @@ pytestmark = pytest.mark.usefixtures("int8_compute_on")
 def test_default_is_on_only_where_it_pays():
     _core._set_int8_compute("auto")
     config = _core._config()
-    assert config["int8_compute_active"] == ("vnni" in config["isa"])
+    # The VNNI levels, and avx512_bf16 (avx512_vnni plus bf16 compute).
+    assert config["int8_compute_active"] == (config["isa"] in ("avx2_vnni", "avx512_vnni", "avx512_bf16"))
+    assert config["int8_compute"] == "vpdpbusd (VNNI)" if config["int8_compute_active"] else True
     with pytest.raises(ValueError, match=r"int8 compute mode must be 'auto', 'on' or 'off'; got 'fast'"):
         _core._set_int8_compute("fast")
 

@@ -267,6 +267,10 @@ def _recently_serial() -> bool:
     """
     Whether parallel ops run serial right now because a recent one saw its threads preempted (tests).
     """
+def _set_bf16_compute(mode: str) -> None:
+    """
+    Test hook (and CPUFORMER_BF16_COMPUTE): when bf16 weights run bf16 compute (only on kernels that have it: avx512_bf16).
+    """
 def _set_int8_compute(mode: str) -> None:
     """
     Test hook (and CPUFORMER_INT8_COMPUTE): when int8 weights run int8 compute.

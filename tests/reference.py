@@ -186,7 +186,7 @@ def round_bf16(weight):
 
 # gemm.cc's kBF16MinRows: from this many rows of x on, bf16 weights run bf16 compute (x rounded to bf16 too) where
 # it is active (the avx512_bf16 level)
-BF16_MIN_ROWS = 16
+BF16_MIN_ROWS = 4
 _FLT_MIN = np.float32(2.0**-126)
 
 

@@ -204,3 +204,27 @@ def test_weight_rows_lookup_reads_the_k2_layout(isa):
     lin = ops.PackedLinear(w, dtype="bf16")
     ids = np.array([0, 69, 31, 32, 5])
     np.testing.assert_array_equal(lin.rows(ids), ref.round_bf16(w)[ids])
+
+
+def _config_in_subprocess(**env) -> str:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from cpuformer import _core; c = _core._config(); "
+            "print(c['isa'], c['bf16_compute_mode'], c['bf16_compute_active'])")
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("value", ["on", "off", "auto", "bogus"])
+def test_env_sets_the_mode(value):
+    best = _core._config()["isa_max_allowed"]
+    mode = value if value != "bogus" else "auto"  # anything else is auto, as CPUFORMER_INT8_COMPUTE
+    assert _config_in_subprocess(CPUFORMER_BF16_COMPUTE=value) == \
+        f"{best} {mode} {best == 'avx512_bf16' and mode != 'off'}"
+
+
+def test_isa_cap_below_avx512_bf16_means_weight_only():
+    out = _config_in_subprocess(CPUFORMER_ISA="avx512_vnni", CPUFORMER_BF16_COMPUTE="on").split()
+    assert out[0] != "avx512_bf16" and out[2] == "False"

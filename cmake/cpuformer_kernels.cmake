@@ -17,16 +17,31 @@ function(cpuformer_add_isa_kernels target isa flags)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 
-# cpuformer_add_vnni_kernels(<target> <level> <base> <flags>)
-# A VNNI level (avx2_vnni, avx512_vnni): only csrc/kernels/vnni/*.cc, compiled with the base ISA's vectors plus
-# the VNNI flag, in the level's own namespace; its kernel table starts from the base level's table.
-function(cpuformer_add_vnni_kernels target level base flags)
-  file(GLOB vnni_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/csrc/kernels/vnni/*.cc)
-  add_library(${target} OBJECT ${vnni_sources})
+# cpuformer_add_level_kernels(<target> <level> <base> <vectors> <subdir> <define> <flags>)
+# A level on top of a base level's table (avx2_vnni, avx512_vnni, avx512_bf16): only csrc/kernels/<subdir>/*.cc,
+# compiled with the <vectors> ISA's Vec plus the level's extra flags, in the level's own namespace, with
+# CPUFORMER_KERNEL_BASE naming the base table's namespace and <define> set to 1.
+function(cpuformer_add_level_kernels target level base vectors subdir define flags)
+  file(GLOB level_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/csrc/kernels/${subdir}/*.cc)
+  add_library(${target} OBJECT ${level_sources})
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc)
-  string(TOUPPER ${base} base_upper)
-  target_compile_definitions(${target} PRIVATE CPUFORMER_KERNEL_ISA=${level} CPUFORMER_KERNEL_ISA_${base_upper}=1
-    CPUFORMER_KERNEL_BASE=${base} CPUFORMER_KERNEL_VNNI=1)
+  string(TOUPPER ${vectors} vectors_upper)
+  target_compile_definitions(${target} PRIVATE CPUFORMER_KERNEL_ISA=${level} CPUFORMER_KERNEL_ISA_${vectors_upper}=1
+    CPUFORMER_KERNEL_BASE=${base} ${define}=1)
   target_compile_options(${target} PRIVATE -O3 -fno-math-errno -ffp-contract=fast ${flags})
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endfunction()
+
+# cpuformer_add_vnni_kernels(<target> <level> <base> <flags>)
+# A VNNI level (avx2_vnni, avx512_vnni): csrc/kernels/vnni/*.cc with the base ISA's vectors plus the VNNI flag; its
+# kernel table starts from the base level's table.
+function(cpuformer_add_vnni_kernels target level base flags)
+  cpuformer_add_level_kernels(${target} ${level} ${base} ${base} vnni CPUFORMER_KERNEL_VNNI "${flags}")
+endfunction()
+
+# cpuformer_add_bf16_kernels(<target> <level> <base> <flags>)
+# The avx512_bf16 level: csrc/kernels/bf16/*.cc with the AVX-512 vectors plus -mavx512bf16; its kernel table starts
+# from <base> (avx512_vnni: every CPU with AVX512_BF16 has VNNI).
+function(cpuformer_add_bf16_kernels target level base flags)
+  cpuformer_add_level_kernels(${target} ${level} ${base} avx512 bf16 CPUFORMER_KERNEL_BF16 "${flags}")
 endfunction()

@@ -16,8 +16,9 @@ from helpers import num_threads
 # (sentence_encoder.py) use them too.
 sys.path.insert(0, str(Path(__file__).parent / "models"))
 
-# In CPUFORMER_ISA's order; the *_vnni levels are their base's kernels plus int8 compute on vpdpbusd.
-ALL_ISAS = ("generic", "avx2", "avx2_vnni", "avx512", "avx512_vnni")
+# In CPUFORMER_ISA's order; the *_vnni levels are their base's kernels plus int8 compute on vpdpbusd, avx512_bf16 is
+# avx512_vnni plus bf16 compute on vdpbf16ps.
+ALL_ISAS = ("generic", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16")
 
 
 def available_isas() -> list[str]:
@@ -49,6 +50,15 @@ def int8_compute_on():
     _core._set_int8_compute("on")
     yield
     _core._set_int8_compute("auto")
+
+
+@pytest.fixture
+def bf16_compute_on():
+    """bf16 weights run bf16 compute (activations rounded to bf16 too) wherever the kernels have it (avx512_bf16);
+    elsewhere they stay weight-only whatever the mode."""
+    _core._set_bf16_compute("on")
+    yield
+    _core._set_bf16_compute("auto")
 
 
 @pytest.fixture

@@ -184,15 +184,48 @@ def linear_int8(x, weight, bias=None, activation="none", residual=None, group=IN
 
 def round_bf16(weight):
     """float32 -> nearest bfloat16 (ties to even), returned as float32; computed on the bits, independently of
-    the packing code."""
-    bits = np.asarray(weight, np.float32).view(np.uint32).astype(np.uint64)
+    the packing code. NaN stays NaN (adding the rounding bias to a NaN's bits could carry it into inf or -0)."""
+    w = np.asarray(weight, np.float32)
+    bits = w.view(np.uint32).astype(np.uint64)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
-    return rounded.view(np.float32)
+    return np.where(np.isnan(w), np.float32(np.nan), rounded.view(np.float32)).astype(np.float32)
+
+
+# gemm.cc's kBF16MinRows: from this many rows of x on, bf16 weights run bf16 compute (x rounded to bf16 too) where
+# it is active (the avx512_bf16 level)
+BF16_MIN_ROWS = 4
+_FLT_MIN = np.float32(2.0**-126)
+
+
+def flush_denormals(x):
+    """Subnormal float32 values -> zero of the same sign: what vcvtne2ps2bf16 and vdpbf16ps do with their inputs."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < _FLT_MIN, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
+def round_bf16_compute(x):
+    """bf16 compute's rounding of the activations (and what vdpbf16ps sees of either operand): subnormals are zero,
+    then round_bf16 (ties to even, NaN kept; a finite value past bf16's largest rounds to inf)."""
+    return flush_denormals(round_bf16(flush_denormals(x)))
+
+
+def bf16_computes(rows, k):
+    """Whether PackedLinear(dtype="bf16") runs bf16 compute on `rows` rows (else weight-only): bf16 compute is active
+    for the active kernels (a setting and the level, asked from cpuformer), enough rows, and K > 0."""
+    from cpuformer import _core
+
+    return _core._config()["bf16_compute_active"] and rows >= BF16_MIN_ROWS and k > 0
 
 
 def linear_bf16(x, weight, bias=None, activation="none", residual=None):
-    """linear() in float64 on the bf16-rounded weight."""
-    return linear(x, round_bf16(weight), bias, activation, residual)
+    """linear() in float64 on the bf16-rounded weight, and, where PackedLinear rounds x too (bf16_computes), on the
+    bf16-rounded x: products of two bf16 are exact, so only the fp32 summation differs from this."""
+    x = np.asarray(x, np.float32)
+    w = round_bf16(weight)
+    rows = int(np.prod(x.shape[:-1]))
+    if x.ndim >= 2 and bf16_computes(rows, x.shape[-1]):
+        x, w = round_bf16_compute(x), flush_denormals(w)
+    return linear(x, w, bias, activation, residual)
 
 
 # PackedLinear dtype -> (float64 reference on the weights as that dtype stores them, its tolerance name)

@@ -60,7 +60,11 @@ def test_env_caps_isa(isa):
 
 
 def test_env_above_cpu_is_capped_by_cpu():
-    assert _isa_in_subprocess("avx512_vnni").split()[0] == available_isas()[-1]
+    assert _isa_in_subprocess("avx512_bf16").split()[0] == available_isas()[-1]
+
+
+def test_env_avx512_vnni_caps_below_avx512_bf16():
+    assert _isa_in_subprocess("avx512_vnni").split()[0] == [i for i in available_isas() if i != "avx512_bf16"][-1]
 
 
 def test_env_invalid_is_reported_not_fatal():
@@ -69,9 +73,10 @@ def test_env_invalid_is_reported_not_fatal():
 
 def test_set_isa_hook_rejects_unknown_and_unavailable():
     with pytest.raises(ValueError,
-                       match=r"isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512' or 'avx512_vnni'; got 'neon'"):
+                       match=r"isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512', 'avx512_vnni' or 'avx512_bf16'; "
+                             r"got 'neon'"):
         _core._set_isa("neon")
-    for level in ("avx2_vnni", "avx512", "avx512_vnni"):
+    for level in ("avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16"):
         if level not in available_isas():
             with pytest.raises(ValueError, match=f"ISA '{level}' is not available here"):
                 _core._set_isa(level)

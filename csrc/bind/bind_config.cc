@@ -66,14 +66,23 @@ void bind_config(py::module_& m) {
     d["max_num_threads"] = max_num_threads();
     d["forked_serial"] = forked_serial();
     const kernels::KernelTable& active = kernels_for_active_isa();
+    // The VNNI levels and avx512_bf16 (which starts from avx512_vnni's table) run int8 compute on vpdpbusd.
     d["int8_compute"] = active.u8s8_nibbles ? "vpmaddubsw nibbles (no VNNI)"
-                        : std::string(active.isa_name).find("vnni") != std::string::npos ? "vpdpbusd (VNNI)"
-                                                                                        : "int32 loops (generic)";
+                        : active.u8s8_by_default ? "vpdpbusd (VNNI)"
+                                                 : "int32 loops (generic)";
     d["int8_compute_min_rows"] = gemm_u8s8_min_rows();
     d["int8_compute_mode"] = int8_compute_mode() == Int8ComputeMode::on    ? "on"
                              : int8_compute_mode() == Int8ComputeMode::off ? "off"
                                                                            : "auto";
     d["int8_compute_active"] = int8_compute_enabled(active);
+    // bf16 weights: bf16 compute (A rounded to bf16 too) from bf16_compute_min_rows rows on where active, else
+    // weight-only (fp32 activations, bf16 B widened in registers).
+    d["bf16_compute"] = active.bf16_compute_name ? active.bf16_compute_name : "none (weight-only; needs avx512_bf16)";
+    d["bf16_compute_min_rows"] = gemm_bf16_min_rows();
+    d["bf16_compute_mode"] = bf16_compute_mode() == BF16ComputeMode::on    ? "on"
+                             : bf16_compute_mode() == BF16ComputeMode::off ? "off"
+                                                                           : "auto";
+    d["bf16_compute_active"] = bf16_compute_enabled(active);
     d["gemm_tile"] = std::to_string(kernels_for_active_isa().gemm_mr) + "x" +
                      std::to_string(kernels_for_active_isa().gemm_nr);
     return d;
@@ -83,8 +92,8 @@ void bind_config(py::module_& m) {
       [](const std::string& name) {
         cpu::Isa isa;
         if (!cpu::parse_isa(name.c_str(), &isa))
-          throw py::value_error("isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512' or 'avx512_vnni'; got '" + name +
-                                "'");
+          throw py::value_error(
+              "isa must be 'generic', 'avx2', 'avx2_vnni', 'avx512', 'avx512_vnni' or 'avx512_bf16'; got '" + name + "'");
         set_active_isa(isa);
       },
       py::arg("name"),
@@ -99,6 +108,17 @@ void bind_config(py::module_& m) {
                                                                                   : Int8ComputeMode::automatic);
       },
       py::arg("mode"), "Test hook (and CPUFORMER_INT8_COMPUTE): when int8 weights run int8 compute.");
+  m.def(
+      "_set_bf16_compute",
+      [](const std::string& mode) {
+        if (mode != "auto" && mode != "on" && mode != "off")
+          throw py::value_error("bf16 compute mode must be 'auto', 'on' or 'off'; got '" + mode + "'");
+        set_bf16_compute_mode(mode == "on" ? BF16ComputeMode::on : mode == "off" ? BF16ComputeMode::off
+                                                                                  : BF16ComputeMode::automatic);
+      },
+      py::arg("mode"),
+      "Test hook (and CPUFORMER_BF16_COMPUTE): when bf16 weights run bf16 compute (only on kernels that have it: "
+      "avx512_bf16).");
   m.def("_isa", [] { return std::string(cpu::isa_name(active_isa())); });
   m.def("_set_serial_memory", &step_team_set_serial_memory, py::arg("enabled"),
         "Test hook: off, no call starts serial after a stall (team sizes become predictable on a busy machine).");

@@ -54,6 +54,7 @@ CpuFeatures detect() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::avx512_bf16: return "avx512_bf16";
     case Isa::avx512_vnni: return "avx512_vnni";
     case Isa::avx512: return "avx512";
     case Isa::avx2_vnni: return "avx2_vnni";
@@ -101,6 +102,7 @@ const CpuFeatures& cpu_features() {
 bool isa_supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
+    case Isa::avx512_bf16: return f.avx512 && f.avx512_vnni && f.avx512_bf16;
     case Isa::avx512_vnni: return f.avx512 && f.avx512_vnni;
     case Isa::avx512: return f.avx512;
     case Isa::avx2_vnni: return f.avx2_fma && f.avx_vnni;

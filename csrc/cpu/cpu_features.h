@@ -6,11 +6,14 @@ namespace cpuformer::cpu {
 // The kernel levels, in the order CPUFORMER_ISA caps them: each level's kernel table is its base's plus what the
 // level adds (avx2_vnni: int8 compute on 256-bit vpdpbusd; avx512_vnni: on 512-bit vpdpbusd). A CPU may lack a
 // level below its best (Cascade Lake has avx512_vnni but not avx2_vnni): isa_supported() tells.
-enum class Isa : int { generic = 0, avx2 = 1, avx2_vnni = 2, avx512 = 3, avx512_vnni = 4 };
-inline constexpr Isa kAllIsas[] = {Isa::generic, Isa::avx2, Isa::avx2_vnni, Isa::avx512, Isa::avx512_vnni};
+// avx512_bf16: the avx512_vnni table plus bf16 compute on vdpbf16ps; it needs avx512_vnni's bits too (every CPU with
+// AVX512_BF16 has them: Cooper Lake, Sapphire / Emerald Rapids, Zen 4 / 5).
+enum class Isa : int { generic = 0, avx2 = 1, avx2_vnni = 2, avx512 = 3, avx512_vnni = 4, avx512_bf16 = 5 };
+inline constexpr Isa kAllIsas[] = {Isa::generic, Isa::avx2,        Isa::avx2_vnni,
+                                   Isa::avx512,  Isa::avx512_vnni, Isa::avx512_bf16};
 
 const char* isa_name(Isa isa);
-// Parses "generic" | "avx2" | "avx2_vnni" | "avx512" | "avx512_vnni"; returns false on anything else.
+// Parses "generic" | "avx2" | "avx2_vnni" | "avx512" | "avx512_vnni" | "avx512_bf16"; false on anything else.
 bool parse_isa(const char* name, Isa* out);
 
 struct CpuFeatures {

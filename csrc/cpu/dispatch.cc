@@ -14,8 +14,8 @@ namespace {
 // below its best: CPUFORMER_ISA=avx2_vnni on Cascade Lake gives avx2).
 cpu::Isa compute_max_allowed() {
   const char* env = std::getenv("CPUFORMER_ISA");
-  cpu::Isa cap = cpu::Isa::avx512_vnni;
-  if (env && *env && !cpu::parse_isa(env, &cap)) cap = cpu::Isa::avx512_vnni;
+  cpu::Isa cap = cpu::Isa::avx512_bf16;
+  if (env && *env && !cpu::parse_isa(env, &cap)) cap = cpu::Isa::avx512_bf16;
   cpu::Isa allowed = cpu::Isa::generic;
   for (cpu::Isa isa : cpu::kAllIsas)
     if (static_cast<int>(isa) <= static_cast<int>(cap) && cpu::isa_supported(isa)) allowed = isa;
@@ -46,6 +46,7 @@ void set_active_isa(cpu::Isa isa) {
 
 const kernels::KernelTable& kernels_for(cpu::Isa isa) {
   switch (isa) {
+    case cpu::Isa::avx512_bf16: return kernels::avx512_bf16::kernel_table();
     case cpu::Isa::avx512_vnni: return kernels::avx512_vnni::kernel_table();
     case cpu::Isa::avx512: return kernels::avx512::kernel_table();
     case cpu::Isa::avx2_vnni: return kernels::avx2_vnni::kernel_table();

@@ -1,7 +1,8 @@
 // gemm_bf16_kernels.cc — weight-only bf16: C tile (m x n, m <= MR, n <= NR) = A rows (m x k) fp32 * packed bf16
-// B panel (k x NR, 2 bytes per entry). Each k step widens one NR-wide row of B to float in registers (zero-extend
-// to 32 bits, shift left 16: exact), then the same FMAs as fp32 (gemm_ukernel_tile.h). Half the weight bytes of
-// fp32 and no rounding beyond the pack-time one.
+// B panel (k x NR, 2 bytes per entry, interleaved by 2 k: packed_matrix.h's k2 layout). Each k step widens one
+// NR-wide row of B to float in registers (one half of each 32-bit pair lane moved to the top: exact), then the same
+// FMAs as fp32 (gemm_ukernel_tile.h). Half the weight bytes of fp32 and no rounding beyond the pack-time one; the
+// same panels feed bf16 compute (bf16/gemm_bf16_compute.cc) on AVX512_BF16.
 #include "kernels/gemm_kernels.h"
 
 #include "kernels/gemm_ukernel_tile.h"

@@ -48,7 +48,9 @@ struct PanelBF16 {
   const uint16_t* b;
   int64_t group_size(int64_t k) const { return k; }
   void begin_group(int64_t) {}
-  Vec row(int64_t p, int v) const { return Vec::load_bf16(b + p * kGemmNR + v * kW); }
+  // Panel rows are interleaved by 2 k (packed_matrix.h's k2 layout, the order vdpbf16ps reads): row p of
+  // vector v is half p % 2 of each 32-bit lane of the 2 * kW values at k2 row p / 2.
+  Vec row(int64_t p, int v) const { return Vec::load_bf16(b + (p >> 1) * kGemmNR * 2 + v * kW * 2, p & 1); }
 };
 
 // int8 q with one scale per (group of `group` k, column): B = q * scale, formed in registers, so the sums are

@@ -29,6 +29,11 @@ static KernelTable make_table() {
   t.u8s8_min_rows = 16;
   t.gemm_ukernel_u8s8 = &gemm_ukernel_u8s8;
   t.quantize_u8_row = &quantize_u8_row;
+  t.bf16_mr = 0;
+  t.bf16_by_default = false;
+  t.bf16_compute_name = nullptr;
+  t.gemm_ukernel_bf16 = nullptr;
+  t.convert_bf16_row = nullptr;
   t.activation = &activation;
   t.layer_norm_row = &layer_norm_row;
   t.softmax_row = &softmax_row;

@@ -57,6 +57,16 @@ using GemmUkernelU8S8Fn = void (*)(int m, int n, int64_t k, const QuantizedRows&
 using QuantizeU8RowFn = bool (*)(const float* x, const float* inv_smooth, int64_t k, int64_t group, uint8_t* q,
                                  float* scale, float* zero);
 
+// bf16 compute (AVX512_BF16): A rounded to bf16 once per call, B the bf16 panel in its k2 layout, vdpbf16ps sums
+// each (k even, k odd) pair of products into fp32:
+// C tile (m <= bf16_mr rows, n <= NR columns) (+)= A[m, k] * Bpanel[k, NR], then the epilogue. Row i of A is at
+// a + i * lda (uint16 bf16 bit patterns, lda even), the block's first k at offset 0 and k padded with a zero bf16
+// to even; b_panel is the block's k2 rows (k even except in the last block).
+using GemmUkernelBF16Fn = void (*)(int m, int n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b_panel,
+                                   float* c, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue);
+// One row of k floats -> round_up(k, 2) bf16 (round to nearest even, NaN stays NaN, the pad a zero).
+using ConvertBF16RowFn = void (*)(const float* x, int64_t k, uint16_t* out);
+
 // One query block of one (sequence, head) against its keys, for attention_tile (attention_kernels.h).
 // Row i of q/k/v/out starts at ptr + i * ld (last axis of d floats contiguous), so strided views of a fused
 // QKV projection and the KV cache are read in place.
@@ -105,6 +115,13 @@ struct KernelTable {
   int u8s8_min_rows;
   GemmUkernelU8S8Fn gemm_ukernel_u8s8;
   QuantizeU8RowFn quantize_u8_row;
+  // bf16 compute: only the avx512_bf16 level has it (null elsewhere: bf16 weights stay weight-only there).
+  // bf16_by_default: whether CPUFORMER_BF16_COMPUTE=auto runs it (it must keep the accuracy bar: docs/ARCHITECTURE.md).
+  int bf16_mr;
+  bool bf16_by_default;
+  const char* bf16_compute_name;  // e.g. "vdpbf16ps 12x32 (AVX512_BF16)", or null
+  GemmUkernelBF16Fn gemm_ukernel_bf16;
+  ConvertBF16RowFn convert_bf16_row;
   // y[n] = act(x[n]); x may equal y.
   void (*activation)(const float* x, float* y, int64_t n, Activation act);
   // y[n] = (x - mean) / sqrt(var + eps) * gamma + beta, one row.
@@ -151,5 +168,7 @@ namespace avx512 { const KernelTable& kernel_table(); }
 // The VNNI levels: the AVX2 / AVX-512 tables with the int8 compute kernel on vpdpbusd (csrc/kernels/vnni/).
 namespace avx2_vnni { const KernelTable& kernel_table(); }
 namespace avx512_vnni { const KernelTable& kernel_table(); }
+// avx512_bf16: the avx512_vnni table plus bf16 compute on vdpbf16ps (csrc/kernels/bf16/).
+namespace avx512_bf16 { const KernelTable& kernel_table(); }
 
 }  // namespace cpuformer::kernels

@@ -25,10 +25,12 @@ struct Vec {
   static Vec load_s8(const int8_t* p) {
     return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))};
   }
-  // 16 bf16 (the top halves of floats) -> 16 floats (exact): widen to 32 bits and shift into the top half.
-  static Vec load_bf16(const uint16_t* p) {
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  // bf16 (the top halves of floats) -> 16 floats (exact), from 16 32-bit lanes at p that each hold a (k even,
+  // k odd) pair of one column (packed_matrix.h's k2 layout): odd = 0 takes the low half (lane << 16), odd = 1 the
+  // high half (lane & 0xFFFF0000). One variable shift and one AND either way, no branch.
+  static Vec load_bf16(const uint16_t* p, int64_t odd) {
+    const __m512i w = _mm512_sll_epi32(_mm512_loadu_si512(p), _mm_cvtsi32_si128(static_cast<int>(16 - 16 * odd)));
+    return {_mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))))};
   }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
@@ -75,10 +77,11 @@ struct Vec {
   static Vec load_s8(const int8_t* p) {
     return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))};
   }
-  // 8 bf16 -> 8 floats (exact).
-  static Vec load_bf16(const uint16_t* p) {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+  // 8 bf16 -> 8 floats (exact), half `odd` of 8 k2 pair lanes (see the AVX-512 Vec).
+  static Vec load_bf16(const uint16_t* p, int64_t odd) {
+    const __m256i w = _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                       _mm_cvtsi32_si128(static_cast<int>(16 - 16 * odd)));
+    return {_mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))};
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask(n), v); }
@@ -133,11 +136,11 @@ struct Vec {
   }
   // 4 int8 -> 4 floats (exact).
   static Vec load_s8(const int8_t* p) { return {{float(p[0]), float(p[1]), float(p[2]), float(p[3])}}; }
-  // 4 bf16 -> 4 floats (exact).
-  static Vec load_bf16(const uint16_t* p) {
+  // 4 bf16 -> 4 floats (exact), half `odd` of 4 k2 pair lanes (see the AVX-512 Vec).
+  static Vec load_bf16(const uint16_t* p, int64_t odd) {
     Vec r;
     for (int i = 0; i < 4; ++i) {
-      const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+      const uint32_t bits = static_cast<uint32_t>(p[2 * i + odd]) << 16;
       std::memcpy(&r.v[i], &bits, sizeof bits);
     }
     return r;

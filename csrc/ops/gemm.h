@@ -10,12 +10,13 @@ namespace cpuformer {
 // a: [m, k] rows lda apart; c: [m, n] rows ldc apart (must not overlap a); residual: [m, n] rows ldr apart,
 // or null. Runs on the kernels `b` was packed for; b's panels may be float32, bf16 or int8 (weight-only: the
 // micro-kernel converts B to float in registers; int8 also scales it by its (group, column) scale).
-// int8_compute: with int8 weights and at least gemm_u8s8_min_rows() rows, quantize A too (int8 compute); false
-// keeps int8 weight-only at any M (recurrent layers: their input projections feed gates that compound rounding
-// over time steps, and their step loop is weight-only anyway).
+// compute_in_weight_dtype: with int8 weights and at least gemm_u8s8_min_rows() rows, quantize A too (int8 compute);
+// with bf16 weights and at least gemm_bf16_min_rows() rows, round A to bf16 (bf16 compute, where the kernels have it).
+// false keeps both weight-only at any M (recurrent layers: their input projections feed gates that compound
+// rounding over time steps, and their step loop is weight-only anyway).
 void gemm_packed(const float* a, int64_t m, int64_t lda, const PackedMatrix& b, float* c, int64_t ldc,
                  kernels::Activation activation = kernels::Activation::none, const float* residual = nullptr,
-                 int64_t ldr = 0, bool int8_compute = true);
+                 int64_t ldr = 0, bool compute_in_weight_dtype = true);
 
 // From this many rows of A on, gemm_packed runs int8 weights as int8 compute (A quantized per row and K group), on
 // the active kernels (KernelTable::u8s8_min_rows: 1 with VNNI, 16 without).
@@ -27,6 +28,23 @@ enum class Int8ComputeMode { automatic, on, off };
 Int8ComputeMode int8_compute_mode();
 void set_int8_compute_mode(Int8ComputeMode mode);
 bool int8_compute_enabled(const kernels::KernelTable& kt);
+
+// From this many rows of A on, gemm_packed runs bf16 weights as bf16 compute where it is enabled.
+int64_t gemm_bf16_min_rows();
+
+// When bf16 compute runs (CPUFORMER_BF16_COMPUTE, read once; the test hook changes it), only on kernels that have it
+// (KernelTable::gemm_ukernel_bf16: the avx512_bf16 level): auto = where KernelTable::bf16_by_default, on = always,
+// off = never (weight-only).
+enum class BF16ComputeMode { automatic, on, off };
+BF16ComputeMode bf16_compute_mode();
+void set_bf16_compute_mode(BF16ComputeMode mode);
+bool bf16_compute_enabled(const kernels::KernelTable& kt);
+
+// A rounded to bf16 for bf16 compute: row i at a + i * lda (uint16 bit patterns, lda even, k padded with a zero).
+struct BF16Rows {
+  const uint16_t* a;
+  int64_t lda;
+};
 
 struct GemmBlockOptions {
   kernels::Activation activation = kernels::Activation::none;
@@ -42,6 +60,9 @@ struct GemmBlockOptions {
   // int8 compute: the block's rows of A quantized (gemm_packed does it when B is int8 and M is large enough); B must
   // be int8. Null: A is read as floats.
   const kernels::QuantizedRows* quantized = nullptr;
+  // bf16 compute: the block's rows of A rounded to bf16 (gemm_packed does it when B is bf16, M is large enough and
+  // the kernels have it); B must be bf16. Null: A is read as floats.
+  const BF16Rows* bf16 = nullptr;
 };
 
 // Serial building block of gemm_packed for ops that fuse work around a GEMM: C[rows, columns of panels

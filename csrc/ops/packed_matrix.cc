@@ -1,6 +1,7 @@
 // packed_matrix.cc — packs W into the B-panel layout the micro-kernel streams: panel p holds columns
 // [p*NR, p*NR+NR) of B = W^T, one NR-element row per k, so the kernel reads B strictly sequentially.
-// int8 and bf16 panels have the same layout with one or two bytes per element; int8's scales sit beside them.
+// int8 and bf16 panels hold the same columns with one or two bytes per element, interleaved by 4 or 2 k (the order
+// the integer / bf16 dot-product instructions read); int8's scales sit beside them.
 #include "ops/packed_matrix.h"
 
 #include <omp.h>
@@ -163,10 +164,17 @@ float from_bf16(uint16_t h) {
 }  // namespace
 
 void PackedMatrix::pack_bf16(const float* weight, WeightLayout layout) {
-  const int64_t panels = num_panels(), n = n_, k = k_;
-  panels_bf16_ = AlignedArray<uint16_t>(static_cast<size_t>(panels * nr_ * k));
-  fill_panels(panels_bf16_.data(), panels, k, nr_, threads_for_work(static_cast<double>(n) * k),
-              [&](int64_t col, int64_t kk) { return col < n ? to_bf16(at(weight, layout, col, kk)) : uint16_t{0}; });
+  const int64_t panels = num_panels(), n = n_, k = k_, k2 = this->k2();
+  const int nr = nr_;
+  panels_bf16_ = AlignedArray<uint16_t>(static_cast<size_t>(panels * nr * k2));
+  run_tasks(TeamLease(threads_for_work(static_cast<double>(n) * k)), panels, [&](int64_t p, int) {
+    uint16_t* dst = panels_bf16_.data() + p * k2 * nr;
+    for (int64_t kk = 0; kk < k2; ++kk)
+      for (int j = 0; j < nr; ++j) {
+        const int64_t col = p * nr + j;
+        dst[((kk / 2) * nr + j) * 2 + kk % 2] = col < n && kk < k ? to_bf16(at(weight, layout, col, kk)) : uint16_t{0};
+      }
+  });
 }
 
 void PackedMatrix::unpack_out_in(float* weight) const {
@@ -178,8 +186,7 @@ void PackedMatrix::unpack_out_in(float* weight) const {
       for (int64_t kk = 0; kk < k_; ++kk)
         weight[col * k_ + kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_] * (inv ? inv[kk] : 1.0f);
     } else if (dtype_ == WeightDtype::bf16) {
-      const uint16_t* src = panel_bf16(p) + j;
-      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = from_bf16(src[kk * nr_]);
+      for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = from_bf16(bf16_at(p, kk, j));
     } else {
       const float* src = panel(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) weight[col * k_ + kk] = src[kk * nr_];
@@ -199,8 +206,7 @@ void PackedMatrix::unpack_rows(const int64_t* ids, int64_t count, float* out) co
       for (int64_t kk = 0; kk < k_; ++kk)
         dst[kk] = static_cast<float>(s8_at(p, kk, j)) * s[(kk / group_) * nr_] * (inv ? inv[kk] : 1.0f);
     } else if (dtype_ == WeightDtype::bf16) {
-      const uint16_t* src = panel_bf16(p) + j;
-      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(src[kk * nr_]);
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = from_bf16(bf16_at(p, kk, j));
     } else {
       const float* src = panel(p) + j;
       for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = src[kk * nr_];

@@ -17,7 +17,10 @@ enum class WeightLayout { out_in, in_out };
 // s8 panels interleave 4 k per column (k4 layout: panel byte (kk / 4) * NR * 4 + j * 4 + kk % 4 holds column j's
 // q at kk, K padded to a multiple of 4 with zeros), the order vpdpbusd / vpmaddubsw consume; the weight-only
 // kernels pick one byte of each 32-bit lane. One layout serves both int8 paths, so weights are stored once.
-// bf16: W rounded to the nearest bf16 (ties to even; NaN stays NaN), stored as its top 16 bits.
+// bf16: W rounded to the nearest bf16 (ties to even; NaN stays NaN), stored as its top 16 bits, interleaved by 2 k
+// (k2 layout: panel element ((kk / 2) * NR + j) * 2 + kk % 2 holds column j at kk, K padded to even with a zero):
+// each 32-bit lane is one column's (k even, k odd) pair, the order vdpbf16ps reads; the weight-only kernels take one
+// half of each lane (even: lane << 16, odd: lane & 0xFFFF0000). One stored copy serves both bf16 paths.
 enum class WeightDtype { f32, s8, bf16 };
 
 // The default int8 group along K. Measured on all-MiniLM-L6-v2 (600 real sentences, cosine of the mean-pooled
@@ -59,8 +62,10 @@ class PackedMatrix {
   // q of column j of panel p at kk (s8)
   int8_t s8_at(int64_t p, int64_t kk, int64_t j) const { return panel_s8(p)[(kk / 4) * nr_ * 4 + j * 4 + kk % 4]; }
   int64_t k4() const { return (k_ + 3) / 4 * 4; }
-  // bf16 panel p: k rows of nr bf16 bit patterns, columns past n zero-filled.
-  const uint16_t* panel_bf16(int64_t p) const { return panels_bf16_.data() + p * k_ * nr_; }
+  // bf16 panel p: round_up(k, 2) x nr bf16 bit patterns in the k2 layout, columns past n and k past K zero-filled.
+  const uint16_t* panel_bf16(int64_t p) const { return panels_bf16_.data() + p * k2() * nr_; }
+  uint16_t bf16_at(int64_t p, int64_t kk, int64_t j) const { return panel_bf16(p)[((kk / 2) * nr_ + j) * 2 + kk % 2]; }
+  int64_t k2() const { return (k_ + 1) / 2 * 2; }
   // nr bias values for panel p (zero-padded), or null when there is no bias.
   const float* panel_bias(int64_t p) const { return bias_.empty() ? nullptr : bias_.data() + p * nr_; }
   bool has_bias() const { return !bias_.empty(); }

@@ -32,14 +32,20 @@ def show_config(file=None) -> None:
         f"  openmp:        {info['openmp']}",
         f"  threads:       {info['num_threads']} (limit {info['max_num_threads']})"
         + (" - serial: forked after threads had started" if info["forked_serial"] else ""),
-        f"  weight dtypes: {', '.join(info['weight_dtypes'])} (bf16: weight-only, float32 compute; int8: "
+        f"  weight dtypes: {', '.join(info['weight_dtypes'])} (int8: "
         + (f"int8 compute from {info['int8_compute_min_rows']} rows on {info['int8_compute']}, weight-only below"
            if info["int8_compute_active"] else
            f"weight-only; int8 compute ({info['int8_compute']}) is off here, CPUFORMER_INT8_COMPUTE="
            f"{info['int8_compute_mode']}") + ")",
+        "  bf16 kernel:   "
+        + (f"bf16 compute on {info['bf16_compute']} from {info['bf16_compute_min_rows']} rows, weight-only below"
+           if info["bf16_compute_active"] else
+           f"weight-only (float32 compute on bf16 weights); bf16 compute: {info['bf16_compute']}, "
+           f"CPUFORMER_BF16_COMPUTE={info['bf16_compute_mode']}"),
     ]
     if not info["CPUFORMER_ISA_valid"]:
         lines.append(
-            f"  warning:       CPUFORMER_ISA={info['CPUFORMER_ISA']!r} is not one of generic, avx2, avx512; ignored"
+            f"  warning:       CPUFORMER_ISA={info['CPUFORMER_ISA']!r} is not one of generic, avx2, avx2_vnni, "
+            "avx512, avx512_vnni, avx512_bf16; ignored"
         )
     print("\n".join(lines), file=out)

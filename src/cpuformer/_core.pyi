@@ -287,6 +287,10 @@ def _set_array_pool_limit(bytes: typing.SupportsInt | typing.SupportsIndex) -> N
     """
     Most bytes of freed blocks the pool keeps (0: keep none); clears it (tests).
     """
+def _set_bf16_compute(mode: str) -> None:
+    """
+    Test hook (and CPUFORMER_BF16_COMPUTE): when bf16 weights run bf16 compute (only on kernels that have it: avx512_bf16).
+    """
 def _set_int8_compute(mode: str) -> None:
     """
     Test hook (and CPUFORMER_INT8_COMPUTE): when int8 weights run int8 compute.

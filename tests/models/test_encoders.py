@@ -222,7 +222,8 @@ def test_every_architecture_is_registered():
 def test_low_precision_weights_stay_close_to_float32(enc_ref, arch, dtype):
     """Every linear (and the tied MLM decoder, which the word embeddings then read) in bf16 / int8: fill-mask
     logits stay within a few percent of the float32 logit range on the random-init checkpoints (a coarse sanity
-    bound for hidden 60: int8 measured 2-3.3%, bf16 < 1%; the accuracy targets on real text are issue 10's tests)."""
+    bound for hidden 60: int8 measured 1.7-3.5%, bf16 0.4-0.8% weight-only and 0.6-1.6% with bf16 compute, where
+    activations are rounded to bf16 too; the accuracy targets on real text are issue 10's tests)."""
     from cpuformer.layers import TiedEmbedding
 
     folder = enc_ref / arch / "mlm"
@@ -232,4 +233,4 @@ def test_low_precision_weights_stay_close_to_float32(enc_ref, arch, dtype):
     a, b = model(enc_ref, arch, "mlm")(ids, mask, types).logits, low(ids, mask, types).logits
     real = mask.astype(bool)
     spread = a[real].max() - a[real].min()
-    assert np.abs(a[real] - b[real]).max() <= (0.05 if dtype == "int8" else 0.01) * spread
+    assert np.abs(a[real] - b[real]).max() <= (0.05 if dtype == "int8" else 0.025) * spread

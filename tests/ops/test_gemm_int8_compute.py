@@ -13,6 +13,7 @@ from cpuformer import _core, ops
 from helpers import num_threads, rand
 
 MIN_ROWS = ref.U8S8_MIN_ROWS
+VNNI_LEVELS = ("avx2_vnni", "avx512_vnni", "avx512_bf16")  # avx512_bf16 = avx512_vnni's table + bf16 compute
 
 
 pytestmark = pytest.mark.usefixtures("int8_compute_on")
@@ -21,9 +22,13 @@ pytestmark = pytest.mark.usefixtures("int8_compute_on")
 def test_default_is_on_only_where_it_pays():
     _core._set_int8_compute("auto")
     config = _core._config()
-    assert config["int8_compute_active"] == ("vnni" in config["isa"])
+    # The VNNI levels, and avx512_bf16 (avx512_vnni plus bf16 compute).
+    vnni = config["isa"] in VNNI_LEVELS
+    assert config["int8_compute_active"] == vnni
+    if vnni:
+        assert config["int8_compute"] == "vpdpbusd (VNNI)"
     # With VNNI, int8 compute beats the weight-only reader from one row on (decode); without, from 16 rows.
-    assert config["int8_compute_min_rows"] == (1 if "vnni" in config["isa"] else ref.U8S8_MIN_ROWS)
+    assert config["int8_compute_min_rows"] == (1 if vnni else ref.U8S8_MIN_ROWS)
     with pytest.raises(ValueError, match=r"int8 compute mode must be 'auto', 'on' or 'off'; got 'fast'"):
         _core._set_int8_compute("fast")
 
@@ -52,7 +57,7 @@ def test_few_rows(isa, m, k):
     rng = np.random.default_rng(m * 100 + k)
     x, w, b = rand(rng, m, k), rand(rng, 45, k), rand(rng, 45)
     lin = ops.PackedLinear(w, b, activation="gelu", dtype="int8")
-    assert ref.int8_computes(m, k) == ("vnni" in isa), f"m={m} k={k}"
+    assert ref.int8_computes(m, k) == (isa in VNNI_LEVELS), f"m={m} k={k}"
     expected = ref.linear_int8(x, w, b, "gelu", None)
     ref.assert_close(lin(x), expected, "linear_int8", scale=np.sqrt(k), err_msg=f"m={m} k={k}")
 

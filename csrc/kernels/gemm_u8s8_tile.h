@@ -125,6 +125,7 @@ template <int M>
 void u8s8_rows(int n, int64_t k, const QuantizedRows& a, const int8_t* b4, const float* b_scale,
                const float* b_colsum, int64_t group, float* c, int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
   constexpr int64_t kRowBytes = kGemmNR * 4;  // one k4 row of B4: NR columns x 4 k
+  prefetch_tile<M>(c, ldc, ep);
   Vec acc[M][kVecsPerRow];
   for (int i = 0; i < M; ++i)
     for (int v = 0; v < kVecsPerRow; ++v) acc[i][v] = Vec::zero();

@@ -79,6 +79,26 @@ constexpr int kVectorRegisters = 32;
 constexpr int kVectorRegisters = 16;
 #endif
 
+// Asks for the C tile's lines (and the residual's) before the K loop. Its rows are ldc apart, each on its own
+// page once C outgrows L2, so a store of the whole tile at the end missed on every row at once and stalled the
+// store buffer: int8 compute at M = 4096 (C 25 MB) ran 30% slower than at M = 128 (C in L2). Inline asm: GCC 12
+// dropped __builtin_prefetch / _mm_prefetch in these kernels.
+inline void prefetch_line(const float* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(p)));
+#else
+  (void)p;
+#endif
+}
+template <int M>
+inline void prefetch_tile(const float* c, int64_t ldc, const GemmEpilogue* ep) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < kGemmNR; j += 16) prefetch_line(c + i * ldc + j);
+  if (ep && ep->residual)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < kGemmNR; j += 16) prefetch_line(ep->residual + i * ep->ldr + j);
+}
+
 // Stores a full MR x NR tile held in acc: x = acc (+ C when accumulating), then the epilogue, in one pass.
 template <int M>
 inline void store_tile(Vec (&acc)[M][kVecsPerRow], float* c, int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
@@ -136,6 +156,7 @@ template <int M, int U, class Panel>
 void ukernel_rows(int n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a, Panel b, float* c, int64_t ldc,
                   bool accumulate, const GemmEpilogue* ep) {
   constexpr bool kDefer = Panel::kGroupScaled && M * kVecsPerRow * U + 2 * kVecsPerRow + 1 <= kVectorRegisters;
+  prefetch_tile<M>(c, ldc, ep);
   Vec acc[U][M][kVecsPerRow];
   Vec total[kDefer ? M : 1][kVecsPerRow];
   for (int u = 0; u < U; ++u)

@@ -35,6 +35,7 @@ inline __m512i broadcast_pair(const uint16_t* p) {
 template <int M, int U>
 void bf16_rows(int n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
                bool accumulate, const GemmEpilogue* ep) {
+  prefetch_tile<M>(c, ldc, ep);
   Vec acc[U][M][kVecsPerRow];
   for (int u = 0; u < U; ++u)
     for (int i = 0; i < M; ++i)
